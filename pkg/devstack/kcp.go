@@ -1,0 +1,124 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	tenancyv1alpha1 "github.com/kcp-dev/kcp/sdk/apis/tenancy/v1alpha1"
+	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
+	"github.com/kcp-dev/logicalcluster/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// ProviderWorkspace is the workspace, under root, that exports the Tekton
+// APIs to tenants.
+const ProviderWorkspace = "pipelines-service"
+
+func (c Config) kcpProcess() *process {
+	p := c.newProcess("kcp", c.binary(c.kcpBuild(), "kcp"), "start",
+		"--root-directory="+c.Path("kcp"),
+		"--bind-address="+c.HostIP.String(),
+		"--secure-port="+strconv.Itoa(c.KCPPort),
+		"--external-hostname="+c.HostIP.String(),
+		"--embedded-etcd-client-port="+strconv.Itoa(c.KCPEtcdPort),
+		"--embedded-etcd-peer-port="+strconv.Itoa(c.KCPEtcdPort+1),
+	)
+	p.ports = []string{
+		net.JoinHostPort(c.HostIP.String(), strconv.Itoa(c.KCPPort)),
+		"127.0.0.1:" + strconv.Itoa(c.KCPEtcdPort),
+		"127.0.0.1:" + strconv.Itoa(c.KCPEtcdPort+1),
+	}
+	return p
+}
+
+func (c Config) startKCP() error { return c.kcpProcess().start() }
+
+// waitKCP waits until kcp has written its admin kubeconfig and is ready.
+func (c Config) waitKCP(ctx context.Context) error {
+	p := c.kcpProcess()
+	return p.waitFor(ctx, 180*time.Second, "ready", func(ctx context.Context) error {
+		rc, err := c.KCPRestConfig()
+		if err != nil {
+			return err
+		}
+		client, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return err
+		}
+		_, err = client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
+	})
+}
+
+// KCPRestConfig is the admin config of kcp, pointing at the root workspace.
+func (c Config) KCPRestConfig() (*rest.Config, error) {
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: c.KCPAdminKubeconfig()},
+		&clientcmd.ConfigOverrides{CurrentContext: "root"}).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	rc.Timeout = 30 * time.Second
+	return rc, nil
+}
+
+// KCPClusterClient is a cluster-aware kcp client as admin.
+func (c Config) KCPClusterClient() (kcpclientset.ClusterInterface, error) {
+	rc, err := c.KCPBaseRestConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kcpclientset.NewForConfig(rc)
+}
+
+// KCPBaseRestConfig is the admin config of kcp without a workspace in its
+// URL, as cluster-aware clients need it.
+func (c Config) KCPBaseRestConfig() (*rest.Config, error) {
+	rc, err := c.KCPRestConfig()
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(rc.Host)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = ""
+	rc.Host = u.String()
+	return rc, nil
+}
+
+// EnsureWorkspace creates the workspace name under parent (if missing) and
+// waits until it is Ready. It returns the workspace's path.
+func EnsureWorkspace(ctx context.Context, client kcpclientset.ClusterInterface, parent logicalcluster.Path, name string) (logicalcluster.Path, error) {
+	workspaces := client.Cluster(parent).TenancyV1alpha1().Workspaces()
+	ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := workspaces.Create(ctx, ws, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return logicalcluster.Path{}, fmt.Errorf("create workspace %s:%s: %w", parent, name, err)
+	}
+	path := parent.Join(name)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		ws, err := workspaces.Get(ctx, name, metav1.GetOptions{})
+		if err == nil && ws.Status.Phase == "Ready" {
+			return path, nil
+		}
+		select {
+		case <-ctx.Done():
+			phase := ""
+			if ws != nil {
+				phase = string(ws.Status.Phase)
+			}
+			return path, fmt.Errorf("workspace %s not Ready (phase %q): %w", path, phase, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

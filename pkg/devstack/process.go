@@ -1,0 +1,207 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is a long-running program of the stack. It is started detached
+// (its own session, output to its log file) and remembered by a PID file, so
+// that any later invocation finds it, and stops exactly it, by PID.
+type process struct {
+	name    string
+	binary  string
+	args    []string
+	env     []string
+	logFile string
+	pidFile string
+	// ports the process listens on; checked free before start so that a
+	// conflict is reported by name instead of as a crash in the log.
+	ports []string
+}
+
+func (c Config) newProcess(name, binary string, args ...string) *process {
+	return &process{
+		name:    name,
+		binary:  binary,
+		args:    args,
+		logFile: c.LogFile(name),
+		pidFile: c.Path("run", name+".pid"),
+	}
+}
+
+// pid returns the PID of the running process, or 0.
+func (p *process) pid() int {
+	data, err := os.ReadFile(p.pidFile)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || !processRuns(pid, p.binary) {
+		return 0
+	}
+	return pid
+}
+
+// running reports whether the process is alive.
+func (p *process) running() bool { return p.pid() != 0 }
+
+// start starts the process unless it already runs.
+func (p *process) start() error {
+	if p.running() {
+		return nil
+	}
+	for _, addr := range p.ports {
+		if err := portFree(addr); err != nil {
+			return componentErr(p.name, p.logFile, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(p.logFile), 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p.pidFile), 0o755); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "\n=== %s starting %s %s\n", time.Now().Format(time.RFC3339), p.binary, strings.Join(p.args, " "))
+	cmd := exec.Command(p.binary, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return componentErr(p.name, p.logFile, fmt.Errorf("start %s: %w", p.binary, err))
+	}
+	if err := os.WriteFile(p.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		return err
+	}
+	// Reap the child if it exits while this program still runs.
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
+
+// stop ends the process by PID: SIGTERM, then SIGKILL after grace.
+func (p *process) stop(grace time.Duration) error {
+	pid := p.pid()
+	if pid == 0 {
+		_ = os.Remove(p.pidFile)
+		return nil
+	}
+	if err := killAndWait(pid, p.binary, grace); err != nil {
+		return componentErr(p.name, p.logFile, err)
+	}
+	return os.Remove(p.pidFile)
+}
+
+func killAndWait(pid int, binary string, grace time.Duration) error {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if !processRuns(pid, binary) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 50; i++ {
+		if !processRuns(pid, binary) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("process %d did not exit after SIGKILL", pid)
+}
+
+// rssBytes is the resident memory of the process, 0 if it does not run.
+func (p *process) rssBytes() int64 {
+	pid := p.pid()
+	if pid == 0 {
+		return 0
+	}
+	return processRSS(pid)
+}
+
+func processRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// processRuns reports whether pid is a live (not zombie) process running
+// binary. Comparing the executable guards against PID reuse.
+func processRuns(pid int, binary string) bool {
+	if pid <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return false
+	}
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	want, err := filepath.EvalSymlinks(binary)
+	if err != nil {
+		want = binary
+	}
+	return exe == want || filepath.Base(exe) == filepath.Base(want)
+}
+
+// portFree fails when something already listens on addr.
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("port %s is in use: %w", addr, err)
+	}
+	return l.Close()
+}
+
+// waitFor polls check until it succeeds, the context ends, or the process
+// dies (which ends the wait at once with the process's log named).
+func (p *process) waitFor(ctx context.Context, timeout time.Duration, what string, check func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		if p != nil && !p.running() {
+			return componentErr(p.name, p.logFile, fmt.Errorf("exited while waiting for %s", what))
+		}
+		if last = check(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			name, logFile := "stack", ""
+			if p != nil {
+				name, logFile = p.name, p.logFile
+			}
+			return componentErr(name, logFile, fmt.Errorf("not %s after %s: %w", what, timeout, errors.Join(last, ctx.Err())))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
