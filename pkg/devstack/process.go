@@ -124,6 +124,15 @@ func killAndWait(pid int, binary string, grace time.Duration) error {
 	return fmt.Errorf("process %d did not exit after SIGKILL", pid)
 }
 
+// startTime is when the running process was started (its PID file's time).
+func (p *process) startTime() (time.Time, error) {
+	st, err := os.Stat(p.pidFile)
+	if err != nil {
+		return time.Time{}, componentErr(p.name, p.logFile, err)
+	}
+	return st.ModTime(), nil
+}
+
 // rssBytes is the resident memory of the process, 0 if it does not run.
 func (p *process) rssBytes() int64 {
 	pid := p.pid()

@@ -168,6 +168,38 @@ func (c Config) unmountAll() error {
 	return errors.Join(errs...)
 }
 
+// Running reports whether every process of the stack runs.
+func (s *Stack) Running() bool {
+	for _, p := range s.processes() {
+		if !p.running() {
+			return false
+		}
+	}
+	return true
+}
+
+// Leftovers lists what of the stack remains on the machine: running
+// processes (including containerd shims), mounts under the state directory
+// and the bridge. After Down it is empty.
+func (s *Stack) Leftovers() []string {
+	var out []string
+	for _, p := range s.processes() {
+		if pid := p.pid(); pid != 0 {
+			out = append(out, fmt.Sprintf("process %s (pid %d)", p.name, pid))
+		}
+	}
+	for _, pid := range s.cfg.shimPIDs() {
+		out = append(out, fmt.Sprintf("containerd shim (pid %d)", pid))
+	}
+	for _, mp := range s.cfg.mounts() {
+		out = append(out, "mount "+mp)
+	}
+	if s.cfg.bridgeExists() {
+		out = append(out, "bridge "+s.cfg.BridgeName)
+	}
+	return out
+}
+
 // ComponentStatus is what Status reports about one process.
 type ComponentStatus struct {
 	Name     string

@@ -216,18 +216,27 @@ maxPods: 110
 	if err != nil {
 		return err
 	}
+	started, err := p.startTime()
+	if err != nil {
+		return err
+	}
 	return p.waitFor(ctx, 120*time.Second, "a Ready node", func(ctx context.Context) error {
-		return nodeReady(ctx, client, c.NodeName)
+		return nodeReady(ctx, client, c.NodeName, started)
 	})
 }
 
-func nodeReady(ctx context.Context, client kubernetes.Interface, name string) error {
+// nodeReady requires a Ready condition heartbeat from the running kubelet:
+// after a restart the stored condition is stale until it reports again.
+func nodeReady(ctx context.Context, client kubernetes.Interface, name string, since time.Time) error {
 	node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	for _, cond := range node.Status.Conditions {
 		if cond.Type == corev1.NodeReady {
+			if cond.LastHeartbeatTime.Time.Before(since.Truncate(time.Second)) {
+				return fmt.Errorf("node %s: no heartbeat from the running kubelet yet", name)
+			}
 			if cond.Status == corev1.ConditionTrue {
 				return nil
 			}

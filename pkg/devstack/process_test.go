@@ -1,0 +1,128 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	cfg, err := DefaultConfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StateDir = t.TempDir()
+	return cfg
+}
+
+func TestProcessStartFailuresNameComponentAndLog(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	cases := []struct {
+		name     string
+		binary   string
+		ports    []string
+		wantText string
+	}{
+		{name: "port in use", binary: "/bin/sleep", ports: []string{busy.Addr().String()}, wantText: "port " + busy.Addr().String() + " is in use"},
+		{name: "missing binary", binary: "/nonexistent/kube-apiserver", wantText: "start /nonexistent/kube-apiserver"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			p := cfg.newProcess("component-x", tc.binary, "60")
+			p.ports = tc.ports
+			err := p.start()
+			var cerr *ComponentError
+			if !errors.As(err, &cerr) {
+				t.Fatalf("start() = %v, want a ComponentError", err)
+			}
+			if cerr.Component != "component-x" || cerr.LogFile != cfg.LogFile("component-x") {
+				t.Errorf("error names %q / %q, want component-x / %s", cerr.Component, cerr.LogFile, cfg.LogFile("component-x"))
+			}
+			if !strings.Contains(err.Error(), tc.wantText) || !strings.Contains(err.Error(), cfg.LogFile("component-x")) {
+				t.Errorf("error %q does not say %q and the log file", err, tc.wantText)
+			}
+			if p.running() {
+				t.Error("process reported running after a failed start")
+			}
+		})
+	}
+}
+
+func TestWaitForReportsAComponentThatExits(t *testing.T) {
+	cfg := testConfig(t)
+	p := cfg.newProcess("dies", "/bin/false")
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+	err := p.waitFor(context.Background(), 10*time.Second, "ready", func(context.Context) error { return errors.New("not yet") })
+	if err == nil || !strings.Contains(err.Error(), "dies: exited while waiting for ready") || !strings.Contains(err.Error(), cfg.LogFile("dies")) {
+		t.Fatalf("waitFor() = %v, want the component's exit and log named", err)
+	}
+}
+
+func TestWaitForTimesOutWithLastError(t *testing.T) {
+	cfg := testConfig(t)
+	p := cfg.newProcess("slow", "/bin/sleep", "30")
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.stop(time.Second) }()
+	err := p.waitFor(context.Background(), 600*time.Millisecond, "ready", func(context.Context) error { return errors.New("connection refused") })
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "slow: not ready") {
+		t.Fatalf("waitFor() = %v", err)
+	}
+}
+
+func TestStartIsIdempotentAndStopEndsThePID(t *testing.T) {
+	cfg := testConfig(t)
+	p := cfg.newProcess("sleeper", "/bin/sleep", "60")
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := p.pid()
+	if pid == 0 {
+		t.Fatal("not running after start")
+	}
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+	if again := p.pid(); again != pid {
+		t.Fatalf("second start replaced pid %d with %d", pid, again)
+	}
+	if rss := p.rssBytes(); rss <= 0 {
+		t.Errorf("rss = %d, want > 0", rss)
+	}
+	if err := p.stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if processRuns(pid, "/bin/sleep") {
+		t.Errorf("pid %d still runs after stop", pid)
+	}
+	if _, err := os.Stat(p.pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+}
+
+func TestStalePIDFileIsNotRunning(t *testing.T) {
+	cfg := testConfig(t)
+	p := cfg.newProcess("ghost", "/bin/sleep")
+	// Our own PID runs, but not /bin/sleep: PID reuse must not count.
+	if err := writeFile(p.pidFile, strconv.Itoa(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+	if p.running() {
+		t.Error("a PID file naming another program counts as running")
+	}
+}
