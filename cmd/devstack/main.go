@@ -3,6 +3,7 @@
 //	devstack up       build what is missing, start what is not running, wait until ready
 //	devstack down     stop every process of the stack by PID, remove its mounts and bridge
 //	devstack status   one KEY=VALUE line per fact
+//	devstack tenant N create tenant workspace root:N bound to the Tekton export, print its kubeconfig
 //	devstack bench    cold build times, warm bring-up time, resident memory per component
 package main
 
@@ -59,6 +60,16 @@ func run(ctx context.Context, verb string) error {
 		for _, line := range stack.StatusLines() {
 			fmt.Println(line)
 		}
+		return nil
+	case "tenant":
+		if len(os.Args) != 3 {
+			return fmt.Errorf("usage: devstack tenant NAME")
+		}
+		kubeconfig, err := stack.AddTenant(ctx, os.Args[2])
+		if err != nil {
+			return err
+		}
+		fmt.Printf("TENANT_KUBECONFIG=%s\n", kubeconfig)
 		return nil
 	case "bench":
 		return stack.Bench(ctx, os.Stdout)

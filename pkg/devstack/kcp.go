@@ -23,7 +23,9 @@ import (
 const ProviderWorkspace = "pipelines-service"
 
 func (c Config) kcpProcess() *process {
+	caFile, _ := (&certAuthority{dir: c.Path("kcp-pki")}).files("ca")
 	p := c.newProcess("kcp", c.binary(c.kcpBuild(), "kcp"), "start",
+		"--client-ca-file="+caFile,
 		"--root-directory="+c.Path("kcp"),
 		"--bind-address="+c.HostIP.String(),
 		"--secure-port="+strconv.Itoa(c.KCPPort),
@@ -39,7 +41,12 @@ func (c Config) kcpProcess() *process {
 	return p
 }
 
-func (c Config) startKCP() error { return c.kcpProcess().start() }
+func (c Config) startKCP() error {
+	if _, err := c.kcpClientCA(); err != nil {
+		return componentErr("kcp", c.LogFile("kcp"), err)
+	}
+	return c.kcpProcess().start()
+}
 
 // waitKCP waits until kcp has written its admin kubeconfig and is ready.
 func (c Config) waitKCP(ctx context.Context) error {

@@ -55,10 +55,16 @@ func (p *process) pid() int {
 // running reports whether the process is alive.
 func (p *process) running() bool { return p.pid() != 0 }
 
-// start starts the process unless it already runs.
+// start starts the process unless it already runs with the same command
+// line; one running with another command line is restarted.
 func (p *process) start() error {
 	if p.running() {
-		return nil
+		if p.sameCommand() {
+			return nil
+		}
+		if err := p.stop(20 * time.Second); err != nil {
+			return err
+		}
 	}
 	for _, addr := range p.ports {
 		if err := portFree(addr); err != nil {
@@ -87,9 +93,23 @@ func (p *process) start() error {
 	if err := os.WriteFile(p.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		return err
 	}
+	if err := os.WriteFile(p.commandFile(), []byte(p.commandLine()), 0o644); err != nil {
+		return err
+	}
 	// Reap the child if it exits while this program still runs.
 	go func() { _ = cmd.Wait() }()
 	return nil
+}
+
+func (p *process) commandFile() string { return strings.TrimSuffix(p.pidFile, ".pid") + ".cmdline" }
+
+func (p *process) commandLine() string {
+	return strings.Join(append(append([]string{p.binary}, p.args...), p.env...), "\x00")
+}
+
+func (p *process) sameCommand() bool {
+	data, err := os.ReadFile(p.commandFile())
+	return err == nil && string(data) == p.commandLine()
 }
 
 // stop ends the process by PID: SIGTERM, then SIGKILL after grace.

@@ -47,6 +47,9 @@ func (s *Stack) Up(ctx context.Context) error {
 		{"kubelet", s.startKubelet},
 		{"kcp (ready)", c.waitKCP},
 		{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
+		{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
+		{"tenant workspace root:" + DemoTenant, func(ctx context.Context) error { _, err := s.AddTenant(ctx, DemoTenant); return err }},
+		{"controller", s.startController},
 	}
 	for _, step := range steps {
 		start := time.Now()
@@ -97,6 +100,7 @@ func (s *Stack) processes() []*process {
 	return []*process{
 		c.registryProcess(), c.kcpProcess(), c.etcdProcess(), c.apiserverProcess(pki),
 		c.controllerManagerProcess(pki), c.schedulerProcess(), c.containerdProcess(), c.kubeletProcess(),
+		c.controllerProcess(""),
 	}
 }
 
@@ -235,6 +239,8 @@ func (s *Stack) StatusLines() []string {
 		"STATE_DIR=" + c.StateDir,
 		"LOG_DIR=" + c.Path("logs"),
 		"PROVIDER_WORKSPACE=root:" + ProviderWorkspace,
+		"TENANT_KUBECONFIG=" + c.TenantKubeconfig(DemoTenant),
+		"KO_DOCKER_REPO=" + c.KoDockerRepo(),
 	}
 	all := true
 	for _, st := range s.Status() {

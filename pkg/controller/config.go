@@ -1,0 +1,106 @@
+// Package controller assembles the pipelines-service controller from its
+// configuration: kcp and workload clients, the virtual workspace, and the
+// reconcilers.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
+	"github.com/kcp-dev/logicalcluster/v3"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pipelines-service/pipelines-service/pkg/images"
+	"github.com/pipelines-service/pipelines-service/pkg/kcp"
+	"github.com/pipelines-service/pipelines-service/pkg/provider"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
+)
+
+// Config is the controller's configuration file.
+type Config struct {
+	// KCPKubeconfig authenticates the controller to kcp; its server is
+	// kcp's base URL (no workspace path).
+	KCPKubeconfig string `json:"kcpKubeconfig"`
+	// ProviderWorkspace is the path of the workspace holding the export.
+	ProviderWorkspace string `json:"providerWorkspace"`
+	// APIExport is the name of the export (and its endpoint slice).
+	APIExport string `json:"apiExport,omitempty"`
+	// WorkloadKubeconfig is the workload cluster's kubeconfig; empty means
+	// in-cluster.
+	WorkloadKubeconfig string `json:"workloadKubeconfig,omitempty"`
+	// TektonImages are Tekton's helper images, built with ko.
+	TektonImages pipeline.Images `json:"tektonImages"`
+	// ImageMap is the mapping step images resolve through.
+	ImageMap images.Config `json:"imageMap"`
+	// Workers is the number of reconcile workers.
+	Workers int `json:"workers,omitempty"`
+}
+
+// LoadConfig reads and checks a Config.
+func LoadConfig(path string) (Config, error) {
+	cfg := Config{APIExport: provider.ExportName, Workers: 4}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, err
+	}
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.KCPKubeconfig == "" || cfg.ProviderWorkspace == "" {
+		return cfg, fmt.Errorf("%s: kcpKubeconfig and providerWorkspace are required", path)
+	}
+	if err := cfg.TektonImages.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: tektonImages: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Run runs the controller until ctx ends.
+func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
+	kcpRest, err := clientcmd.BuildConfigFromFlags("", cfg.KCPKubeconfig)
+	if err != nil {
+		return fmt.Errorf("kcp kubeconfig: %w", err)
+	}
+	kcpClient, err := kcpclientset.NewForConfig(kcpRest)
+	if err != nil {
+		return err
+	}
+	urls, err := kcp.VirtualWorkspaceURLs(ctx, log, kcpClient, logicalcluster.NewPath(cfg.ProviderWorkspace), cfg.APIExport)
+	if err != nil {
+		return err
+	}
+	if len(urls) > 1 {
+		log.Warnw("export is served by several shards; this controller watches the first", "urls", urls)
+	}
+	log.Infow("watching tenant workspaces through the APIExport virtual workspace", "url", urls[0])
+	tenants, err := kcpdynamic.NewForConfig(kcp.ForVirtualWorkspace(kcpRest, urls[0]))
+	if err != nil {
+		return err
+	}
+	workloadRest, err := clientcmd.BuildConfigFromFlags("", cfg.WorkloadKubeconfig)
+	if err != nil {
+		return fmt.Errorf("workload kubeconfig: %w", err)
+	}
+	workloadClient, err := kubernetes.NewForConfig(workloadRest)
+	if err != nil {
+		return err
+	}
+	taskRuns, err := taskrun.New(taskrun.Options{
+		Tenants:  tenants,
+		Workload: workloadClient,
+		Images:   cfg.TektonImages,
+		Resolver: images.NewResolver(cfg.ImageMap),
+		Log:      log.Named("taskrun"),
+	})
+	if err != nil {
+		return err
+	}
+	return taskRuns.Run(ctx, cfg.Workers)
+}

@@ -1,0 +1,197 @@
+package devstack
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pipelines-service/pipelines-service/pkg/controller"
+	"github.com/pipelines-service/pipelines-service/pkg/images"
+)
+
+// KoVersion is the pinned ko that builds the Go images.
+const KoVersion = "v0.17.1"
+
+// tektonImagePackages are Tekton's helper binaries, built with ko from the
+// pinned tektoncd/pipeline module. Tekton's pod builder expects each at
+// /ko-app/<name>.
+var tektonImagePackages = []string{
+	"github.com/tektoncd/pipeline/cmd/entrypoint",
+	"github.com/tektoncd/pipeline/cmd/nop",
+	"github.com/tektoncd/pipeline/cmd/sidecarlogresults",
+	"github.com/tektoncd/pipeline/cmd/workingdirinit",
+}
+
+// KoDockerRepo is where ko pushes the project's images.
+func (c Config) KoDockerRepo() string { return c.RegistryAddr + "/pipelines-service" }
+
+func (c Config) koBinary() string { return filepath.Join(c.buildDir("ko", KoVersion), "bin", "ko") }
+
+// ensureKo installs the pinned ko into the cache.
+func (c Config) ensureKo(ctx context.Context) error {
+	if _, err := os.Stat(c.koBinary()); err == nil {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, "go", "install", "github.com/google/ko@"+KoVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+filepath.Dir(c.koBinary()), "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	return c.runLogged(cmd, "build-ko")
+}
+
+// koEnv is the environment ko builds with: push to the local registry,
+// base images from it too.
+func (c Config) koEnv() []string {
+	return append(os.Environ(),
+		"KO_DOCKER_REPO="+c.KoDockerRepo(),
+		"KO_DEFAULTBASEIMAGE="+c.RegistryAddr+"/pipelines-service/shell:latest",
+		"GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB, "CGO_ENABLED=0")
+}
+
+// ensureTektonImages builds Tekton's helper images with ko unless the
+// recorded ones are still in the registry.
+func (c Config) ensureTektonImages(ctx context.Context) (pipeline.Images, error) {
+	record := c.Path("controller", "tekton-images.json")
+	var imgs pipeline.Images
+	if data, err := os.ReadFile(record); err == nil && json.Unmarshal(data, &imgs) == nil && c.imagesExist(ctx, imgs) {
+		return imgs, nil
+	}
+	if err := c.ensureKo(ctx); err != nil {
+		return imgs, err
+	}
+	args := append([]string{"build", "-B", "--platform=linux/amd64"}, tektonImagePackages...)
+	cmd := exec.CommandContext(ctx, c.koBinary(), args...)
+	cmd.Dir = c.RepoRoot
+	cmd.Env = c.koEnv()
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := c.runLogged(cmd, "ko-tekton-images"); err != nil {
+		return imgs, err
+	}
+	refs := strings.Fields(out.String())
+	if len(refs) != len(tektonImagePackages) {
+		return imgs, fmt.Errorf("ko printed %d images for %d packages: %q", len(refs), len(tektonImagePackages), out.String())
+	}
+	imgs = pipeline.Images{
+		EntrypointImage:        refs[0],
+		NopImage:               refs[1],
+		SidecarLogResultsImage: refs[2],
+		WorkingDirInitImage:    refs[3],
+		ShellImage:             c.RegistryAddr + "/pipelines-service/shell:latest",
+		// Never used on Linux nodes; Tekton requires a value.
+		ShellImageWin: "mcr.microsoft.com/powershell:nanoserver",
+	}
+	data, _ := json.MarshalIndent(imgs, "", "  ")
+	return imgs, writeFile(record, string(data))
+}
+
+func (c Config) imagesExist(ctx context.Context, imgs pipeline.Images) bool {
+	for _, ref := range []string{imgs.EntrypointImage, imgs.NopImage, imgs.SidecarLogResultsImage, imgs.WorkingDirInitImage} {
+		r, err := name.ParseReference(ref, name.Insecure)
+		if err != nil {
+			return false
+		}
+		if _, err := remote.Head(r, remote.WithContext(ctx)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ImageMap is the mapping the nodes' containerd and the controller share.
+func (c Config) ImageMap() images.Config {
+	return images.Config{Mirror: c.RegistryAddr, MirroredRegistries: MirroredRegistries()}
+}
+
+// ControllerConfigFile is the controller's configuration in the dev stack.
+func (c Config) ControllerConfigFile() string { return c.Path("controller", "config.yaml") }
+
+func (c Config) controllerBinary() string { return c.Path("bin", "controller") }
+
+func (c Config) controllerProcess(buildID string) *process {
+	p := c.newProcess("controller", c.controllerBinary(), "--config="+c.ControllerConfigFile())
+	p.env = []string{"PIPELINES_SERVICE_BUILD=" + buildID}
+	return p
+}
+
+// startController builds the controller from the checkout, writes its
+// configuration and (re)starts it when the binary or config changed.
+func (s *Stack) startController(ctx context.Context) error {
+	c := s.cfg
+	imgs, err := c.ensureTektonImages(ctx)
+	if err != nil {
+		return componentErr("tekton images", c.LogFile("ko-tekton-images"), err)
+	}
+	cfg := controller.Config{
+		KCPKubeconfig:      c.ControllerKCPKubeconfig(),
+		ProviderWorkspace:  providerPath().String(),
+		WorkloadKubeconfig: c.WorkloadAdminKubeconfig(),
+		TektonImages:       imgs,
+		ImageMap:           c.ImageMap(),
+		Workers:            4,
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(c.ControllerConfigFile(), string(data)); err != nil {
+		return err
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", c.controllerBinary(), "./cmd/controller")
+	build.Dir = c.RepoRoot
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB, "CGO_ENABLED=0")
+	if err := c.runLogged(build, "build-controller"); err != nil {
+		return componentErr("build controller", c.LogFile("build-controller"), err)
+	}
+	buildID, err := fileDigest(c.controllerBinary(), c.ControllerConfigFile())
+	if err != nil {
+		return err
+	}
+	return c.controllerProcess(buildID).start()
+}
+
+func (c Config) runLogged(cmd *exec.Cmd, logName string) error {
+	logFile := c.LogFile(logName)
+	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
+		return err
+	}
+	logf, err := os.Create(logFile)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	if cmd.Stdout == nil {
+		cmd.Stdout = logf
+	}
+	cmd.Stderr = logf
+	if err := cmd.Run(); err != nil {
+		return componentErr(logName, logFile, fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err))
+	}
+	return nil
+}
+
+func fileDigest(files ...string) (string, error) {
+	h := sha256.New()
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, fh)
+		fh.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}

@@ -1,0 +1,128 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+
+	kcpkubernetes "github.com/kcp-dev/client-go/kubernetes"
+	"github.com/kcp-dev/logicalcluster/v3"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/pipelines-service/pipelines-service/pkg/provider"
+)
+
+// DemoTenant is the tenant workspace bring-up creates.
+const DemoTenant = "demo"
+
+// kcpClientCA signs the client certificates of the controller and of
+// tenants: identities that outlive kcp restarts (kcp's admin token does not).
+func (c Config) kcpClientCA() (*certAuthority, error) {
+	return loadOrCreateCA(c.Path("kcp-pki"), "pipelines-service-kcp-client-ca")
+}
+
+// TenantKubeconfig is where a tenant's kubeconfig is written.
+func (c Config) TenantKubeconfig(name string) string { return c.Path("tenants", name+".kubeconfig") }
+
+// ControllerKCPKubeconfig is the controller's identity in kcp.
+func (c Config) ControllerKCPKubeconfig() string { return c.Path("controller", "kcp.kubeconfig") }
+
+// TenantUser is the kcp user of a tenant's kubeconfig.
+func TenantUser(name string) string { return "tenant-" + name }
+
+func (s *Stack) providerClients() (provider.Clients, error) {
+	rc, err := s.cfg.KCPBaseRestConfig()
+	if err != nil {
+		return provider.Clients{}, err
+	}
+	kcpClient, err := s.cfg.KCPClusterClient()
+	if err != nil {
+		return provider.Clients{}, err
+	}
+	kube, err := kcpkubernetes.NewForConfig(rc)
+	if err != nil {
+		return provider.Clients{}, err
+	}
+	return provider.Clients{KCP: kcpClient, Kube: kube}, nil
+}
+
+// ensureProvider sets up the provider workspace's export and RBAC and
+// writes the controller's kcp kubeconfig.
+func (s *Stack) ensureProvider(ctx context.Context) error {
+	clients, err := s.providerClients()
+	if err != nil {
+		return err
+	}
+	if err := provider.EnsureProvider(ctx, clients, providerPath()); err != nil {
+		return componentErr("kcp provider", s.cfg.LogFile("kcp"), err)
+	}
+	return s.writeKCPUserKubeconfig(s.cfg.ControllerKCPKubeconfig(), provider.ControllerUser, logicalcluster.Path{})
+}
+
+func providerPath() logicalcluster.Path { return logicalcluster.NewPath("root").Join(ProviderWorkspace) }
+
+// AddTenant creates a tenant workspace under root, binds it to the export
+// (accepting its permission claims), grants the tenant's own user admin
+// rights in it and writes the tenant's kubeconfig. It returns that path.
+func (s *Stack) AddTenant(ctx context.Context, name string) (string, error) {
+	clients, err := s.providerClients()
+	if err != nil {
+		return "", err
+	}
+	path, err := EnsureWorkspace(ctx, clients.KCP, logicalcluster.NewPath("root"), name)
+	if err != nil {
+		return "", err
+	}
+	if err := provider.BindTenant(ctx, clients, path, providerPath(), TenantUser(name)); err != nil {
+		return "", err
+	}
+	kubeconfig := s.cfg.TenantKubeconfig(name)
+	return kubeconfig, s.writeKCPUserKubeconfig(kubeconfig, TenantUser(name), path)
+}
+
+// writeKCPUserKubeconfig writes a kubeconfig for user (a client
+// certificate from the kcp client CA) pointing at workspace (kcp's base URL
+// when empty).
+func (s *Stack) writeKCPUserKubeconfig(path, user string, workspace logicalcluster.Path) error {
+	ca, err := s.cfg.kcpClientCA()
+	if err != nil {
+		return err
+	}
+	certFile, keyFile, err := ca.ensure(certSpec{name: user, commonName: user, client: true})
+	if err != nil {
+		return err
+	}
+	admin, err := clientcmd.LoadFromFile(s.cfg.KCPAdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	adminCtx := admin.Contexts[admin.CurrentContext]
+	if adminCtx == nil || admin.Clusters[adminCtx.Cluster] == nil {
+		return fmt.Errorf("%s has no current context", s.cfg.KCPAdminKubeconfig())
+	}
+	server, err := url.Parse(admin.Clusters[adminCtx.Cluster].Server)
+	if err != nil {
+		return err
+	}
+	server.Path = ""
+	if !workspace.Empty() {
+		server.Path = "/clusters/" + workspace.String()
+	}
+	cert, err := os.ReadFile(certFile)
+	if err != nil {
+		return err
+	}
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return err
+	}
+	name := user
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server.String(), CertificateAuthorityData: admin.Clusters[adminCtx.Cluster].CertificateAuthorityData}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	cfg.CurrentContext = name
+	return clientcmd.WriteToFile(*cfg, path)
+}

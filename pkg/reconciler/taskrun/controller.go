@@ -1,0 +1,192 @@
+// Package taskrun reconciles tenants' TaskRuns, seen through the APIExport
+// virtual workspace with cluster-aware informers, into Pods on a workload
+// cluster, with Tekton's semantics (tektoncd/pipeline as a library), and
+// reflects the pods' state back into the TaskRuns' status.
+package taskrun
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
+	kcpinformers "github.com/kcp-dev/client-go/informers"
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/pipelines-service/pipelines-service/pkg/images"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
+)
+
+// ControllerName names the controller in logs and the work queue.
+const ControllerName = "pipelines-service-taskrun"
+
+// Resources the controller reads in tenant workspaces.
+var (
+	TaskRunsResource = v1.SchemeGroupVersion.WithResource("taskruns")
+	TasksResource    = v1.SchemeGroupVersion.WithResource("tasks")
+)
+
+// Options configure a Controller.
+type Options struct {
+	// Tenants is a cluster-aware dynamic client on the APIExport virtual
+	// workspace.
+	Tenants kcpdynamic.ClusterInterface
+	// Workload is the client of the workload cluster.
+	Workload kubernetes.Interface
+	// Images are Tekton's helper images (entrypoint, nop, shell, ...).
+	Images pipeline.Images
+	// Resolver rewrites step images and reads their configs.
+	Resolver *images.Resolver
+	Log      *zap.SugaredLogger
+}
+
+// Controller reconciles TaskRuns of every tenant workspace.
+type Controller struct {
+	log      *zap.SugaredLogger
+	queue    workqueue.TypedRateLimitingInterface[string]
+	tenants  kcpdynamic.ClusterInterface
+	workload kubernetes.Interface
+	images   pipeline.Images
+	resolver *images.Resolver
+	tekton   *config.Config
+	clock    clock.PassiveClock
+
+	tenantInformers   kcpdynamicinformer.DynamicSharedInformerFactory
+	workloadInformers informers.SharedInformerFactory
+	taskRuns          kcpinformers.GenericClusterInformer
+	tasks             kcpinformers.GenericClusterInformer
+	pods              corev1listers.PodLister
+}
+
+// New wires the informers and the work queue.
+func New(opts Options) (*Controller, error) {
+	c := &Controller{
+		log:      opts.Log,
+		queue:    workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName}),
+		tenants:  opts.Tenants,
+		workload: opts.Workload,
+		images:   opts.Images,
+		resolver: opts.Resolver,
+		tekton:   tektonConfig(),
+		clock:    clock.RealClock{},
+	}
+	c.tenantInformers = kcpdynamicinformer.NewDynamicSharedInformerFactory(opts.Tenants, 0)
+	c.taskRuns = c.tenantInformers.ForResource(TaskRunsResource)
+	c.tasks = c.tenantInformers.ForResource(TasksResource)
+	if _, err := c.taskRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueTaskRun,
+		UpdateFunc: func(_, obj interface{}) { c.enqueueTaskRun(obj) },
+		DeleteFunc: c.enqueueTaskRun,
+	}); err != nil {
+		return nil, err
+	}
+
+	c.workloadInformers = informers.NewSharedInformerFactoryWithOptions(opts.Workload, 0,
+		informers.WithTweakListOptions(workload.ManagedSelector))
+	podInformer := c.workloadInformers.Core().V1().Pods()
+	c.pods = podInformer.Lister()
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueOwnerOfPod,
+		UpdateFunc: func(_, obj interface{}) { c.enqueueOwnerOfPod(obj) },
+		DeleteFunc: c.enqueueOwnerOfPod,
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// tektonConfig is Tekton's configuration for building pods and status:
+// no credential init (tenant credentials are not carried yet), no native
+// sidecars (that would need the apiserver version), our managed-by label.
+func tektonConfig() *config.Config {
+	cfg := config.FromContextOrDefaults(context.Background())
+	cfg.FeatureFlags.DisableCredsInit = true
+	cfg.FeatureFlags.EnableKubernetesSidecar = false
+	cfg.Defaults.DefaultManagedByLabelValue = workload.ManagedByValue
+	return cfg
+}
+
+func (c *Controller) enqueueTaskRun(obj interface{}) {
+	key, err := kcpcache.DeletionHandlingMetaClusterNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+func (c *Controller) enqueueOwnerOfPod(obj interface{}) {
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tombstone.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	if key, ok := workload.TenantKey(pod.ObjectMeta); ok {
+		c.queue.Add(key)
+	}
+}
+
+// Run starts the informers and workers and blocks until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	c.tenantInformers.Start(ctx.Done())
+	c.workloadInformers.Start(ctx.Done())
+	for gvr, synced := range c.tenantInformers.WaitForCacheSync(ctx.Done()) {
+		if !synced {
+			return fmt.Errorf("informer for %s did not sync", gvr)
+		}
+	}
+	for typ, synced := range c.workloadInformers.WaitForCacheSync(ctx.Done()) {
+		if !synced {
+			return fmt.Errorf("workload informer for %v did not sync", typ)
+		}
+	}
+	c.log.Infow("caches synced, starting workers", "workers", workers)
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, c.runWorker, time.Second)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) runWorker(ctx context.Context) {
+	for c.processNext(ctx) {
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	requeueAfter, err := c.reconcileKey(ctx, key)
+	switch {
+	case err != nil:
+		c.log.Errorw("reconcile failed, retrying", "key", key, "error", err)
+		c.queue.AddRateLimited(key)
+	case requeueAfter > 0:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, requeueAfter)
+	default:
+		c.queue.Forget(key)
+	}
+	return true
+}

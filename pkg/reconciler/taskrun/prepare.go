@@ -1,0 +1,108 @@
+package taskrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektontaskrun "github.com/tektoncd/pipeline/pkg/reconciler/taskrun"
+	"github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
+	"github.com/tektoncd/pipeline/pkg/trustedresources"
+	"github.com/tektoncd/pipeline/pkg/workspace"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// prepare defaults, validates and resolves the TaskRun's Task as Tekton
+// does. On failure it marks the TaskRun failed with Tekton's reason and
+// returns false.
+func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun) (*resources.ResolvedTask, bool) {
+	tr.SetDefaults(ctx)
+	// kcp has no Tekton admission webhook: validate as it would.
+	if ferr := tr.Validate(ctx); ferr != nil {
+		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedValidation, ferr)
+		return nil, false
+	}
+	taskMeta, taskSpec, err := resources.GetTaskData(ctx, tr, c.getTask(cluster, tr))
+	if err != nil {
+		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
+		return nil, false
+	}
+	for _, step := range taskSpec.Steps {
+		if step.Ref != nil {
+			tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution,
+				fmt.Errorf("step %q references StepAction %q: StepActions are not served by pipelines-service yet", step.Name, step.Ref.Name))
+			return nil, false
+		}
+	}
+	if tr.Status.TaskSpec == nil {
+		tr.Status.TaskSpec = taskSpec.DeepCopy()
+	}
+	rtr := &resources.ResolvedTask{TaskName: taskMeta.Name, TaskSpec: taskSpec, Kind: resources.GetTaskKind(tr)}
+	if err := validateResolved(ctx, tr, rtr); err != nil {
+		var reasoned reasonedError
+		if errors.As(err, &reasoned) {
+			tr.Status.MarkResourceFailed(reasoned.reason, reasoned.err)
+		} else {
+			tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedValidation, err)
+		}
+		return nil, false
+	}
+	return rtr, true
+}
+
+type reasonedError struct {
+	reason v1.TaskRunReason
+	err    error
+}
+
+func (e reasonedError) Error() string { return e.err.Error() }
+
+// validateResolved runs Tekton's checks of a TaskRun against its Task.
+func validateResolved(ctx context.Context, tr *v1.TaskRun, rtr *resources.ResolvedTask) error {
+	if err := tektontaskrun.ValidateResolvedTask(ctx, tr.Spec.Params, &v1.Matrix{}, rtr); err != nil {
+		return fmt.Errorf("invalid input params for task %s: %w", rtr.TaskName, err)
+	}
+	if err := tektontaskrun.ValidateEnumParam(ctx, tr.Spec.Params, rtr.TaskSpec.Params); err != nil {
+		return reasonedError{reason: v1.TaskRunReasonInvalidParamValue, err: fmt.Errorf("invalid param value: %w", err)}
+	}
+	if err := resources.ValidateParamArrayIndex(rtr.TaskSpec, tr.Spec.Params); err != nil {
+		return fmt.Errorf("invalid array index in params: %w", err)
+	}
+	decls := rtr.TaskSpec.Workspaces
+	if err := workspace.ValidateBindings(ctx, decls, tr.Spec.Workspaces); err != nil {
+		return fmt.Errorf("invalid workspace bindings: %w", err)
+	}
+	return nil
+}
+
+// getTask returns the Task a TaskRun refers to, from the same workspace
+// and namespace. Once resolved, the spec stored in status is replayed.
+func (c *Controller) getTask(cluster logicalcluster.Name, tr *v1.TaskRun) resources.GetTask {
+	return func(ctx context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
+		if tr.Status.TaskSpec != nil {
+			task := &v1.Task{Spec: *tr.Status.TaskSpec.DeepCopy()}
+			task.Name = name
+			return task, nil, nil, nil
+		}
+		obj, err := c.tasks.Lister().ByCluster(cluster).ByNamespace(tr.Namespace).Get(name)
+		if apierrors.IsNotFound(err) {
+			return nil, nil, nil, fmt.Errorf("tasks.tekton.dev %q not found in namespace %q", name, tr.Namespace)
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		task := &v1.Task{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.(*unstructured.Unstructured).Object, task); err != nil {
+			return nil, nil, nil, fmt.Errorf("task %q does not decode into tekton.dev/v1: %w", name, err)
+		}
+		task.SetDefaults(ctx)
+		if ferr := task.Validate(ctx); ferr != nil {
+			return nil, nil, nil, fmt.Errorf("task %q is invalid: %w", name, ferr)
+		}
+		return task, nil, nil, nil
+	}
+}

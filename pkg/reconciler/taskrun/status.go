@@ -1,0 +1,62 @@
+package taskrun
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"knative.dev/pkg/apis"
+)
+
+// updateStatus writes tr's status into the tenant TaskRun.
+func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, tr *v1.TaskRun) error {
+	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&tr.Status)
+	if err != nil {
+		return err
+	}
+	out := u.DeepCopy()
+	out.Object["status"] = status
+	_, err = c.tenants.Cluster(cluster.Path()).Resource(TaskRunsResource).Namespace(u.GetNamespace()).UpdateStatus(ctx, out, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	return nil
+}
+
+func hasFinalizer(u *unstructured.Unstructured) bool {
+	return slices.Contains(u.GetFinalizers(), Finalizer)
+}
+
+func (c *Controller) addFinalizer(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured) error {
+	out := u.DeepCopy()
+	out.SetFinalizers(append(out.GetFinalizers(), Finalizer))
+	_, err := c.tenants.Cluster(cluster.Path()).Resource(TaskRunsResource).Namespace(u.GetNamespace()).Update(ctx, out, metav1.UpdateOptions{})
+	return err
+}
+
+func (c *Controller) removeFinalizer(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured) error {
+	out := u.DeepCopy()
+	out.SetFinalizers(slices.DeleteFunc(out.GetFinalizers(), func(f string) bool { return f == Finalizer }))
+	_, err := c.tenants.Cluster(cluster.Path()).Resource(TaskRunsResource).Namespace(u.GetNamespace()).Update(ctx, out, metav1.UpdateOptions{})
+	return err
+}
+
+// failUndecodable marks a TaskRun that Tekton's types cannot read as
+// failed validation, keeping everything the tenant wrote.
+func (c *Controller) failUndecodable(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, decodeErr error) error {
+	status := v1.TaskRunStatus{}
+	status.MarkResourceFailed(v1.TaskRunReasonFailedValidation, fmt.Errorf("not a valid tekton.dev/v1 TaskRun: %w", decodeErr))
+	if cond := status.GetCondition(apis.ConditionSucceeded); cond != nil {
+		existing, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		if len(existing) > 0 {
+			return nil // already reported
+		}
+	}
+	tr := &v1.TaskRun{Status: status}
+	return c.updateStatus(ctx, cluster, u, tr)
+}

@@ -1,0 +1,132 @@
+package taskrun
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	"github.com/kcp-dev/logicalcluster/v3"
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	podconvert "github.com/tektoncd/pipeline/pkg/pod"
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Finalizer keeps a TaskRun until what it made on the workload cluster is
+// gone: the workload cluster has no owner references to tenant objects.
+const Finalizer = "pipelines-service.dev/workload"
+
+// reconcileKey reconciles the TaskRun of a cluster-aware key and returns
+// when to look again.
+func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
+	cluster, namespace, name, err := kcpcache.SplitMetaClusterNamespaceKey(key)
+	if err != nil {
+		c.log.Errorw("invalid key", "key", key, "error", err)
+		return 0, nil
+	}
+	log := c.log.With("workspace", cluster.String(), "namespace", namespace, "name", name)
+	obj, err := c.taskRuns.Lister().ByCluster(cluster).ByNamespace(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil // gone; its finalizer already cleaned up
+	}
+	if err != nil {
+		return 0, err
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return 0, fmt.Errorf("unexpected object %T", obj)
+	}
+	tr := &v1.TaskRun{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, tr); err != nil {
+		// The schema admits it but Tekton's types do not: report, don't crash.
+		log.Errorw("TaskRun does not decode into tekton.dev/v1", "error", err)
+		return 0, c.failUndecodable(ctx, cluster, u, err)
+	}
+	ctx = config.ToContext(ctx, c.tekton)
+
+	if tr.DeletionTimestamp != nil {
+		return 0, c.finalize(ctx, log, cluster, u, tr)
+	}
+	if !hasFinalizer(u) {
+		return 0, c.addFinalizer(ctx, cluster, u)
+	}
+
+	before := tr.Status.DeepCopy()
+	requeue, err := c.reconcile(ctx, log, cluster, tr)
+	if !equality.Semantic.DeepEqual(before, &tr.Status) {
+		if uerr := c.updateStatus(ctx, cluster, u, tr); uerr != nil {
+			return 0, uerr
+		}
+	}
+	return requeue, err
+}
+
+// reconcile drives one TaskRun as Tekton's taskrun reconciler does.
+func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun) (time.Duration, error) {
+	if !tr.HasStarted() {
+		tr.Status.InitializeConditions()
+		if tr.Status.StartTime.Sub(tr.CreationTimestamp.Time) < 0 {
+			tr.Status.StartTime = tr.CreationTimestamp.DeepCopy()
+		}
+	}
+	if tr.IsDone() {
+		return 0, nil
+	}
+	if tr.IsCancelled() {
+		return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonCancelled,
+			fmt.Sprintf("TaskRun %q was cancelled. %s", tr.Name, tr.Spec.StatusMessage))
+	}
+
+	rtr, ok := c.prepare(ctx, cluster, tr)
+	if !ok {
+		log.Infow("TaskRun failed before running", "reason", tr.Status.GetCondition("Succeeded").GetReason())
+		return 0, nil
+	}
+
+	if tr.HasTimedOut(ctx, c.clock) {
+		if pod, err := c.existingPod(cluster, tr); err == nil && pod != nil {
+			if status, err := podconvert.MakeTaskRunStatus(ctx, log, *tr, pod, c.workload, rtr.TaskSpec); err == nil {
+				tr.Status = status
+			}
+		}
+		return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonTimedOut,
+			fmt.Sprintf("TaskRun %q failed to finish within %q", tr.Name, tr.GetTimeout(ctx)))
+	}
+
+	pod, err := c.ensurePod(ctx, log, cluster, tr, rtr)
+	if err != nil || pod == nil {
+		return 0, err
+	}
+	if podconvert.SidecarsReady(pod.Status) {
+		if err := podconvert.UpdateReady(ctx, c.workload, *pod); err != nil {
+			return 0, err
+		}
+	}
+	status, err := podconvert.MakeTaskRunStatus(ctx, log, *tr, pod, c.workload, rtr.TaskSpec)
+	if err != nil {
+		return 0, fmt.Errorf("status from pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	tr.Status = status
+	if tr.IsDone() {
+		log.Infow("TaskRun finished", "reason", tr.Status.GetCondition("Succeeded").GetReason())
+		return 0, nil
+	}
+	return c.untilTimeout(ctx, tr), nil
+}
+
+// untilTimeout is when the TaskRun times out, 0 without a timeout.
+func (c *Controller) untilTimeout(ctx context.Context, tr *v1.TaskRun) time.Duration {
+	timeout := tr.GetTimeout(ctx)
+	if tr.Status.StartTime == nil || timeout == config.NoTimeoutDuration {
+		return 0
+	}
+	if left := timeout - c.clock.Since(tr.Status.StartTime.Time); left > 0 {
+		return left
+	}
+	return time.Millisecond
+}

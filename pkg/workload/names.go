@@ -1,0 +1,101 @@
+// Package workload holds what the controller writes to workload clusters:
+// the mapping of tenant (logical cluster, namespace) to a workload
+// namespace, and the labels that lead from workload objects back to the
+// tenant objects they were made for.
+package workload
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"strings"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	"github.com/kcp-dev/logicalcluster/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Labels and annotations on workload objects.
+const (
+	LabelManagedBy       = "app.kubernetes.io/managed-by"
+	ManagedByValue       = "pipelines-service"
+	LabelClusterName     = "pipelines-service.dev/cluster"
+	LabelNamespace       = "pipelines-service.dev/namespace"
+	LabelTaskRunUID      = "pipelines-service.dev/taskrun-uid"
+	AnnotationClusterNS  = "pipelines-service.dev/tenant" // "<cluster>/<namespace>"
+	namespacePrefix      = "ps-"
+	maxNamespaceLength   = 63
+	hashedNamespaceChars = 24
+)
+
+// Namespace is the workload namespace holding the objects of one tenant
+// namespace in one logical cluster.
+//
+// Logical cluster names never contain '-' (they are "root" or base36
+// hashes), so "ps-<cluster>-<namespace>" is injective. Where that exceeds
+// 63 characters, the name is "ps-<cluster>-h<hash>"; the namespace carries
+// the tenant in an annotation, and EnsureNamespace refuses a namespace
+// annotated for another tenant, so two tenants never share one.
+func Namespace(cluster logicalcluster.Name, namespace string) string {
+	name := namespacePrefix + cluster.String() + "-" + namespace
+	if len(name) <= maxNamespaceLength {
+		return name
+	}
+	sum := sha256.Sum256([]byte(cluster.String() + "/" + namespace))
+	hash := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]))[:hashedNamespaceChars]
+	prefix := namespacePrefix + cluster.String()
+	if max := maxNamespaceLength - len(hash) - 2; len(prefix) > max {
+		prefix = prefix[:max]
+	}
+	return prefix + "-h" + hash
+}
+
+// TenantAnnotation is the value of AnnotationClusterNS for a tenant namespace.
+func TenantAnnotation(cluster logicalcluster.Name, namespace string) string {
+	return cluster.String() + "/" + namespace
+}
+
+// NamespaceObject is the workload namespace object for a tenant namespace.
+func NamespaceObject(cluster logicalcluster.Name, namespace string) *corev1.Namespace {
+	ns := &corev1.Namespace{}
+	ns.Name = Namespace(cluster, namespace)
+	ns.Labels = map[string]string{LabelManagedBy: ManagedByValue, LabelClusterName: cluster.String()}
+	if len(namespace) <= 63 {
+		ns.Labels[LabelNamespace] = namespace
+	}
+	ns.Annotations = map[string]string{AnnotationClusterNS: TenantAnnotation(cluster, namespace)}
+	return ns
+}
+
+// CheckOwner fails when an existing workload namespace belongs to another
+// tenant namespace.
+func CheckOwner(ns *corev1.Namespace, cluster logicalcluster.Name, namespace string) error {
+	want := TenantAnnotation(cluster, namespace)
+	if got := ns.Annotations[AnnotationClusterNS]; got != want {
+		return fmt.Errorf("workload namespace %s belongs to %q, not %q", ns.Name, got, want)
+	}
+	return nil
+}
+
+// ManagedSelector restricts list/watch to objects the service made.
+func ManagedSelector(opts *metav1.ListOptions) {
+	opts.LabelSelector = LabelManagedBy + "=" + ManagedByValue
+}
+
+// Annotations leading from a workload object back to its tenant object.
+const (
+	AnnotationTaskRun = "pipelines-service.dev/taskrun" // "<namespace>/<name>" in the tenant workspace
+)
+
+// TenantKey is the cluster-aware queue key of the tenant TaskRun a
+// workload object was made for.
+func TenantKey(meta metav1.ObjectMeta) (string, bool) {
+	cluster := meta.Labels[LabelClusterName]
+	ref := meta.Annotations[AnnotationTaskRun]
+	ns, name, ok := strings.Cut(ref, "/")
+	if cluster == "" || !ok {
+		return "", false
+	}
+	return kcpcache.ToClusterAwareKey(cluster, ns, name), true
+}
