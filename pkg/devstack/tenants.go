@@ -61,7 +61,9 @@ func (s *Stack) ensureProvider(ctx context.Context) error {
 	return s.writeKCPUserKubeconfig(s.cfg.ControllerKCPKubeconfig(), provider.ControllerUser, logicalcluster.Path{})
 }
 
-func providerPath() logicalcluster.Path { return logicalcluster.NewPath("root").Join(ProviderWorkspace) }
+func providerPath() logicalcluster.Path {
+	return logicalcluster.NewPath("root").Join(ProviderWorkspace)
+}
 
 // AddTenant creates a tenant workspace under root, binds it to the export
 // (accepting its permission claims), grants the tenant's own user admin

@@ -64,7 +64,7 @@ func (e reasonedError) Error() string { return e.err.Error() }
 // validateResolved runs Tekton's checks of a TaskRun against its Task.
 func validateResolved(ctx context.Context, tr *v1.TaskRun, rtr *resources.ResolvedTask) error {
 	if err := tektontaskrun.ValidateResolvedTask(ctx, tr.Spec.Params, &v1.Matrix{}, rtr); err != nil {
-		return fmt.Errorf("invalid input params for task %s: %w", rtr.TaskName, err)
+		return err
 	}
 	if err := tektontaskrun.ValidateEnumParam(ctx, tr.Spec.Params, rtr.TaskSpec.Params); err != nil {
 		return reasonedError{reason: v1.TaskRunReasonInvalidParamValue, err: fmt.Errorf("invalid param value: %w", err)}

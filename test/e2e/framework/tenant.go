@@ -1,0 +1,87 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"knative.dev/pkg/apis"
+)
+
+// Tenant is a tenant workspace bound to the Tekton export, seen with the
+// tenant's own identity (not admin).
+type Tenant struct {
+	Name       string
+	Kubeconfig string
+	Rest       *rest.Config
+	Tekton     tektonclient.Interface
+	Kube       kubernetes.Interface
+}
+
+// NewTenant creates a tenant workspace with a unique name for this test.
+func (e *Env) NewTenant(ctx context.Context, t testing.TB, prefix string) *Tenant {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1_000_000_000)
+	kubeconfig, err := e.Stack.AddTenant(ctx, name)
+	if err != nil {
+		t.Fatalf("add tenant %s: %v", name, err)
+	}
+	tenant, err := TenantFromKubeconfig(name, kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tenant
+}
+
+// TenantFromKubeconfig builds a tenant's clients.
+func TenantFromKubeconfig(name, kubeconfig string) (*Tenant, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	tk, err := tektonclient.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &Tenant{Name: name, Kubeconfig: kubeconfig, Rest: rc, Tekton: tk, Kube: kube}, nil
+}
+
+// WaitTaskRunDone waits until the TaskRun's Succeeded condition is no
+// longer Unknown and returns it.
+func (tn *Tenant) WaitTaskRunDone(ctx context.Context, t testing.TB, namespace, name string, timeout time.Duration) *v1.TaskRun {
+	t.Helper()
+	var tr *v1.TaskRun
+	Eventually(t, timeout, "TaskRun "+tn.Name+"/"+namespace+"/"+name+" done", func() (bool, string, error) {
+		var err error
+		tr, err = tn.Tekton.TektonV1().TaskRuns(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		cond := tr.Status.GetCondition(apis.ConditionSucceeded)
+		if cond == nil {
+			return false, "no Succeeded condition yet", nil
+		}
+		return !cond.IsUnknown(), fmt.Sprintf("%s: %s", cond.Reason, cond.Message), nil
+	})
+	return tr
+}
+
+// Condition returns the Succeeded condition's status and reason.
+func Condition(tr *v1.TaskRun) (string, string) {
+	cond := tr.Status.GetCondition(apis.ConditionSucceeded)
+	if cond == nil {
+		return "", ""
+	}
+	return string(cond.Status), cond.Reason
+}
