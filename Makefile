@@ -7,7 +7,7 @@ export GOFLAGS := -mod=readonly -buildvcs=false
 BIN := $(CURDIR)/bin
 DEVSTACK := $(BIN)/devstack
 
-.PHONY: all build deps dev-up dev-down dev-status test unit e2e bench vet fmt
+.PHONY: all build deps generate verify-generate dev-up dev-down dev-status test unit e2e bench vet fmt
 
 all: build
 
@@ -43,6 +43,14 @@ e2e: build
 ## bench: stack cold build / warm bring-up / resident memory figures.
 bench: deps build
 	$(DEVSTACK) bench
+
+## generate: APIResourceSchemas from the pinned tektoncd/pipeline release.
+generate:
+	$(GO) run ./hack/schemagen -out apis/tekton
+
+## verify-generate: fail if generated files are stale.
+verify-generate: generate
+	git diff --exit-code -- apis/
 
 vet:
 	$(GO) vet ./... && $(GO) vet -tags e2e ./test/...

@@ -4,6 +4,8 @@
 //	devstack down     stop every process of the stack by PID, remove its mounts and bridge
 //	devstack status   one KEY=VALUE line per fact
 //	devstack tenant N create tenant workspace root:N bound to the Tekton export, print its kubeconfig
+//	devstack deploy   run the controller in the workload cluster: ko apply -f config/
+//	devstack undeploy run the controller on the host again
 //	devstack bench    cold build times, warm bring-up time, resident memory per component
 package main
 
@@ -71,6 +73,10 @@ func run(ctx context.Context, verb string) error {
 		}
 		fmt.Printf("TENANT_KUBECONFIG=%s\n", kubeconfig)
 		return nil
+	case "deploy":
+		return stack.Deploy(ctx)
+	case "undeploy":
+		return stack.Undeploy(ctx)
 	case "bench":
 		return stack.Bench(ctx, os.Stdout)
 	default:

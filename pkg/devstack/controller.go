@@ -128,6 +128,10 @@ func (c Config) controllerProcess(buildID string) *process {
 // configuration and (re)starts it when the binary or config changed.
 func (s *Stack) startController(ctx context.Context) error {
 	c := s.cfg
+	if c.controllerInCluster() {
+		s.log.Infow("controller runs in the workload cluster (devstack deploy); not starting it on the host")
+		return nil
+	}
 	imgs, err := c.ensureTektonImages(ctx)
 	if err != nil {
 		return componentErr("tekton images", c.LogFile("ko-tekton-images"), err)

@@ -97,11 +97,14 @@ func (s *Stack) ensureProviderWorkspace(ctx context.Context) error {
 func (s *Stack) processes() []*process {
 	c := s.cfg
 	pki := workloadPKI{} // arguments do not matter for finding or stopping
-	return []*process{
+	procs := []*process{
 		c.registryProcess(), c.kcpProcess(), c.etcdProcess(), c.apiserverProcess(pki),
 		c.controllerManagerProcess(pki), c.schedulerProcess(), c.containerdProcess(), c.kubeletProcess(),
-		c.controllerProcess(""),
 	}
+	if !c.controllerInCluster() {
+		procs = append(procs, c.controllerProcess(""))
+	}
+	return procs
 }
 
 // Down stops every process of the stack by PID, removes its pod sandboxes,
@@ -251,6 +254,9 @@ func (s *Stack) StatusLines() []string {
 			all = false
 		}
 		lines = append(lines, envKey(st.Name)+"_STATE="+state)
+	}
+	if c.controllerInCluster() {
+		lines = append(lines, "CONTROLLER_STATE=in-cluster deployment "+deployNamespace+"/pipelines-service-controller")
 	}
 	bridge := "absent"
 	if c.bridgeExists() {

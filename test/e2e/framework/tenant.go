@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,6 +38,11 @@ func (e *Env) NewTenant(ctx context.Context, t testing.TB, prefix string) *Tenan
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := e.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces().Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			t.Logf("delete tenant workspace %s: %v", name, err)
+		}
+	})
 	return tenant
 }
 

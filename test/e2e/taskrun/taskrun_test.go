@@ -30,7 +30,7 @@ func greetTask() *v1.Task {
 	return &v1.Task{
 		ObjectMeta: metav1.ObjectMeta{Name: "greet"},
 		Spec: v1.TaskSpec{
-			Params: v1.ParamSpecs{{Name: "who", Type: v1.ParamTypeString}, {Name: "words", Type: v1.ParamTypeArray}},
+			Params:  v1.ParamSpecs{{Name: "who", Type: v1.ParamTypeString}, {Name: "words", Type: v1.ParamTypeArray}},
 			Results: []v1.TaskResult{{Name: "greeting"}, {Name: "count"}},
 			Steps: []v1.Step{{
 				Name:  "greet",
@@ -167,7 +167,7 @@ func TestFailingStepFailsTaskRunAsTekton(t *testing.T) {
 func sleeper(name string) *v1.TaskRun {
 	return &v1.TaskRun{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{Steps: []v1.Step{{Name: "sleep", Image: "busybox", Script: "sleep 300"}}}},
+		Spec:       v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{Steps: []v1.Step{{Name: "sleep", Image: "busybox", Script: "sleep 300"}}}},
 	}
 }
 

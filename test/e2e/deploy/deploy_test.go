@@ -1,0 +1,59 @@
+//go:build e2e
+
+package deploy
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
+)
+
+// TestKoDeployedControllerServesTenants deploys the controller into the
+// workload cluster with ko (the host controller stops), runs a TaskRun in
+// a new tenant workspace through it, and switches back.
+func TestKoDeployedControllerServesTenants(t *testing.T) {
+	ctx := context.Background()
+	stack := env.Stack
+	if err := stack.Deploy(ctx); err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stack.Undeploy(context.Background()); err != nil {
+			t.Errorf("undeploy: %v", err)
+		}
+	})
+	for _, line := range stack.StatusLines() {
+		if strings.HasPrefix(line, "CONTROLLER_STATE=") && !strings.Contains(line, "in-cluster") {
+			t.Fatalf("after deploy: %s, want the controller in-cluster only", line)
+		}
+	}
+	framework.Eventually(t, 2*time.Minute, "controller deployment available", func() (bool, string, error) {
+		d, err := env.Workload.AppsV1().Deployments("pipelines-service").Get(ctx, "pipelines-service-controller", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return d.Status.AvailableReplicas == 1 && d.Status.UpdatedReplicas == 1, "not available yet", nil
+	})
+
+	tn := env.NewTenant(ctx, t, "e2e-ko")
+	tr := &v1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "via-ko"},
+		Spec: v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{
+			Results: []v1.TaskResult{{Name: "where"}},
+			Steps:   []v1.Step{{Name: "s", Image: "busybox", Script: "printf in-cluster > $(results.where.path)"}},
+		}},
+	}
+	if _, err := tn.Tekton.TektonV1().TaskRuns("default").Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := tn.WaitTaskRunDone(ctx, t, "default", "via-ko", 3*time.Minute)
+	if status, reason := framework.Condition(done); status != "True" || len(done.Status.Results) != 1 || done.Status.Results[0].Value.StringVal != "in-cluster" {
+		t.Fatalf("TaskRun through the in-cluster controller ended %s/%s with results %v", status, reason, done.Status.Results)
+	}
+}
