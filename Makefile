@@ -19,9 +19,10 @@ deps:
 
 $(DEVSTACK): build
 
-## dev-up: bring the local stack up (idempotent).
+## dev-up: bring the local stack up (idempotent) and run a TaskRun in the demo tenant.
 dev-up: deps build
 	$(DEVSTACK) up
+	$(DEVSTACK) demo
 
 ## dev-down: stop the stack's processes by PID, remove its mounts and bridge.
 dev-down: build

@@ -1,0 +1,64 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/clientcmd"
+	"knative.dev/pkg/apis"
+	"sigs.k8s.io/yaml"
+)
+
+// Demo runs examples/taskrun.yaml in the demo tenant workspace, as the
+// tenant, and reports its outcome and results.
+func (s *Stack) Demo(ctx context.Context, out io.Writer) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", s.cfg.TenantKubeconfig(DemoTenant))
+	if err != nil {
+		return err
+	}
+	client, err := tektonclient.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(filepath.Join(s.cfg.RepoRoot, "examples", "taskrun.yaml"))
+	if err != nil {
+		return err
+	}
+	tr := &v1.TaskRun{}
+	if err := yaml.UnmarshalStrict(data, tr); err != nil {
+		return fmt.Errorf("examples/taskrun.yaml: %w", err)
+	}
+	created, err := client.TektonV1().TaskRuns("default").Create(ctx, tr, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("create TaskRun in root:%s: %w", DemoTenant, err)
+	}
+	fmt.Fprintf(out, "TaskRun root:%s default/%s created\n", DemoTenant, created.Name)
+	var cond *apis.Condition
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		tr, err = client.TektonV1().TaskRuns("default").Get(ctx, created.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		cond = tr.Status.GetCondition(apis.ConditionSucceeded)
+		return cond != nil && !cond.IsUnknown(), nil
+	})
+	if err != nil {
+		return fmt.Errorf("TaskRun %s did not finish: %w", created.Name, err)
+	}
+	fmt.Fprintf(out, "TaskRun %s: %s (%s) in %s\n", created.Name, cond.Reason, cond.Message, tr.Status.CompletionTime.Sub(tr.Status.StartTime.Time))
+	for _, r := range tr.Status.Results {
+		fmt.Fprintf(out, "  result %s = %q\n", r.Name, r.Value.StringVal)
+	}
+	if !cond.IsTrue() {
+		return fmt.Errorf("TaskRun %s failed: %s", created.Name, cond.Message)
+	}
+	return nil
+}
