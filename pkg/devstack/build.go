@@ -3,7 +3,6 @@ package devstack
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,15 +88,6 @@ func (c Config) ensureBuilt(ctx context.Context, b goBuild) error {
 	if c.built(b) {
 		return nil
 	}
-	logFile := c.LogFile("build-" + b.component)
-	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
-		return err
-	}
-	logf, err := os.Create(logFile)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
 	tmp := filepath.Join(dir, "bin.tmp")
 	_ = os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -107,11 +97,9 @@ func (c Config) ensureBuilt(ctx context.Context, b goBuild) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = filepath.Join(c.RepoRoot, "third_party", b.module)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	fmt.Fprintf(logf, "building %s@%s: go %s\n", b.component, b.version, strings.Join(args, " "))
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return componentErr("build "+b.component, logFile, err)
+	if err := c.runLogged(cmd, "build-"+b.component); err != nil {
+		return err
 	}
 	_ = os.RemoveAll(filepath.Join(dir, "bin"))
 	if err := os.Rename(tmp, filepath.Join(dir, "bin")); err != nil {

@@ -9,12 +9,9 @@ import (
 )
 
 // writeCertKubeconfig writes a kubeconfig that authenticates with a client
-// certificate, embedding all files so that the kubeconfig stands alone.
-func writeCertKubeconfig(path, server, caFile, certFile, keyFile, contextName string) error {
-	ca, err := os.ReadFile(caFile)
-	if err != nil {
-		return err
-	}
+// certificate, embedding the CA, certificate and key so that it stands
+// alone.
+func writeCertKubeconfig(path, server string, caData []byte, certFile, keyFile, contextName string) error {
 	cert, err := os.ReadFile(certFile)
 	if err != nil {
 		return err
@@ -24,7 +21,7 @@ func writeCertKubeconfig(path, server, caFile, certFile, keyFile, contextName st
 		return err
 	}
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[contextName] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
+	cfg.Clusters[contextName] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caData}
 	cfg.AuthInfos[contextName] = &clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key}
 	cfg.Contexts[contextName] = &clientcmdapi.Context{Cluster: contextName, AuthInfo: contextName}
 	cfg.CurrentContext = contextName

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 
 	kcpkubernetes "github.com/kcp-dev/client-go/kubernetes"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 )
@@ -112,19 +110,5 @@ func (s *Stack) writeKCPUserKubeconfig(path, user string, workspace logicalclust
 	if !workspace.Empty() {
 		server.Path = "/clusters/" + workspace.String()
 	}
-	cert, err := os.ReadFile(certFile)
-	if err != nil {
-		return err
-	}
-	key, err := os.ReadFile(keyFile)
-	if err != nil {
-		return err
-	}
-	name := user
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server.String(), CertificateAuthorityData: admin.Clusters[adminCtx.Cluster].CertificateAuthorityData}
-	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key}
-	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
-	cfg.CurrentContext = name
-	return clientcmd.WriteToFile(*cfg, path)
+	return writeCertKubeconfig(path, server.String(), admin.Clusters[adminCtx.Cluster].CertificateAuthorityData, certFile, keyFile, user)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -54,6 +55,10 @@ func (c Config) ensureWorkloadPKI() (workloadPKI, error) {
 		{spec: certSpec{name: "kubelet", commonName: "system:node:" + c.NodeName, organization: []string{"system:nodes"}, client: true},
 			kubeconfig: c.Path("workload", "kubelet.kubeconfig")},
 	}
+	caData, err := os.ReadFile(pki.ca)
+	if err != nil {
+		return workloadPKI{}, err
+	}
 	for _, i := range issue {
 		cert, key, err := ca.ensure(i.spec)
 		if err != nil {
@@ -63,7 +68,7 @@ func (c Config) ensureWorkloadPKI() (workloadPKI, error) {
 			*i.cert, *i.key = cert, key
 		}
 		if i.kubeconfig != "" {
-			if err := writeCertKubeconfig(i.kubeconfig, c.workloadAPIURL(), pki.ca, cert, key, "workload"); err != nil {
+			if err := writeCertKubeconfig(i.kubeconfig, c.workloadAPIURL(), caData, cert, key, "workload"); err != nil {
 				return workloadPKI{}, err
 			}
 		}
