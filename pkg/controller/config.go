@@ -9,10 +9,12 @@ import (
 	"os"
 
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	"go.uber.org/zap"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -21,6 +23,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
 // Config is the controller's configuration file.
@@ -92,15 +95,41 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
+	workloadInformers := informers.NewSharedInformerFactoryWithOptions(workloadClient, 0,
+		informers.WithTweakListOptions(workload.ManagedSelector))
 	taskRuns, err := taskrun.New(taskrun.Options{
-		Tenants:  tenants,
-		Workload: workloadClient,
-		Images:   cfg.TektonImages,
-		Resolver: images.NewResolver(cfg.ImageMap),
-		Log:      log.Named("taskrun"),
+		Tenants:           tenants,
+		TenantInformers:   tenantInformers,
+		WorkloadInformers: workloadInformers,
+		Workload:          workloadClient,
+		Images:            cfg.TektonImages,
+		Resolver:          images.NewResolver(cfg.ImageMap),
+		Log:               log.Named("taskrun"),
 	})
 	if err != nil {
 		return err
 	}
-	return taskRuns.Run(ctx, cfg.Workers)
+	if err := startInformers(ctx, tenantInformers, workloadInformers); err != nil {
+		return err
+	}
+	taskRuns.Run(ctx, cfg.Workers)
+	return nil
+}
+
+// startInformers starts the shared informers and waits for their caches.
+func startInformers(ctx context.Context, tenants kcpdynamicinformer.DynamicSharedInformerFactory, workloads informers.SharedInformerFactory) error {
+	tenants.Start(ctx.Done())
+	workloads.Start(ctx.Done())
+	for gvr, synced := range tenants.WaitForCacheSync(ctx.Done()) {
+		if !synced {
+			return fmt.Errorf("tenant informer for %s did not sync", gvr)
+		}
+	}
+	for typ, synced := range workloads.WaitForCacheSync(ctx.Done()) {
+		if !synced {
+			return fmt.Errorf("workload informer for %v did not sync", typ)
+		}
+	}
+	return nil
 }

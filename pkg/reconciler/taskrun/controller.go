@@ -6,7 +6,6 @@ package taskrun
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
@@ -45,6 +44,10 @@ type Options struct {
 	// Tenants is a cluster-aware dynamic client on the APIExport virtual
 	// workspace.
 	Tenants kcpdynamic.ClusterInterface
+	// TenantInformers and WorkloadInformers are shared by the reconcilers;
+	// the caller starts them.
+	TenantInformers   kcpdynamicinformer.DynamicSharedInformerFactory
+	WorkloadInformers informers.SharedInformerFactory
 	// Workload is the client of the workload cluster.
 	Workload kubernetes.Interface
 	// Images are Tekton's helper images (entrypoint, nop, shell, ...).
@@ -65,11 +68,9 @@ type Controller struct {
 	tekton   *config.Config
 	clock    clock.PassiveClock
 
-	tenantInformers   kcpdynamicinformer.DynamicSharedInformerFactory
-	workloadInformers informers.SharedInformerFactory
-	taskRuns          kcpinformers.GenericClusterInformer
-	tasks             kcpinformers.GenericClusterInformer
-	pods              corev1listers.PodLister
+	taskRuns kcpinformers.GenericClusterInformer
+	tasks    kcpinformers.GenericClusterInformer
+	pods     corev1listers.PodLister
 }
 
 // New wires the informers and the work queue.
@@ -84,9 +85,8 @@ func New(opts Options) (*Controller, error) {
 		tekton:   tektonConfig(),
 		clock:    clock.RealClock{},
 	}
-	c.tenantInformers = kcpdynamicinformer.NewDynamicSharedInformerFactory(opts.Tenants, 0)
-	c.taskRuns = c.tenantInformers.ForResource(TaskRunsResource)
-	c.tasks = c.tenantInformers.ForResource(TasksResource)
+	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
+	c.tasks = opts.TenantInformers.ForResource(TasksResource)
 	if _, err := c.taskRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueTaskRun,
 		UpdateFunc: func(_, obj interface{}) { c.enqueueTaskRun(obj) },
@@ -95,9 +95,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 
-	c.workloadInformers = informers.NewSharedInformerFactoryWithOptions(opts.Workload, 0,
-		informers.WithTweakListOptions(workload.ManagedSelector))
-	podInformer := c.workloadInformers.Core().V1().Pods()
+	podInformer := opts.WorkloadInformers.Core().V1().Pods()
 	c.pods = podInformer.Lister()
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueOwnerOfPod,
@@ -142,28 +140,15 @@ func (c *Controller) enqueueOwnerOfPod(obj interface{}) {
 	}
 }
 
-// Run starts the informers and workers and blocks until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) error {
+// Run runs workers until ctx ends; the informers must have synced.
+func (c *Controller) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
-	c.tenantInformers.Start(ctx.Done())
-	c.workloadInformers.Start(ctx.Done())
-	for gvr, synced := range c.tenantInformers.WaitForCacheSync(ctx.Done()) {
-		if !synced {
-			return fmt.Errorf("informer for %s did not sync", gvr)
-		}
-	}
-	for typ, synced := range c.workloadInformers.WaitForCacheSync(ctx.Done()) {
-		if !synced {
-			return fmt.Errorf("workload informer for %v did not sync", typ)
-		}
-	}
-	c.log.Infow("caches synced, starting workers", "workers", workers)
+	c.log.Infow("starting workers", "workers", workers)
 	for i := 0; i < workers; i++ {
 		go wait.UntilWithContext(ctx, c.runWorker, time.Second)
 	}
 	<-ctx.Done()
-	return nil
 }
 
 func (c *Controller) runWorker(ctx context.Context) {
