@@ -22,6 +22,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
@@ -110,9 +111,18 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	pipelineRuns, err := pipelinerun.New(pipelinerun.Options{
+		Tenants:         tenants,
+		TenantInformers: tenantInformers,
+		Log:             log.Named("pipelinerun"),
+	})
+	if err != nil {
+		return err
+	}
 	if err := startInformers(ctx, tenantInformers, workloadInformers); err != nil {
 		return err
 	}
+	go pipelineRuns.Run(ctx, cfg.Workers)
 	taskRuns.Run(ctx, cfg.Workers)
 	return nil
 }

@@ -30,10 +30,15 @@ func (c *Controller) existingPod(cluster logicalcluster.Name, tr *v1.TaskRun) (*
 		}
 	}
 	pods, err := c.pods.Pods(ns).List(labels.SelectorFromSet(labels.Set{workload.LabelTaskRunUID: string(tr.UID)}))
-	if err != nil || len(pods) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	return pods[0], nil
+	for _, pod := range pods {
+		if !podconvert.IsPodArchived(pod, &tr.Status) {
+			return pod, nil
+		}
+	}
+	return nil, nil
 }
 
 // ensurePod returns the TaskRun's pod, creating it (and its workload

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"knative.dev/pkg/apis"
 )
 
 // Finalizer keeps a TaskRun until what it made on the workload cluster is
@@ -58,6 +59,9 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 
 	before := tr.Status.DeepCopy()
 	requeue, err := c.reconcile(ctx, log, cluster, tr)
+	if retried := retryIfRetriable(tr); retried {
+		log.Infow("TaskRun failed, retrying", "attempt", len(tr.Status.RetriesStatus)+1, "retries", tr.Spec.Retries)
+	}
 	if !equality.Semantic.DeepEqual(before, &tr.Status) {
 		if uerr := c.updateStatus(ctx, cluster, u, tr); uerr != nil {
 			return 0, uerr
@@ -117,6 +121,25 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 		return 0, nil
 	}
 	return c.untilTimeout(ctx, tr), nil
+}
+
+// retryIfRetriable starts another attempt of a failed TaskRun that has
+// retries left, as Tekton does: the failed attempt's status moves to
+// retriesStatus and the run starts over (a new pod, "-retryN").
+func retryIfRetriable(tr *v1.TaskRun) bool {
+	cond := tr.Status.GetCondition(apis.ConditionSucceeded)
+	if cond == nil || !cond.IsFalse() || tr.IsCancelled() || !tr.IsRetriable() {
+		return false
+	}
+	attempt := tr.Status.DeepCopy()
+	attempt.RetriesStatus = nil
+	tr.Status.RetriesStatus = append(tr.Status.RetriesStatus, *attempt)
+	tr.Status.StartTime, tr.Status.CompletionTime = nil, nil
+	tr.Status.PodName = ""
+	tr.Status.Results = nil
+	tr.Status.Steps, tr.Status.Sidecars = nil, nil
+	tr.Status.MarkResourceOngoing(v1.TaskRunReasonToBeRetried, cond.Message)
+	return true
 }
 
 // untilTimeout is when the TaskRun times out, 0 without a timeout.

@@ -1,0 +1,144 @@
+// Package pipelinerun reconciles tenants' PipelineRuns into child TaskRuns
+// in the same tenant workspace, with Tekton's semantics (DAG, results,
+// when expressions, finally, retries, timeouts, cancellation, matrix),
+// reusing tektoncd/pipeline's pipelinerun resources as a library.
+package pipelinerun
+
+import (
+	"context"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
+	kcpinformers "github.com/kcp-dev/client-go/informers"
+	"github.com/kcp-dev/logicalcluster/v3"
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
+)
+
+// ControllerName names the controller in logs and the work queue.
+const ControllerName = "pipelines-service-pipelinerun"
+
+// Resources the controller reads in tenant workspaces.
+var (
+	PipelineRunsResource = v1.SchemeGroupVersion.WithResource("pipelineruns")
+	PipelinesResource    = v1.SchemeGroupVersion.WithResource("pipelines")
+	TasksResource        = v1.SchemeGroupVersion.WithResource("tasks")
+	TaskRunsResource     = v1.SchemeGroupVersion.WithResource("taskruns")
+)
+
+// Options configure a Controller.
+type Options struct {
+	Tenants         kcpdynamic.ClusterInterface
+	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
+	Log             *zap.SugaredLogger
+}
+
+// Controller reconciles PipelineRuns of every tenant workspace.
+type Controller struct {
+	log     *zap.SugaredLogger
+	queue   workqueue.TypedRateLimitingInterface[string]
+	tenants kcpdynamic.ClusterInterface
+	tekton  *config.Config
+	clock   clock.PassiveClock
+
+	pipelineRuns kcpinformers.GenericClusterInformer
+	pipelines    kcpinformers.GenericClusterInformer
+	tasks        kcpinformers.GenericClusterInformer
+	taskRuns     kcpinformers.GenericClusterInformer
+}
+
+// New wires the informers and the work queue.
+func New(opts Options) (*Controller, error) {
+	c := &Controller{
+		log:     opts.Log,
+		queue:   reconciler.NewQueue(ControllerName),
+		tenants: opts.Tenants,
+		tekton:  tektonConfig(),
+		clock:   clock.RealClock{},
+	}
+	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)
+	c.pipelines = opts.TenantInformers.ForResource(PipelinesResource)
+	c.tasks = opts.TenantInformers.ForResource(TasksResource)
+	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
+	if _, err := c.pipelineRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, obj interface{}) { c.enqueue(obj) },
+		DeleteFunc: c.enqueue,
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := c.taskRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueParent,
+		UpdateFunc: func(_, obj interface{}) { c.enqueueParent(obj) },
+		DeleteFunc: c.enqueueParent,
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Controller) lister(resource schema.GroupVersionResource) kcpcache.GenericClusterLister {
+	switch resource {
+	case PipelinesResource:
+		return c.pipelines.Lister()
+	case TasksResource:
+		return c.tasks.Lister()
+	case TaskRunsResource:
+		return c.taskRuns.Lister()
+	default:
+		return c.pipelineRuns.Lister()
+	}
+}
+
+// tektonConfig is Tekton's configuration for PipelineRuns: no affinity
+// assistant (coschedule disabled: it would need StatefulSets and nodes of
+// a cluster kcp does not have), no native sidecars.
+func tektonConfig() *config.Config {
+	cfg := config.FromContextOrDefaults(context.Background())
+	cfg.FeatureFlags.EnableKubernetesSidecar = false
+	cfg.FeatureFlags.Coschedule = config.CoscheduleDisabled
+	cfg.Defaults.DefaultManagedByLabelValue = workload.ManagedByValue
+	return cfg
+}
+
+func (c *Controller) enqueue(obj interface{}) {
+	key, err := kcpcache.DeletionHandlingMetaClusterNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// enqueueParent enqueues the PipelineRun a TaskRun belongs to.
+func (c *Controller) enqueueParent(obj interface{}) {
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tombstone.Obj
+	}
+	tr, ok := obj.(metav1.Object)
+	if !ok {
+		return
+	}
+	parent := tr.GetLabels()[pipeline.PipelineRunLabelKey]
+	if parent == "" {
+		return
+	}
+	c.queue.Add(kcpcache.ToClusterAwareKey(logicalcluster.From(tr).String(), tr.GetNamespace(), parent))
+}
+
+// Run runs workers until ctx ends; the informers must have synced.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey)
+}

@@ -1,0 +1,299 @@
+package pipelinerun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	"github.com/kcp-dev/logicalcluster/v3"
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/reconciler/pipeline/dag"
+	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/pipelinespec"
+	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"knative.dev/pkg/apis"
+	"knative.dev/pkg/kmap"
+)
+
+// reconcileKey reconciles the PipelineRun of a cluster-aware key.
+func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
+	cluster, namespace, name, err := kcpcache.SplitMetaClusterNamespaceKey(key)
+	if err != nil {
+		c.log.Errorw("invalid key", "key", key, "error", err)
+		return 0, nil
+	}
+	log := c.log.With("workspace", cluster.String(), "namespace", namespace, "name", name)
+	obj, err := c.pipelineRuns.Lister().ByCluster(cluster).ByNamespace(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil // its TaskRuns go with it (owner references, kcp's garbage collector)
+	}
+	if err != nil {
+		return 0, err
+	}
+	u := obj.(*unstructured.Unstructured)
+	pr := &v1.PipelineRun{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, pr); err != nil {
+		log.Errorw("PipelineRun does not decode into tekton.dev/v1", "error", err)
+		return 0, c.failUndecodable(ctx, cluster, u, err)
+	}
+	if pr.DeletionTimestamp != nil {
+		return 0, nil
+	}
+	ctx = config.ToContext(ctx, c.tekton)
+	before := pr.DeepCopy()
+	r := &run{c: c, log: log, cluster: cluster, pr: pr}
+	requeue, err := r.reconcile(ctx)
+	if !equality.Semantic.DeepEqual(before.Labels, pr.Labels) || !equality.Semantic.DeepEqual(before.Annotations, pr.Annotations) {
+		if u, err = c.updateMeta(ctx, cluster, u, pr); err != nil {
+			return 0, err
+		}
+	}
+	if !equality.Semantic.DeepEqual(before.Status, pr.Status) {
+		if uerr := c.updateStatus(ctx, cluster, u, pr); uerr != nil {
+			return 0, uerr
+		}
+	}
+	var permanent permanentError
+	if errors.As(err, &permanent) {
+		log.Infow("PipelineRun failed", "reason", conditionReason(pr), "error", err)
+		return 0, nil
+	}
+	return requeue, err
+}
+
+// permanentError ends a reconcile without retry: the PipelineRun is marked.
+type permanentError struct{ error }
+
+// run is one reconcile of one PipelineRun.
+type run struct {
+	c       *Controller
+	log     *zap.SugaredLogger
+	cluster logicalcluster.Name
+	pr      *v1.PipelineRun
+}
+
+// reconcile mirrors Tekton's PipelineRun reconciler.
+func (r *run) reconcile(ctx context.Context) (time.Duration, error) {
+	pr := r.pr
+	if !pr.IsDone() && pr.HasTimedOutForALongTime(ctx, r.c.clock) && !pr.IsTimeoutConditionSet() {
+		return 0, r.timeoutPipelineRun(ctx)
+	}
+	if !pr.HasStarted() && !pr.IsPending() {
+		pr.Status.InitializeConditions(r.c.clock)
+		if pr.Status.StartTime.Sub(pr.CreationTimestamp.Time) < 0 {
+			pr.Status.StartTime = pr.CreationTimestamp.DeepCopy()
+		}
+	}
+	if pr.IsDone() {
+		return 0, nil
+	}
+	if err := propagatePipelineNameLabel(pr); err != nil {
+		pr.Status.MarkFailed(v1.PipelineRunReasonFailedValidation.String(), "%s", err)
+		return 0, permanentError{err}
+	}
+	if pr.IsCancelled() {
+		return 0, r.cancelPipelineRun(ctx)
+	}
+	r.recoverChildReferences()
+	if err := r.run(ctx); err != nil {
+		return 0, err
+	}
+	return r.requeueAfter(ctx), nil
+}
+
+// propagatePipelineNameLabel sets tekton.dev/pipeline as Tekton does.
+func propagatePipelineNameLabel(pr *v1.PipelineRun) error {
+	if pr.Labels == nil {
+		pr.Labels = map[string]string{}
+	}
+	switch {
+	case pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Name != "":
+		if pr.Labels["tekton.dev/pipeline"] == "" {
+			pr.Labels["tekton.dev/pipeline"] = pr.Spec.PipelineRef.Name
+		}
+	case pr.Spec.PipelineSpec != nil:
+		if pr.Labels["tekton.dev/pipeline"] == "" {
+			pr.Labels["tekton.dev/pipeline"] = pr.Name
+		}
+	default:
+		return fmt.Errorf("pipelinerun %s: neither pipelineRef nor pipelineSpec", pr.Name)
+	}
+	return nil
+}
+
+// run resolves, validates and schedules the pipeline.
+func (r *run) run(ctx context.Context) error {
+	pr := r.pr
+	pr.SetDefaults(ctx)
+	if pr.IsPending() {
+		pr.Status.MarkRunning(v1.PipelineRunReasonPending.String(), "PipelineRun %q is pending", pr.Name)
+		return nil
+	}
+	meta, spec, err := pipelinespec.GetPipelineData(ctx, pr, r.getPipeline())
+	if err != nil {
+		pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipeline.String(),
+			"Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
+		return permanentError{err}
+	}
+	if pr.Status.PipelineSpec == nil {
+		pr.Status.PipelineSpec = spec
+		pr.Labels = kmap.Union(meta.Labels, pr.Labels)
+		pr.Labels["tekton.dev/pipeline"] = meta.Name
+		pr.Annotations = kmap.Union(kmap.ExcludeKeys(meta.Annotations, "kubectl.kubernetes.io/last-applied-configuration"), pr.Annotations)
+	}
+	tasksGraph, err := dag.Build(v1.PipelineTaskList(spec.Tasks), v1.PipelineTaskList(spec.Tasks).Deps())
+	if err != nil {
+		return r.fail(v1.PipelineRunReasonInvalidGraph, "PipelineRun %s/%s's Pipeline DAG is invalid: %s", err)
+	}
+	finallyGraph, err := dag.Build(v1.PipelineTaskList(spec.Finally), map[string][]string{})
+	if err != nil {
+		return r.fail(v1.PipelineRunReasonInvalidGraph, "PipelineRun %s/%s's Pipeline DAG is invalid for finally clause: %s", err)
+	}
+	if err := validateSpec(ctx, spec, pr); err != nil {
+		var reasoned reasonedError
+		errors.As(err, &reasoned)
+		return r.fail(reasoned.reason, "PipelineRun %s/%s is invalid: %s", reasoned.err)
+	}
+	resources.ApplyParametersToWorkspaceBindings(pr)
+	spec, err = resources.ApplyParameters(spec, pr)
+	if err != nil {
+		return r.fail(v1.PipelineRunReasonFailedValidation, "PipelineRun %s/%s: applying parameters: %s", err)
+	}
+	spec = resources.ApplyContexts(spec, meta.Name, pr)
+	spec = resources.ApplyWorkspaces(spec, pr)
+	pr.Status.PipelineSpec = spec
+	for _, pt := range append(append([]v1.PipelineTask{}, spec.Tasks...), spec.Finally...) {
+		if ferr := pt.ValidateOnError(ctx); ferr != nil {
+			return r.fail(v1.PipelineRunReasonFailedValidation, "PipelineRun %s/%s is invalid: %s", ferr)
+		}
+	}
+
+	state, err := r.resolveState(ctx, spec)
+	if err != nil {
+		return err
+	}
+	facts := r.facts(ctx, state, tasksGraph, finallyGraph)
+	for _, rpt := range facts.State {
+		if rpt.ResolvedTask == nil {
+			continue
+		}
+		if err := validateResolvedPipelineTask(ctx, rpt); err != nil {
+			return r.fail(v1.PipelineRunReasonFailedValidation, "PipelineRun %s/%s: %s", err)
+		}
+	}
+	for _, rpt := range facts.State {
+		if err := rpt.EvaluateCEL(); err != nil {
+			return r.fail(v1.PipelineRunReasonCELEvaluationFailed, "PipelineRun %s/%s: error evaluating CEL: %s", err)
+		}
+	}
+	if pr.IsGracefullyCancelled() && facts.IsRunning() {
+		if err := r.cancelChildren(ctx, nil, v1.TaskRunCancelledByPipelineMsg); err != nil {
+			pr.Status.MarkRunning(v1.PipelineRunReasonCouldntCancel.String(),
+				"PipelineRun %q was cancelled but had errors trying to cancel TaskRuns and/or Runs: %s", pr.Name, err)
+			return err
+		}
+	}
+	if facts.State.IsBeforeFirstTaskRun() {
+		if err := resources.ValidatePipelineTaskResults(facts.State); err != nil {
+			return r.fail(v1.PipelineRunReasonInvalidTaskResultReference, "PipelineRun %s/%s: %s", err)
+		}
+		if err := resources.ValidatePipelineResults(spec, facts.State); err != nil {
+			return r.fail(v1.PipelineRunReasonInvalidPipelineResultReference, "PipelineRun %s/%s: %s", err)
+		}
+		if err := resources.ValidateOptionalWorkspaces(spec.Workspaces, facts.State); err != nil {
+			return r.fail(v1.PipelineRunReasonRequiredWorkspaceMarkedOptional, "PipelineRun %s/%s: %s", err)
+		}
+	}
+	if err := r.timeoutRunningTasks(ctx, facts); err != nil {
+		return err
+	}
+	if err := r.runNextSchedulableTasks(ctx, facts); err != nil {
+		return err
+	}
+	return r.updateFromFacts(ctx, spec, facts)
+}
+
+// fail marks the PipelineRun failed with reason; format gets namespace,
+// name and err.
+func (r *run) fail(reason v1.PipelineRunReason, format string, err error) error {
+	r.pr.Status.MarkFailed(reason.String(), format, r.pr.Namespace, r.pr.Name, err)
+	return permanentError{err}
+}
+
+// updateFromFacts sets condition, child references, skipped tasks and,
+// once done, the pipeline results.
+func (r *run) updateFromFacts(ctx context.Context, spec *v1.PipelineSpec, facts *resources.PipelineRunFacts) error {
+	pr := r.pr
+	facts.ResetSkippedCache()
+	if pr.HasTimedOut(ctx, r.c.clock) {
+		if err := r.timeoutPipelineRun(ctx); err != nil {
+			return err
+		}
+	}
+	after := facts.GetPipelineConditionStatus(ctx, pr, r.log, r.c.clock)
+	switch after.Status {
+	case "True":
+		pr.Status.MarkSucceeded(after.Reason, "%s", after.Message)
+	case "False":
+		pr.Status.MarkFailed(after.Reason, "%s", after.Message)
+	default:
+		pr.Status.MarkRunning(after.Reason, "%s", after.Message)
+	}
+	pr.Status.StartTime = facts.State.AdjustStartTime(pr.Status.StartTime)
+	pr.Status.ChildReferences = facts.GetChildReferences()
+	pr.Status.SkippedTasks = facts.GetSkippedTasks()
+	if after.Status == "True" || after.Status == "False" {
+		taskStatus := kmap.Union(facts.GetPipelineTaskStatus(), facts.GetPipelineFinalTaskStatus())
+		results, err := resources.ApplyTaskResultsToPipelineResults(spec.Results, facts.State.GetTaskRunsResults(), facts.State.GetRunsResults(), taskStatus)
+		if err != nil {
+			pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipelineResult.String(),
+				"PipelineRun %s/%s failed to retrieve pipeline results: %s", pr.Namespace, pr.Name, err)
+		}
+		pr.Status.Results = results
+	}
+	return nil
+}
+
+// requeueAfter is when a timeout of the PipelineRun falls due.
+func (r *run) requeueAfter(ctx context.Context) time.Duration {
+	pr := r.pr
+	if pr.IsDone() || pr.Status.StartTime == nil {
+		return 0
+	}
+	elapsed := r.c.clock.Since(pr.Status.StartTime.Time)
+	pipelineLeft := pr.PipelineTimeout(ctx) - elapsed
+	hasPipelineTimeout := pr.PipelineTimeout(ctx) != config.NoTimeoutDuration
+	var left time.Duration
+	switch {
+	case pr.Status.FinallyStartTime != nil && pr.FinallyTimeout() != nil && pr.FinallyTimeout().Duration != config.NoTimeoutDuration:
+		left = pr.FinallyTimeout().Duration - r.c.clock.Since(pr.Status.FinallyStartTime.Time)
+		if hasPipelineTimeout && pipelineLeft < left {
+			left = pipelineLeft
+		}
+	case pr.Status.FinallyStartTime == nil && pr.TasksTimeout() != nil && pr.TasksTimeout().Duration != config.NoTimeoutDuration:
+		left = pr.TasksTimeout().Duration - elapsed
+	case hasPipelineTimeout:
+		left = pipelineLeft
+	default:
+		return 0
+	}
+	if left <= 0 {
+		return time.Millisecond
+	}
+	return left
+}
+
+// conditionReason is the reason of the Succeeded condition, for logs.
+func conditionReason(pr *v1.PipelineRun) string {
+	if c := pr.Status.GetCondition(apis.ConditionSucceeded); c != nil {
+		return c.Reason
+	}
+	return ""
+}

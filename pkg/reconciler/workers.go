@@ -1,0 +1,58 @@
+// Package reconciler holds what the reconcilers share: the work queue and
+// its workers.
+package reconciler
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// ReconcileFunc reconciles the object of a cluster-aware key and says when
+// to look at it again (0: only on the next event).
+type ReconcileFunc func(ctx context.Context, key string) (requeueAfter time.Duration, err error)
+
+// NewQueue is a rate-limited queue of cluster-aware keys.
+func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
+
+// RunWorkers processes queue with reconcile in workers goroutines until
+// ctx ends, then shuts the queue down. Errors are retried with backoff.
+func RunWorkers(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], workers int, reconcile ReconcileFunc) {
+	defer utilruntime.HandleCrash()
+	defer queue.ShutDown()
+	log.Infow("starting workers", "workers", workers)
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, func(ctx context.Context) {
+			for processNext(ctx, log, queue, reconcile) {
+			}
+		}, time.Second)
+	}
+	<-ctx.Done()
+}
+
+func processNext(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], reconcile ReconcileFunc) bool {
+	key, quit := queue.Get()
+	if quit {
+		return false
+	}
+	defer queue.Done(key)
+	requeueAfter, err := reconcile(ctx, key)
+	switch {
+	case err != nil:
+		log.Errorw("reconcile failed, retrying", "key", key, "error", err)
+		queue.AddRateLimited(key)
+	case requeueAfter > 0:
+		queue.Forget(key)
+		queue.AddAfter(key, requeueAfter)
+	default:
+		queue.Forget(key)
+	}
+	return true
+}
