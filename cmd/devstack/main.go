@@ -4,7 +4,7 @@
 //	devstack down     stop every process of the stack by PID, remove its mounts and bridge
 //	devstack status   one KEY=VALUE line per fact
 //	devstack tenant N create tenant workspace root:N bound to the Tekton export, print its kubeconfig
-//	devstack demo     run examples/taskrun.yaml in the demo tenant workspace
+//	devstack demo     run examples/pipelinerun.yaml in the demo tenant workspace
 //	devstack deploy   run the controller in the workload cluster: ko apply -f config/
 //	devstack undeploy run the controller on the host again
 //	devstack bench    cold build times, warm bring-up time, resident memory per component

@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Demo runs examples/taskrun.yaml in the demo tenant workspace, as the
-// tenant, and reports its outcome and results.
+// Demo runs examples/pipelinerun.yaml in the demo tenant workspace, as the
+// tenant, and reports its outcome, TaskRuns and results.
 func (s *Stack) Demo(ctx context.Context, out io.Writer) error {
 	rc, err := clientcmd.BuildConfigFromFlags("", s.cfg.TenantKubeconfig(DemoTenant))
 	if err != nil {
@@ -28,37 +28,40 @@ func (s *Stack) Demo(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(filepath.Join(s.cfg.RepoRoot, "examples", "taskrun.yaml"))
+	data, err := os.ReadFile(filepath.Join(s.cfg.RepoRoot, "examples", "pipelinerun.yaml"))
 	if err != nil {
 		return err
 	}
-	tr := &v1.TaskRun{}
-	if err := yaml.UnmarshalStrict(data, tr); err != nil {
-		return fmt.Errorf("examples/taskrun.yaml: %w", err)
+	pr := &v1.PipelineRun{}
+	if err := yaml.UnmarshalStrict(data, pr); err != nil {
+		return fmt.Errorf("examples/pipelinerun.yaml: %w", err)
 	}
-	created, err := client.TektonV1().TaskRuns("default").Create(ctx, tr, metav1.CreateOptions{})
+	created, err := client.TektonV1().PipelineRuns("default").Create(ctx, pr, metav1.CreateOptions{})
 	if err != nil {
-		return fmt.Errorf("create TaskRun in root:%s: %w", DemoTenant, err)
+		return fmt.Errorf("create PipelineRun in root:%s: %w", DemoTenant, err)
 	}
-	fmt.Fprintf(out, "TaskRun root:%s default/%s created\n", DemoTenant, created.Name)
+	fmt.Fprintf(out, "PipelineRun root:%s default/%s created\n", DemoTenant, created.Name)
 	var cond *apis.Condition
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		tr, err = client.TektonV1().TaskRuns("default").Get(ctx, created.Name, metav1.GetOptions{})
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pr, err = client.TektonV1().PipelineRuns("default").Get(ctx, created.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
-		cond = tr.Status.GetCondition(apis.ConditionSucceeded)
+		cond = pr.Status.GetCondition(apis.ConditionSucceeded)
 		return cond != nil && !cond.IsUnknown(), nil
 	})
 	if err != nil {
-		return fmt.Errorf("TaskRun %s did not finish: %w", created.Name, err)
+		return fmt.Errorf("PipelineRun %s did not finish: %w", created.Name, err)
 	}
-	fmt.Fprintf(out, "TaskRun %s: %s (%s) in %s\n", created.Name, cond.Reason, cond.Message, tr.Status.CompletionTime.Sub(tr.Status.StartTime.Time))
-	for _, r := range tr.Status.Results {
+	fmt.Fprintf(out, "PipelineRun %s: %s (%s) in %s\n", created.Name, cond.Reason, cond.Message, pr.Status.CompletionTime.Sub(pr.Status.StartTime.Time))
+	for _, ref := range pr.Status.ChildReferences {
+		fmt.Fprintf(out, "  TaskRun %s (pipeline task %s)\n", ref.Name, ref.PipelineTaskName)
+	}
+	for _, r := range pr.Status.Results {
 		fmt.Fprintf(out, "  result %s = %q\n", r.Name, r.Value.StringVal)
 	}
 	if !cond.IsTrue() {
-		return fmt.Errorf("TaskRun %s failed: %s", created.Name, cond.Message)
+		return fmt.Errorf("PipelineRun %s failed: %s", created.Name, cond.Message)
 	}
 	return nil
 }
