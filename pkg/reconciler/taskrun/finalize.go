@@ -24,6 +24,9 @@ func (c *Controller) finalize(ctx context.Context, log *zap.SugaredLogger, clust
 	if err := c.workload.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: selector}); err != nil {
 		return fmt.Errorf("delete pods of TaskRun: %w", err)
 	}
+	if err := c.deleteCarried(ctx, cluster, tr); err != nil {
+		return fmt.Errorf("delete secrets and configmaps of TaskRun: %w", err)
+	}
 	log.Infow("deleted workload objects of TaskRun", "podNamespace", ns)
 	return c.removeFinalizer(ctx, cluster, u)
 }

@@ -2,6 +2,7 @@ package taskrun
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -46,22 +47,35 @@ func (c *Controller) existingPod(cluster logicalcluster.Name, tr *v1.TaskRun) (*
 // Tekton, so that the status carries the substituted task spec.
 func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun, rtr *resources.ResolvedTask) (*corev1.Pod, error) {
 	resources.ApplyParametersToWorkspaceBindings(rtr.TaskSpec, tr)
-	volumes := workspace.CreateVolumes(tr.Spec.Workspaces)
+	pod, err := c.existingPod(cluster, tr)
+	if err != nil {
+		return nil, err
+	}
+	bindings := tr.Spec.Workspaces
+	if pod == nil {
+		if err := c.ensureNamespace(ctx, cluster, tr.Namespace); err != nil {
+			return nil, err
+		}
+		if bindings, err = c.carryWorkspaceSources(ctx, cluster, tr); err != nil {
+			var missing missingSourceError
+			if errors.As(err, &missing) {
+				tr.Status.MarkResourceFailed(v1.TaskRunReasonCreateContainerConfigError, err)
+				return nil, nil
+			}
+			return nil, err
+		}
+	}
+	volumes := workspace.CreateVolumes(bindings)
 	ts := substitute(ctx, tr, rtr, volumes)
 	tr.Status.TaskSpec = ts
 	rtr.TaskSpec = ts
-
-	pod, err := c.existingPod(cluster, tr)
-	if err != nil || pod != nil {
-		return pod, err
+	if pod != nil {
+		return pod, nil
 	}
 	pod, err = c.buildPod(ctx, cluster, tr, ts, volumes)
 	if err != nil {
 		tr.Status.MarkResourceFailed(podconvert.ReasonPodCreationFailed, fmt.Errorf("failed to create task run pod %q: %w", tr.Name, err))
 		return nil, nil
-	}
-	if err := c.ensureNamespace(ctx, cluster, tr.Namespace); err != nil {
-		return nil, err
 	}
 	if err := c.ensureServiceAccount(ctx, pod.Namespace, pod.Spec.ServiceAccountName); err != nil {
 		return nil, err

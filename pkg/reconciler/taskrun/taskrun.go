@@ -62,6 +62,12 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	if retried := retryIfRetriable(tr); retried {
 		log.Infow("TaskRun failed, retrying", "attempt", len(tr.Status.RetriesStatus)+1, "retries", tr.Spec.Retries)
 	}
+	if tr.IsDone() && !before.GetCondition(apis.ConditionSucceeded).IsTrue() && !before.GetCondition(apis.ConditionSucceeded).IsFalse() {
+		// The pod is kept for its logs; the secrets it was given go now.
+		if derr := c.deleteCarried(ctx, cluster, tr); derr != nil {
+			return 0, derr
+		}
+	}
 	if !equality.Semantic.DeepEqual(before, &tr.Status) {
 		if uerr := c.updateStatus(ctx, cluster, u, tr); uerr != nil {
 			return 0, uerr
