@@ -136,6 +136,11 @@ func (r *run) run(ctx context.Context) error {
 		pr.Status.MarkRunning(v1.PipelineRunReasonPending.String(), "PipelineRun %q is pending", pr.Name)
 		return nil
 	}
+	if ref := pr.Spec.PipelineRef; ref != nil && ref.Resolver != "" {
+		err := fmt.Errorf("pipelineRef uses the %q resolver: remote resolution is not served by pipelines-service yet", ref.Resolver)
+		pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipeline.String(), "Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
+		return permanentError{err}
+	}
 	meta, spec, err := pipelinespec.GetPipelineData(ctx, pr, r.getPipeline())
 	if err != nil {
 		pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipeline.String(),
@@ -147,6 +152,9 @@ func (r *run) run(ctx context.Context) error {
 		pr.Labels = kmap.Union(meta.Labels, pr.Labels)
 		pr.Labels["tekton.dev/pipeline"] = meta.Name
 		pr.Annotations = kmap.Union(kmap.ExcludeKeys(meta.Annotations, "kubectl.kubernetes.io/last-applied-configuration"), pr.Annotations)
+	}
+	if err := unservedPipelineFeature(spec); err != nil {
+		return r.fail(v1.PipelineRunReasonCouldntGetTask, "Pipeline %s/%s can't be Run: %s", err)
 	}
 	tasksGraph, err := dag.Build(v1.PipelineTaskList(spec.Tasks), v1.PipelineTaskList(spec.Tasks).Deps())
 	if err != nil {
@@ -218,6 +226,24 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	return r.updateFromFacts(ctx, spec, facts)
+}
+
+// unservedPipelineFeature names what a pipeline's tasks ask for that the
+// service does not provide yet, so that the run fails at once, clearly.
+func unservedPipelineFeature(spec *v1.PipelineSpec) error {
+	for _, pt := range append(append([]v1.PipelineTask{}, spec.Tasks...), spec.Finally...) {
+		switch {
+		case pt.PipelineRef != nil || pt.PipelineSpec != nil:
+			return fmt.Errorf("pipeline task %q runs a pipeline: pipelines in pipelines are not served by pipelines-service yet", pt.Name)
+		case pt.TaskRef != nil && pt.TaskRef.Resolver != "":
+			return fmt.Errorf("pipeline task %q uses the %q resolver: remote resolution is not served by pipelines-service yet", pt.Name, pt.TaskRef.Resolver)
+		case pt.TaskRef != nil && pt.TaskRef.APIVersion != "":
+			return fmt.Errorf("pipeline task %q is custom task %s %s: custom tasks are not served by pipelines-service yet", pt.Name, pt.TaskRef.APIVersion, pt.TaskRef.Kind)
+		case pt.TaskSpec != nil && pt.TaskSpec.IsCustomTask():
+			return fmt.Errorf("pipeline task %q embeds custom task %s %s: custom tasks are not served by pipelines-service yet", pt.Name, pt.TaskSpec.APIVersion, pt.TaskSpec.Kind)
+		}
+	}
+	return nil
 }
 
 // fail marks the PipelineRun failed with reason; format gets namespace,

@@ -26,6 +26,10 @@ func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, t
 		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedValidation, ferr)
 		return nil, false
 	}
+	if err := unservedTaskRunFeature(tr); err != nil {
+		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
+		return nil, false
+	}
 	taskMeta, taskSpec, err := resources.GetTaskData(ctx, tr, c.getTask(cluster, tr))
 	if err != nil {
 		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
@@ -52,6 +56,25 @@ func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, t
 		return nil, false
 	}
 	return rtr, true
+}
+
+// unservedTaskRunFeature names what a TaskRun asks for that the service
+// does not provide yet, so that it fails at once with a clear message.
+func unservedTaskRunFeature(tr *v1.TaskRun) error {
+	if ref := tr.Spec.TaskRef; ref != nil {
+		if ref.Resolver != "" {
+			return fmt.Errorf("taskRef uses the %q resolver: remote resolution is not served by pipelines-service yet", ref.Resolver)
+		}
+		if ref.APIVersion != "" {
+			return fmt.Errorf("taskRef names custom task %s %s: custom tasks are not served by pipelines-service yet", ref.APIVersion, ref.Kind)
+		}
+	}
+	for _, w := range tr.Spec.Workspaces {
+		if w.PersistentVolumeClaim != nil || w.VolumeClaimTemplate != nil {
+			return fmt.Errorf("workspace %q: persistentVolumeClaim and volumeClaimTemplate workspaces are not served by pipelines-service yet", w.Name)
+		}
+	}
+	return nil
 }
 
 type reasonedError struct {

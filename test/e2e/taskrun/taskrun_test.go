@@ -243,14 +243,18 @@ func TestInvalidTaskRunsGetConditionsAndServiceContinues(t *testing.T) {
 	missing := &v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "missing-task"}, Spec: v1.TaskRunSpec{TaskRef: &v1.TaskRef{Name: "does-not-exist"}}}
 	badType := greetRun("bad-param-type", "x", "a", "b")
 	badType.Spec.Params[0].Value = *v1.NewStructuredValues("not", "a", "string")
+	remote := &v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "remote-resolver"}, Spec: v1.TaskRunSpec{
+		TaskRef: &v1.TaskRef{ResolverRef: v1.ResolverRef{Resolver: "git", Params: v1.Params{{Name: "url", Value: *v1.NewStructuredValues("https://example.invalid/repo.git")}}}}}}
 	create(ctx, t, tn, missing)
 	create(ctx, t, tn, badType)
+	create(ctx, t, tn, remote)
 
 	cases := []struct {
 		name, reason, message string
 	}{
 		{"missing-task", string(v1.TaskRunReasonFailedResolution), `"does-not-exist" not found`},
 		{"bad-param-type", string(v1.TaskRunReasonFailedValidation), "param types don't match"},
+		{"remote-resolver", string(v1.TaskRunReasonFailedResolution), `"git" resolver: remote resolution is not served`},
 	}
 	for _, tc := range cases {
 		tr := tn.WaitTaskRunDone(ctx, t, ns, tc.name, time.Minute)
@@ -258,7 +262,7 @@ func TestInvalidTaskRunsGetConditionsAndServiceContinues(t *testing.T) {
 		if cond.Status != "False" || cond.Reason != tc.reason || !strings.Contains(cond.Message, tc.message) {
 			t.Errorf("%s: condition %s/%s %q, want False/%s containing %q", tc.name, cond.Status, cond.Reason, cond.Message, tc.reason, tc.message)
 		}
-		if tr.Spec.TaskRef == nil || (tc.name == "bad-param-type" && len(tr.Spec.Params) != len(badType.Spec.Params)) {
+		if tr.Spec.TaskRef == nil || (tc.name == "bad-param-type" && len(tr.Spec.Params) != len(badType.Spec.Params)) || (tc.name == "remote-resolver" && tr.Spec.TaskRef.Resolver != "git") {
 			t.Errorf("%s: the tenant's spec was changed: %+v", tc.name, tr.Spec)
 		}
 	}
