@@ -108,9 +108,22 @@ func (c Config) imagesExist(ctx context.Context, imgs pipeline.Images) bool {
 	return true
 }
 
+// digestRewrites maps images that runs pin by digest (Tekton's examples
+// among them) to an image of the local registry: a mirror cannot serve a
+// digest whose content it does not have. Add a pin here to run it.
+var digestRewrites = map[string]string{
+	"mirror.gcr.io/bash:5.1.4@sha256:c523c636b722339f41b6a431b44588ab2f762c5de5ec3bd7964420ff982fb1d9": "docker.io/library/bash:5.1",
+	"mirror.gcr.io/busybox@sha256:1303dbf110c57f3edf68d9f5a16c082ec06c4cf7604831669faf2c712260b5a0":    "docker.io/library/busybox:1.36",
+	"cgr.dev/chainguard/busybox": "docker.io/library/busybox:1.36",
+}
+
 // ImageMap is the mapping the nodes' containerd and the controller share.
 func (c Config) ImageMap() images.Config {
-	return images.Config{Mirror: c.RegistryAddr, MirroredRegistries: MirroredRegistries()}
+	rewrites := map[string]string{}
+	for from, to := range digestRewrites {
+		rewrites[from] = to
+	}
+	return images.Config{Mirror: c.RegistryAddr, MirroredRegistries: MirroredRegistries(), Rewrites: rewrites}
 }
 
 // ControllerConfigFile is the controller's configuration in the dev stack.

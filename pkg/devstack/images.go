@@ -60,17 +60,31 @@ func imageCatalogue() []baseImage {
 			{repo: "library/debian", tags: []string{"latest", "12", "bookworm", "bookworm-slim", "stable", "stable-slim"}, cmd: []string{"bash"}},
 			{repo: "library/ubuntu", tags: []string{"latest", "20.04", "22.04", "24.04", "focal", "jammy", "noble"}, cmd: []string{"bash"}},
 			{repo: "library/bash", tags: []string{"latest", "5", "5.1", "5.2", "4.4"}, cmd: []string{"bash"}},
-			{repo: "library/python", tags: []string{"latest", "3", "3.10", "3.11", "3.12", "3.13", "3-slim", "3.11-slim", "3.12-slim", "3-alpine"}, cmd: []string{"python3"}},
-			{repo: "library/perl", tags: []string{"latest", "5", "5.36", "5.38", "slim"}, cmd: []string{"perl", "-de0"}},
-			{repo: "library/node", tags: []string{"latest", "18", "20", "22", "lts", "lts-alpine", "18-alpine", "20-alpine", "22-alpine"}, cmd: []string{"node"}},
+			{repo: "library/python", tags: []string{"latest", "3", "3.10", "3.11", "3.12", "3.12.4", "3.13", "3-slim", "3.11-slim", "3.12-slim", "3-alpine"}, cmd: []string{"python3"}},
+			{repo: "library/perl", tags: []string{"latest", "5", "5.36", "5.38", "slim", "devel-bullseye"}, cmd: []string{"perl", "-de0"}},
+			{repo: "library/node", tags: []string{"latest", "18", "20", "22", "lts", "lts-alpine", "lts-alpine3.20", "18-alpine", "20-alpine", "22-alpine"}, cmd: []string{"node"}},
 		}},
 	}
+}
+
+// withUnprefixedLibrary adds, for every library/<name> repository, the same
+// tags under <name>: Docker Hub normalises docker.io/ubuntu to
+// library/ubuntu, other registries (mirror.gcr.io/ubuntu) do not.
+func withUnprefixedLibrary(aliases []imageAlias) []imageAlias {
+	out := append([]imageAlias(nil), aliases...)
+	for _, a := range aliases {
+		if name, ok := strings.CutPrefix(a.repo, "library/"); ok {
+			out = append(out, imageAlias{repo: name, tags: a.tags, cmd: a.cmd})
+		}
+	}
+	return out
 }
 
 // publishImages builds and pushes every catalogue image whose tags are not
 // all in the local registry yet.
 func (c Config) publishImages(ctx context.Context) error {
 	for _, img := range imageCatalogue() {
+		img.aliases = withUnprefixedLibrary(img.aliases)
 		if c.imagePublished(ctx, img) {
 			continue
 		}

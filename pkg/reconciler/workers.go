@@ -4,6 +4,8 @@ package reconciler
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,13 +39,24 @@ func RunWorkers(ctx context.Context, log *zap.SugaredLogger, queue workqueue.Typ
 	<-ctx.Done()
 }
 
+// reconcileSafely turns a panic in one reconcile into an error for that
+// key: one object must never take the controller down for every tenant.
+func reconcileSafely(ctx context.Context, key string, reconcile ReconcileFunc) (requeueAfter time.Duration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic reconciling %s: %v\n%s", key, r, debug.Stack())
+		}
+	}()
+	return reconcile(ctx, key)
+}
+
 func processNext(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], reconcile ReconcileFunc) bool {
 	key, quit := queue.Get()
 	if quit {
 		return false
 	}
 	defer queue.Done(key)
-	requeueAfter, err := reconcile(ctx, key)
+	requeueAfter, err := reconcileSafely(ctx, key, reconcile)
 	switch {
 	case err != nil:
 		log.Errorw("reconcile failed, retrying", "key", key, "error", err)

@@ -194,7 +194,9 @@ func childLabels(pr *v1.PipelineRun, pt v1.PipelineTask, final bool, specMeta *v
 		own[pipeline.MemberOfLabelKey] = v1.PipelineFinallyTasks
 	}
 	addMissing(labels, own)
-	addMissing(labels, pt.TaskSpecMetadata().Labels)
+	if pt.TaskSpec != nil {
+		addMissing(labels, pt.TaskSpecMetadata().Labels)
+	}
 	return labels
 }
 
@@ -210,7 +212,9 @@ func childAnnotations(pr *v1.PipelineRun, pt v1.PipelineTask, specMeta *v1.Pipel
 		}
 	}
 	addMissing(annotations, own)
-	addMissing(annotations, pt.TaskSpecMetadata().Annotations)
+	if pt.TaskSpec != nil {
+		addMissing(annotations, pt.TaskSpecMetadata().Annotations)
+	}
 	return annotations
 }
 

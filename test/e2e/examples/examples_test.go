@@ -1,0 +1,210 @@
+//go:build e2e
+
+package examples
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+
+	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
+)
+
+const parallel = 4
+
+type outcome struct {
+	name, result, detail string
+}
+
+// TestTektonExamples applies every example of examples/v1 (taskruns,
+// pipelineruns, and beta; alpha needs alpha feature flags) in its own
+// namespace of one tenant workspace and expects its runs to succeed.
+func TestTektonExamples(t *testing.T) {
+	ctx := context.Background()
+	dir := tektonExamplesDir(t)
+	tn := env.NewTenant(ctx, t, "e2e-examples")
+	client, err := dynamic.NewForConfig(tn.Rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(tn.Kube.Discovery()))
+
+	var files []string
+	for _, sub := range []string{"taskruns", "pipelineruns", "taskruns/beta", "pipelineruns/beta", "taskruns/alpha", "pipelineruns/alpha"} {
+		matches, _ := filepath.Glob(filepath.Join(dir, sub, "*.yaml"))
+		for _, m := range matches {
+			rel, _ := filepath.Rel(dir, m)
+			files = append(files, rel)
+		}
+	}
+	sort.Strings(files)
+
+	var mu sync.Mutex
+	var outcomes []outcome
+	record := func(o outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		outcomes = append(outcomes, o)
+	}
+	sem := make(chan struct{}, parallel)
+	t.Run("group", func(t *testing.T) {
+		for i, rel := range files {
+			rel, i := rel, i
+			t.Run(rel, func(t *testing.T) {
+				if reason, ok := skipReason(rel); ok {
+					record(outcome{rel, "skipped", reason})
+					t.Skip(reason)
+				}
+				t.Parallel()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				ns := fmt.Sprintf("ex-%03d", i)
+				err := runExample(ctx, tn, client, mapper, ns, filepath.Join(dir, rel))
+				if err != nil {
+					record(outcome{rel, "failed", err.Error()})
+					t.Error(err)
+					return
+				}
+				record(outcome{rel, "passed", ""})
+			})
+		}
+	})
+	counts := map[string]int{}
+	sort.Slice(outcomes, func(i, j int) bool { return outcomes[i].name < outcomes[j].name })
+	for _, o := range outcomes {
+		counts[o.result]++
+		if o.result != "passed" {
+			t.Logf("%s %s: %s", o.result, o.name, o.detail)
+		}
+	}
+	fmt.Printf("tekton examples: %d passed, %d failed, %d skipped\n", counts["passed"], counts["failed"], counts["skipped"])
+}
+
+func skipReason(rel string) (string, bool) {
+	if strings.Contains(rel, "/alpha/") {
+		return "not served yet: alpha examples need enable-api-fields=alpha", true
+	}
+	reason, ok := skipped[rel]
+	return reason, ok
+}
+
+func tektonExamplesDir(t *testing.T) string {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tektoncd/pipeline").Output()
+	if err != nil {
+		t.Fatalf("locate tektoncd/pipeline: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "examples", "v1")
+}
+
+// runExample creates the example's objects in namespace ns and waits for
+// its TaskRuns and PipelineRuns to finish.
+func runExample(ctx context.Context, tn *framework.Tenant, client dynamic.Interface, mapper meta.RESTMapper, ns, path string) error {
+	if _, err := tn.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create namespace: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	type runRef struct{ resource, name string }
+	var runs []runRef
+	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := decoder.Decode(&u.Object); err != nil {
+			if err.Error() == "EOF" {
+				break
+			}
+			return fmt.Errorf("decode: %w", err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		gvk := u.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return fmt.Errorf("%s: %w", gvk, err)
+		}
+		resource := client.Resource(mapping.Resource)
+		var created *unstructured.Unstructured
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			u.SetNamespace(ns)
+			created, err = resource.Namespace(ns).Create(ctx, u, metav1.CreateOptions{})
+		} else {
+			created, err = resource.Create(ctx, u, metav1.CreateOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("create %s %s: %w", gvk.Kind, u.GetName()+u.GetGenerateName(), err)
+		}
+		if gvk.Kind == "TaskRun" || gvk.Kind == "PipelineRun" {
+			runs = append(runs, runRef{mapping.Resource.Resource, created.GetName()})
+		}
+	}
+	if len(runs) == 0 {
+		return fmt.Errorf("no TaskRun or PipelineRun in the example")
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, run := range runs {
+		for {
+			u, err := client.Resource(tektonGVR(run.resource)).Namespace(ns).Get(ctx, run.name, metav1.GetOptions{})
+			if err == nil {
+				if cond := succeeded(u); cond != nil && !cond.IsUnknown() {
+					if !cond.IsTrue() {
+						return fmt.Errorf("%s %s: %s: %s", run.resource, run.name, cond.Reason, cond.Message)
+					}
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s %s did not finish in time", run.resource, run.name)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	return nil
+}
+
+func succeeded(u *unstructured.Unstructured) *apis.Condition {
+	status := duckv1.Status{}
+	raw, ok := u.Object["status"].(map[string]interface{})
+	if !ok {
+		return nil
+	}
+	conds, _, _ := unstructured.NestedSlice(raw, "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]interface{})
+		if m["type"] == "Succeeded" {
+			cond := apis.Condition{Type: "Succeeded"}
+			cond.Status = corev1.ConditionStatus(fmt.Sprint(m["status"]))
+			cond.Reason, _ = m["reason"].(string)
+			cond.Message, _ = m["message"].(string)
+			status.Conditions = append(status.Conditions, cond)
+			return &status.Conditions[0]
+		}
+	}
+	return nil
+}
+
+func tektonGVR(resource string) schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: resource}
+}
