@@ -117,6 +117,18 @@ var digestRewrites = map[string]string{
 	"cgr.dev/chainguard/busybox": "docker.io/library/busybox:1.36",
 }
 
+// upstreamNopImage is Tekton's nop image as its examples name it; it maps
+// to the nop image built here with ko.
+const upstreamNopImage = "ghcr.io/tektoncd/pipeline/nop-8eac7c133edad5df719dc37b36b62482:latest"
+
+// controllerImageMap is ImageMap plus Tekton's own images under their
+// upstream names.
+func (c Config) controllerImageMap(imgs pipeline.Images) images.Config {
+	m := c.ImageMap()
+	m.Rewrites[upstreamNopImage] = imgs.NopImage
+	return m
+}
+
 // ImageMap is the mapping the nodes' containerd and the controller share.
 func (c Config) ImageMap() images.Config {
 	rewrites := map[string]string{}
@@ -154,7 +166,7 @@ func (s *Stack) startController(ctx context.Context) error {
 		ProviderWorkspace:  providerPath().String(),
 		WorkloadKubeconfig: c.WorkloadAdminKubeconfig(),
 		TektonImages:       imgs,
-		ImageMap:           c.ImageMap(),
+		ImageMap:           c.controllerImageMap(imgs),
 		Workers:            4,
 	}
 	data, err := yaml.Marshal(cfg)

@@ -41,7 +41,7 @@ func (s *Stack) Deploy(ctx context.Context) error {
 		KCPKubeconfig:     "/etc/pipelines-service/kcp.kubeconfig",
 		ProviderWorkspace: providerPath().String(),
 		TektonImages:      imgs,
-		ImageMap:          c.ImageMap(),
+		ImageMap:          c.controllerImageMap(imgs),
 		Workers:           4,
 	})
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -31,10 +33,23 @@ func MirroredRegistries() []string { return append([]string(nil), mirroredRegist
 // imageAlias is a repository (path in every mirrored registry) and the tags
 // under which an image is published, with an optional default command.
 type imageAlias struct {
-	repo string
-	tags []string
-	cmd  []string
+	repo       string
+	tags       []string
+	cmd        []string
+	entrypoint []string
+	// files are added in a layer of their own (path -> executable content).
+	files map[string]string
 }
+
+// bashEntrypoint behaves like the entrypoint of the official bash image:
+// arguments that are bash options or a script file run with bash, other
+// arguments run as a command, no arguments start bash.
+const bashEntrypoint = `#!/bin/sh
+if [ "$#" -eq 0 ]; then exec bash; fi
+case "$1" in -*) exec bash "$@" ;; esac
+if [ -f "$1" ] && ! command -v "$1" >/dev/null 2>&1; then exec bash "$@"; fi
+exec "$@"
+`
 
 // baseImage is an image assembled on this machine from Debian packages.
 type baseImage struct {
@@ -59,7 +74,8 @@ func imageCatalogue() []baseImage {
 		{name: "debian", build: buildDebianImage, aliases: []imageAlias{
 			{repo: "library/debian", tags: []string{"latest", "12", "bookworm", "bookworm-slim", "stable", "stable-slim"}, cmd: []string{"bash"}},
 			{repo: "library/ubuntu", tags: []string{"latest", "20.04", "22.04", "24.04", "focal", "jammy", "noble"}, cmd: []string{"bash"}},
-			{repo: "library/bash", tags: []string{"latest", "5", "5.1", "5.2", "4.4"}, cmd: []string{"bash"}},
+			{repo: "library/bash", tags: []string{"latest", "5", "5.1", "5.2", "4.4"}, cmd: []string{"bash"},
+				entrypoint: []string{"/usr/local/bin/docker-entrypoint.sh"}, files: map[string]string{"usr/local/bin/docker-entrypoint.sh": bashEntrypoint}},
 			{repo: "library/python", tags: []string{"latest", "3", "3.10", "3.11", "3.12", "3.12.4", "3.13", "3-slim", "3.11-slim", "3.12-slim", "3-alpine"}, cmd: []string{"python3"}},
 			{repo: "library/perl", tags: []string{"latest", "5", "5.36", "5.38", "slim", "devel-bullseye"}, cmd: []string{"perl", "-de0"}},
 			{repo: "library/node", tags: []string{"latest", "18", "20", "22", "lts", "lts-alpine", "lts-alpine3.20", "18-alpine", "20-alpine", "22-alpine"}, cmd: []string{"node"}},
@@ -74,7 +90,9 @@ func withUnprefixedLibrary(aliases []imageAlias) []imageAlias {
 	out := append([]imageAlias(nil), aliases...)
 	for _, a := range aliases {
 		if name, ok := strings.CutPrefix(a.repo, "library/"); ok {
-			out = append(out, imageAlias{repo: name, tags: a.tags, cmd: a.cmd})
+			alias := a
+			alias.repo = name
+			out = append(out, alias)
 		}
 	}
 	return out
@@ -96,6 +114,9 @@ func (c Config) publishImages(ctx context.Context) error {
 }
 
 func (c Config) imagePublished(ctx context.Context, img baseImage) bool {
+	if recorded, err := os.ReadFile(c.publishedMarker(img)); err != nil || string(recorded) != catalogueFingerprint(img) {
+		return false
+	}
 	for _, a := range img.aliases {
 		for _, tag := range a.tags {
 			ref, err := name.ParseReference(c.RegistryAddr+"/"+a.repo+":"+tag, name.Insecure)
@@ -116,7 +137,7 @@ func (c Config) publishImage(ctx context.Context, img baseImage) error {
 		return err
 	}
 	for _, a := range img.aliases {
-		aliased, err := withCmd(base, a.cmd)
+		aliased, err := forAlias(base, a)
 		if err != nil {
 			return err
 		}
@@ -130,17 +151,52 @@ func (c Config) publishImage(ctx context.Context, img baseImage) error {
 			}
 		}
 	}
-	return nil
+	return writeFile(c.publishedMarker(img), catalogueFingerprint(img))
 }
 
-func withCmd(img v1.Image, cmd []string) (v1.Image, error) {
+// publishedMarker records what catalogue entry an image was published from,
+// so that a changed entry (a new tag, command or file) is published again.
+func (c Config) publishedMarker(img baseImage) string {
+	return c.Path("registry", "published-"+img.name)
+}
+
+func catalogueFingerprint(img baseImage) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", img.aliases)))
+	return hex.EncodeToString(sum[:])
+}
+
+// forAlias is the image as an alias publishes it: its files in an extra
+// layer, its entrypoint and cmd.
+func forAlias(img v1.Image, a imageAlias) (v1.Image, error) {
+	if len(a.files) > 0 {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for path, content := range a.files {
+			if err := writeTarFile(tw, path, []byte(content), 0o755); err != nil {
+				return nil, err
+			}
+		}
+		if err := tw.Close(); err != nil {
+			return nil, err
+		}
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+		if err != nil {
+			return nil, err
+		}
+		if img, err = mutate.AppendLayers(img, layer); err != nil {
+			return nil, err
+		}
+	}
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
 	}
 	cfg := cf.Config.DeepCopy()
-	if cmd != nil {
-		cfg.Cmd = cmd
+	if a.cmd != nil {
+		cfg.Cmd = a.cmd
+	}
+	if a.entrypoint != nil {
+		cfg.Entrypoint = a.entrypoint
 	}
 	return mutate.Config(img, *cfg)
 }

@@ -21,52 +21,100 @@ var (
 	configMapsResource = corev1.SchemeGroupVersion.WithResource("configmaps")
 )
 
-// missingSourceError is a workspace's secret or configmap that the tenant
+// missingSourceError is a secret or configmap the pod needs that the tenant
 // namespace does not have.
 type missingSourceError struct{ error }
 
-// carryWorkspaceSources copies the secrets and configmaps the TaskRun's
-// workspaces bind from the tenant workspace (read through the export's
-// permission claims) into the workload namespace, one copy per TaskRun,
-// and returns the bindings pointing at the copies.
-func (c *Controller) carryWorkspaceSources(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun) ([]v1.WorkspaceBinding, error) {
-	bindings := make([]v1.WorkspaceBinding, len(tr.Spec.Workspaces))
-	for i, b := range tr.Spec.Workspaces {
-		b = *b.DeepCopy()
-		switch {
-		case b.Secret != nil:
-			name, err := c.carry(ctx, cluster, tr, secretsResource, b.Name, b.Secret.SecretName, b.Secret.Optional)
-			if err != nil {
-				return nil, err
-			}
-			b.Secret.SecretName = name
-		case b.ConfigMap != nil:
-			name, err := c.carry(ctx, cluster, tr, configMapsResource, b.Name, b.ConfigMap.Name, b.ConfigMap.Optional)
-			if err != nil {
-				return nil, err
-			}
-			b.ConfigMap.Name = name
-		}
-		bindings[i] = b
-	}
-	return bindings, nil
+// sourceRef is one reference of the pod to a secret or configmap.
+type sourceRef struct {
+	resource schema.GroupVersionResource
+	name     *string // rewritten to the copy's name
+	optional *bool
 }
 
-// carry copies one secret or configmap; a missing optional one is left
-// missing (its volume is optional too).
-func (c *Controller) carry(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun, resource schema.GroupVersionResource, binding, name string, optional *bool) (string, error) {
+// podSources lists every reference of the pod to a secret or configmap:
+// volumes (workspaces among them), projected volume sources, env, envFrom.
+func podSources(pod *corev1.Pod) []sourceRef {
+	var refs []sourceRef
+	add := func(resource schema.GroupVersionResource, name *string, optional *bool) {
+		refs = append(refs, sourceRef{resource, name, optional})
+	}
+	for i := range pod.Spec.Volumes {
+		v := &pod.Spec.Volumes[i]
+		switch {
+		case v.Secret != nil:
+			add(secretsResource, &v.Secret.SecretName, v.Secret.Optional)
+		case v.ConfigMap != nil:
+			add(configMapsResource, &v.ConfigMap.Name, v.ConfigMap.Optional)
+		case v.Projected != nil:
+			for j := range v.Projected.Sources {
+				src := &v.Projected.Sources[j]
+				if src.Secret != nil {
+					add(secretsResource, &src.Secret.Name, src.Secret.Optional)
+				}
+				if src.ConfigMap != nil {
+					add(configMapsResource, &src.ConfigMap.Name, src.ConfigMap.Optional)
+				}
+			}
+		}
+	}
+	for _, containers := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range containers {
+			c := &containers[i]
+			for j := range c.Env {
+				if from := c.Env[j].ValueFrom; from != nil && from.SecretKeyRef != nil {
+					add(secretsResource, &from.SecretKeyRef.Name, from.SecretKeyRef.Optional)
+				} else if from != nil && from.ConfigMapKeyRef != nil {
+					add(configMapsResource, &from.ConfigMapKeyRef.Name, from.ConfigMapKeyRef.Optional)
+				}
+			}
+			for j := range c.EnvFrom {
+				if ref := c.EnvFrom[j].SecretRef; ref != nil {
+					add(secretsResource, &ref.Name, ref.Optional)
+				} else if ref := c.EnvFrom[j].ConfigMapRef; ref != nil {
+					add(configMapsResource, &ref.Name, ref.Optional)
+				}
+			}
+		}
+	}
+	return refs
+}
+
+// carryPodSources copies every secret and configmap the pod references
+// from the tenant workspace (read through the export's permission claims)
+// into the workload namespace, one copy per TaskRun, and points the pod at
+// the copies. A missing optional one stays missing, as its reference is
+// optional too.
+func (c *Controller) carryPodSources(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun, pod *corev1.Pod) error {
+	copies := map[string]string{} // resource/name -> copy
+	for _, ref := range podSources(pod) {
+		key := ref.resource.Resource + "/" + *ref.name
+		copyName, done := copies[key]
+		if !done {
+			var err error
+			if copyName, err = c.carry(ctx, cluster, tr, ref.resource, *ref.name, ref.optional); err != nil {
+				return err
+			}
+			copies[key] = copyName
+		}
+		*ref.name = copyName
+	}
+	return nil
+}
+
+func (c *Controller) carry(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun, resource schema.GroupVersionResource, name string, optional *bool) (string, error) {
 	u, err := c.tenants.Cluster(cluster.Path()).Resource(resource).Namespace(tr.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
 			return name, nil
 		}
-		return "", missingSourceError{fmt.Errorf("workspace %q binds %s %q, which does not exist in namespace %q", binding, resource.Resource, name, tr.Namespace)}
+		return "", missingSourceError{fmt.Errorf("%s %q does not exist in namespace %q", resource.Resource, name, tr.Namespace)}
 	}
 	if err != nil {
 		return "", fmt.Errorf("read %s %s/%s of the tenant: %w", resource.Resource, tr.Namespace, name, err)
 	}
 	meta := metav1.ObjectMeta{
-		Name:      kmeta.ChildName(tr.Name, "-ws-"+binding),
+		Name:      kmeta.ChildName(name, "-"+string(tr.UID)),
 		Namespace: workload.Namespace(cluster, tr.Namespace),
 		Labels: map[string]string{
 			workload.LabelManagedBy: workload.ManagedByValue, workload.LabelClusterName: cluster.String(), workload.LabelTaskRunUID: string(tr.UID),

@@ -51,21 +51,7 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, clus
 	if err != nil {
 		return nil, err
 	}
-	bindings := tr.Spec.Workspaces
-	if pod == nil {
-		if err := c.ensureNamespace(ctx, cluster, tr.Namespace); err != nil {
-			return nil, err
-		}
-		if bindings, err = c.carryWorkspaceSources(ctx, cluster, tr); err != nil {
-			var missing missingSourceError
-			if errors.As(err, &missing) {
-				tr.Status.MarkResourceFailed(v1.TaskRunReasonCreateContainerConfigError, err)
-				return nil, nil
-			}
-			return nil, err
-		}
-	}
-	volumes := workspace.CreateVolumes(bindings)
+	volumes := workspace.CreateVolumes(tr.Spec.Workspaces)
 	ts := substitute(ctx, tr, rtr, volumes)
 	tr.Status.TaskSpec = ts
 	rtr.TaskSpec = ts
@@ -76,6 +62,17 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, clus
 	if err != nil {
 		tr.Status.MarkResourceFailed(podconvert.ReasonPodCreationFailed, fmt.Errorf("failed to create task run pod %q: %w", tr.Name, err))
 		return nil, nil
+	}
+	if err := c.ensureNamespace(ctx, cluster, tr.Namespace); err != nil {
+		return nil, err
+	}
+	if err := c.carryPodSources(ctx, cluster, tr, pod); err != nil {
+		var missing missingSourceError
+		if errors.As(err, &missing) {
+			tr.Status.MarkResourceFailed(v1.TaskRunReasonCreateContainerConfigError, err)
+			return nil, nil
+		}
+		return nil, err
 	}
 	if err := c.ensureServiceAccount(ctx, pod.Namespace, pod.Spec.ServiceAccountName); err != nil {
 		return nil, err
