@@ -6,11 +6,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	apisv1alpha1 "github.com/kcp-dev/kcp/sdk/apis/apis/v1alpha1"
@@ -44,7 +48,14 @@ func run(out string) error {
 		if err := keepOnlyV1(crd); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
-		schema, err := apisv1alpha1.CRDToAPIResourceSchema(crd, prefix)
+		// The content is part of the name: schemas are immutable, so a
+		// changed schema must be a new one for the export to switch to.
+		spec, err := json.Marshal(crd.Spec)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(spec)
+		schema, err := apisv1alpha1.CRDToAPIResourceSchema(crd, prefix+"-"+hex.EncodeToString(sum[:])[:8])
 		if err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
@@ -94,6 +105,26 @@ func readCRD(path string) (*apiextensionsv1.CustomResourceDefinition, error) {
 	return nil, fmt.Errorf("%s holds no CustomResourceDefinition", path)
 }
 
+// relaxStepNames drops "name" from the required fields of steps: Tekton's
+// mutating webhook names unnamed steps before the schema is checked; kcp
+// runs no such webhook, the controller's defaulting names them instead.
+func relaxStepNames(schema *apiextensionsv1.JSONSchemaProps) {
+	if schema == nil {
+		return
+	}
+	for name, prop := range schema.Properties {
+		if name == "steps" && prop.Items != nil && prop.Items.Schema != nil {
+			items := prop.Items.Schema
+			items.Required = slices.DeleteFunc(items.Required, func(r string) bool { return r == "name" })
+		}
+		relaxStepNames(&prop)
+		schema.Properties[name] = prop
+	}
+	if schema.Items != nil {
+		relaxStepNames(schema.Items.Schema)
+	}
+}
+
 func keepOnlyV1(crd *apiextensionsv1.CustomResourceDefinition) error {
 	var v1 []apiextensionsv1.CustomResourceDefinitionVersion
 	for _, v := range crd.Spec.Versions {
@@ -105,6 +136,7 @@ func keepOnlyV1(crd *apiextensionsv1.CustomResourceDefinition) error {
 	if len(v1) != 1 {
 		return fmt.Errorf("CRD %s has no v1 version", crd.Name)
 	}
+	relaxStepNames(v1[0].Schema.OpenAPIV3Schema)
 	crd.Spec.Versions = v1
 	crd.Spec.Conversion = nil
 	// What the apiserver's CRD defaulting would fill in; kcp requires it.

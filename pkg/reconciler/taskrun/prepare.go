@@ -96,6 +96,12 @@ func validateResolved(ctx context.Context, tr *v1.TaskRun, rtr *resources.Resolv
 		return fmt.Errorf("invalid array index in params: %w", err)
 	}
 	decls := rtr.TaskSpec.Workspaces
+	if tr.Spec.TaskSpec != nil {
+		// Embedded specs get the TaskRun's workspaces propagated, as in Tekton.
+		for _, b := range tr.Spec.Workspaces {
+			decls = append(decls, v1.WorkspaceDeclaration{Name: b.Name})
+		}
+	}
 	if err := workspace.ValidateBindings(ctx, decls, tr.Spec.Workspaces); err != nil {
 		return fmt.Errorf("invalid workspace bindings: %w", err)
 	}
