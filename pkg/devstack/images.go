@@ -53,10 +53,17 @@ exec "$@"
 
 // baseImage is an image assembled on this machine from Debian packages.
 type baseImage struct {
-	name    string
-	build   func(ctx context.Context, c Config) (v1.Image, error)
-	aliases []imageAlias
+	name  string
+	build func(ctx context.Context, c Config) (v1.Image, error)
+	// revision changes when the image's content does (e.g. its packages),
+	// so that it is built and published again.
+	revision string
+	aliases  []imageAlias
 }
+
+// debianPackages are the packages of the Debian image, beyond minbase:
+// what script steps of common pipelines expect of ubuntu/python/node/perl.
+var debianPackages = []string{"bash", "python3", "python-is-python3", "perl", "nodejs", "ca-certificates", "git", "procps", "curl", "jq"}
 
 // ImageCatalogue lists the images the stack publishes. To add a name or a
 // tag pipelines use, add it here (README: "Images"); to add an image, add
@@ -71,7 +78,7 @@ func imageCatalogue() []baseImage {
 			{repo: "library/alpine", tags: []string{"latest", "3", "3.18", "3.19", "3.20", "3.21", "3.22", "edge"}, cmd: []string{"/bin/sh"}},
 			{repo: "pipelines-service/shell", tags: []string{"latest"}, cmd: []string{"sh"}},
 		}},
-		{name: "debian", build: buildDebianImage, aliases: []imageAlias{
+		{name: "debian", build: buildDebianImage, revision: strings.Join(debianPackages, ","), aliases: []imageAlias{
 			{repo: "library/debian", tags: []string{"latest", "12", "bookworm", "bookworm-slim", "stable", "stable-slim"}, cmd: []string{"bash"}},
 			{repo: "library/ubuntu", tags: []string{"latest", "20.04", "22.04", "24.04", "focal", "jammy", "noble"}, cmd: []string{"bash"}},
 			{repo: "library/bash", tags: []string{"latest", "5", "5.1", "5.2", "4.4"}, cmd: []string{"bash"},
@@ -161,7 +168,7 @@ func (c Config) publishedMarker(img baseImage) string {
 }
 
 func catalogueFingerprint(img baseImage) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", img.aliases)))
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s %+v", img.revision, img.aliases)))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -347,7 +354,8 @@ func moduleDir(ctx context.Context, dir, module string) (string, error) {
 // buildDebianImage is a Debian rootfs made by debootstrap with bash,
 // python3, perl and node for script steps. The rootfs tarball is cached.
 func buildDebianImage(ctx context.Context, c Config) (v1.Image, error) {
-	dir := c.buildDir("debian-rootfs", DebianSuite)
+	sum := sha256.Sum256([]byte(strings.Join(debianPackages, ",")))
+	dir := c.buildDir("debian-rootfs", DebianSuite+"-"+hex.EncodeToString(sum[:])[:8])
 	tarFile := filepath.Join(dir, "rootfs.tar")
 	if _, err := os.Stat(tarFile); err != nil {
 		if err := debootstrap(ctx, c, dir, tarFile); err != nil {
@@ -381,7 +389,7 @@ func debootstrap(ctx context.Context, c Config, dir, tarFile string) error {
 		return nil
 	}
 	if err := run("debootstrap", "--variant=minbase",
-		"--include=bash,python3,python-is-python3,perl,nodejs,ca-certificates,git",
+		"--include="+strings.Join(debianPackages, ","),
 		DebianSuite, rootfs, debianMirror()); err != nil {
 		return err
 	}

@@ -234,8 +234,10 @@ func taskRunWorkspaces(pr *v1.PipelineRun, rpt *resources.ResolvedPipelineTask) 
 	for _, b := range pr.Spec.Workspaces {
 		bindings[b.Name] = b
 	}
-	var out []v1.WorkspaceBinding
+	taskWorkspaces := append([]v1.WorkspacePipelineTaskBinding{}, pt.Workspaces...)
 	if pt.TaskSpec != nil {
+		// Workspaces an embedded task uses without declaring them are
+		// propagated from the PipelineRun by name, as in Tekton.
 		declared := map[string]bool{}
 		for _, w := range pt.Workspaces {
 			declared[w.Name] = true
@@ -246,11 +248,12 @@ func taskRunWorkspaces(pr *v1.PipelineRun, rpt *resources.ResolvedPipelineTask) 
 		}
 		for ws := range used {
 			if !declared[ws] {
-				out = append(out, v1.WorkspaceBinding{Name: ws})
+				taskWorkspaces = append(taskWorkspaces, v1.WorkspacePipelineTaskBinding{Name: ws})
 			}
 		}
 	}
-	for _, w := range pt.Workspaces {
+	var out []v1.WorkspaceBinding
+	for _, w := range taskWorkspaces {
 		pipelineWorkspace := w.Workspace
 		if pipelineWorkspace == "" {
 			pipelineWorkspace = w.Name
