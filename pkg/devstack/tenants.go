@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"time"
 
 	kcpkubernetes "github.com/kcp-dev/client-go/kubernetes"
 	"github.com/kcp-dev/logicalcluster/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
@@ -79,7 +84,34 @@ func (s *Stack) AddTenant(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	kubeconfig := s.cfg.TenantKubeconfig(name)
-	return kubeconfig, s.writeKCPUserKubeconfig(kubeconfig, TenantUser(name), path)
+	if err := s.writeKCPUserKubeconfig(kubeconfig, TenantUser(name), path); err != nil {
+		return "", err
+	}
+	return kubeconfig, waitTenantAccess(ctx, kubeconfig)
+}
+
+// waitTenantAccess waits until the tenant's own identity may use the
+// Tekton APIs in its workspace: kcp's authorizer sees a new RBAC binding
+// shortly after it is created, not at once.
+func waitTenantAccess(ctx context.Context, kubeconfig string) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	client, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	pipelineRuns := schema.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: "pipelineruns"}
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, last = client.Resource(pipelineRuns).Namespace("default").List(ctx, metav1.ListOptions{Limit: 1})
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("tenant identity cannot use its workspace: %w (last: %v)", err, last)
+	}
+	return nil
 }
 
 // writeKCPUserKubeconfig writes a kubeconfig for user (a client
