@@ -176,17 +176,14 @@ func catalogueFingerprint(img baseImage) string {
 // layer, its entrypoint and cmd.
 func forAlias(img v1.Image, a imageAlias) (v1.Image, error) {
 	if len(a.files) > 0 {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		for path, content := range a.files {
-			if err := writeTarFile(tw, path, []byte(content), 0o755); err != nil {
-				return nil, err
+		layer, err := layerFrom(func(tw *tar.Writer) error {
+			for path, content := range a.files {
+				if err := writeTarFile(tw, path, []byte(content), 0o755); err != nil {
+					return err
+				}
 			}
-		}
-		if err := tw.Close(); err != nil {
-			return nil, err
-		}
-		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -237,16 +234,24 @@ func buildBusyboxImage(_ context.Context, _ Config) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("busybox --list-full: %w", err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	layer, err := layerFrom(func(tw *tar.Writer) error { return writeBusyboxTree(tw, bin, strings.Fields(string(list))) })
+	if err != nil {
+		return nil, err
+	}
+	return imageFromLayer(layer, []string{"sh"})
+}
+
+// writeBusyboxTree writes a minimal root: directories, passwd/group, the
+// static busybox and a symlink per applet.
+func writeBusyboxTree(tw *tar.Writer, busybox []byte, applets []string) error {
 	for _, dir := range []string{"bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "home", "var", "proc", "sys", "dev"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, dir := range []string{"tmp", "var/tmp"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o1777}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	files := map[string]string{
@@ -255,28 +260,35 @@ func buildBusyboxImage(_ context.Context, _ Config) (v1.Image, error) {
 	}
 	for path, content := range files {
 		if err := writeTarFile(tw, path, []byte(content), 0o644); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := writeTarFile(tw, "bin/busybox", bin, 0o755); err != nil {
-		return nil, err
+	if err := writeTarFile(tw, "bin/busybox", busybox, 0o755); err != nil {
+		return err
 	}
-	for _, applet := range strings.Fields(string(list)) {
+	for _, applet := range applets {
 		if applet == "bin/busybox" {
 			continue
 		}
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: applet, Linkname: "/bin/busybox", Mode: 0o777}); err != nil {
-			return nil, err
+			return err
 		}
+	}
+	return nil
+}
+
+// layerFrom builds an image layer from what write puts into a tar stream.
+func layerFrom(write func(tw *tar.Writer) error) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := write(tw); err != nil {
+		return nil, err
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		return nil, err
-	}
-	return imageFromLayer(layer, []string{"sh"})
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 }
 
 func writeTarFile(tw *tar.Writer, path string, content []byte, mode int64) error {
@@ -310,15 +322,7 @@ func buildPauseImage(ctx context.Context, c Config) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := writeTarFile(tw, "pause", data, 0o755); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	layer, err := layerFrom(func(tw *tar.Writer) error { return writeTarFile(tw, "pause", data, 0o755) })
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,51 @@
+package devstack
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+)
+
+// TestBusyboxImageAndAliasLayers builds the busybox image from the machine's
+// busybox-static and an alias with an extra file, and reads them back.
+func TestBusyboxImageAndAliasLayers(t *testing.T) {
+	img, err := buildBusyboxImage(context.Background(), Config{})
+	if err != nil {
+		t.Skipf("busybox-static not installed: %v", err) // hack/install-deps.sh installs it
+	}
+	aliased, err := forAlias(img, imageAlias{repo: "library/bash", cmd: []string{"bash"}, entrypoint: []string{"/usr/local/bin/docker-entrypoint.sh"},
+		files: map[string]string{"usr/local/bin/docker-entrypoint.sh": bashEntrypoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := map[string]*tar.Header{}
+	rc := mutate.Extract(aliased)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries[strings.TrimSuffix(h.Name, "/")] = h
+	}
+	for name, want := range map[string]byte{"bin/busybox": tar.TypeReg, "bin/sh": tar.TypeSymlink, "tmp": tar.TypeDir, "etc/passwd": tar.TypeReg, "usr/local/bin/docker-entrypoint.sh": tar.TypeReg} {
+		if h, ok := entries[name]; !ok || h.Typeflag != want {
+			t.Errorf("image lacks %s of type %c", name, want)
+		}
+	}
+	cf, err := aliased.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cf.Config.Entrypoint) != 1 || cf.Config.Cmd[0] != "bash" {
+		t.Errorf("alias config entrypoint %v cmd %v", cf.Config.Entrypoint, cf.Config.Cmd)
+	}
+}
