@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -15,31 +14,25 @@ import (
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"knative.dev/pkg/apis"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"knative.dev/pkg/kmap"
 )
 
 // reconcileKey reconciles the PipelineRun of a cluster-aware key.
 func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
-	cluster, namespace, name, err := kcpcache.SplitMetaClusterNamespaceKey(key)
-	if err != nil {
-		c.log.Errorw("invalid key", "key", key, "error", err)
-		return 0, nil
-	}
-	log := c.log.With("workspace", cluster.String(), "namespace", namespace, "name", name)
-	obj, err := c.pipelineRuns.Lister().ByCluster(cluster).ByNamespace(namespace).Get(name)
-	if apierrors.IsNotFound(err) {
+	pr := &v1.PipelineRun{}
+	obj, err := reconciler.Get(c.pipelineRuns.Lister(), key, pr)
+	if obj == nil && err == nil {
 		return 0, nil // its TaskRuns go with it (owner references, kcp's garbage collector)
 	}
-	if err != nil {
+	if obj == nil {
 		return 0, err
 	}
-	u := obj.(*unstructured.Unstructured)
-	pr := &v1.PipelineRun{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, pr); err != nil {
+	cluster, u := obj.Cluster, obj.Unstructured
+	log := c.log.With("workspace", cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
+	if errors.Is(err, reconciler.ErrUndecodable) {
 		log.Errorw("PipelineRun does not decode into tekton.dev/v1", "error", err)
 		return 0, c.failUndecodable(ctx, cluster, u, err)
 	}

@@ -2,20 +2,19 @@ package taskrun
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	podconvert "github.com/tektoncd/pipeline/pkg/pod"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"knative.dev/pkg/apis"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // Finalizer keeps a TaskRun until what it made on the workload cluster is
@@ -25,26 +24,17 @@ const Finalizer = "pipelines-service.dev/workload"
 // reconcileKey reconciles the TaskRun of a cluster-aware key and returns
 // when to look again.
 func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
-	cluster, namespace, name, err := kcpcache.SplitMetaClusterNamespaceKey(key)
-	if err != nil {
-		c.log.Errorw("invalid key", "key", key, "error", err)
-		return 0, nil
-	}
-	log := c.log.With("workspace", cluster.String(), "namespace", namespace, "name", name)
-	obj, err := c.taskRuns.Lister().ByCluster(cluster).ByNamespace(namespace).Get(name)
-	if apierrors.IsNotFound(err) {
+	tr := &v1.TaskRun{}
+	obj, err := reconciler.Get(c.taskRuns.Lister(), key, tr)
+	if obj == nil && err == nil {
 		return 0, nil // gone; its finalizer already cleaned up
 	}
-	if err != nil {
+	if obj == nil {
 		return 0, err
 	}
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return 0, fmt.Errorf("unexpected object %T", obj)
-	}
-	tr := &v1.TaskRun{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, tr); err != nil {
-		// The schema admits it but Tekton's types do not: report, don't crash.
+	cluster, u := obj.Cluster, obj.Unstructured
+	log := c.log.With("workspace", cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
+	if errors.Is(err, reconciler.ErrUndecodable) {
 		log.Errorw("TaskRun does not decode into tekton.dev/v1", "error", err)
 		return 0, c.failUndecodable(ctx, cluster, u, err)
 	}

@@ -1,0 +1,49 @@
+package reconciler
+
+import (
+	"errors"
+	"fmt"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	"github.com/kcp-dev/logicalcluster/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// ErrUndecodable marks an object the schema admitted but Tekton's Go types
+// cannot read; the reconciler reports it on the object instead of retrying.
+var ErrUndecodable = errors.New("does not decode into its Go type")
+
+// Object is a tenant object read for a cluster-aware key.
+type Object struct {
+	Cluster         logicalcluster.Name
+	Namespace, Name string
+	Unstructured    *unstructured.Unstructured
+}
+
+// Get reads the object of key from lister and decodes it into into. It
+// returns nil when the object is gone, and an error wrapping
+// ErrUndecodable (with the object) when into cannot hold it.
+func Get(lister kcpcache.GenericClusterLister, key string, into any) (*Object, error) {
+	cluster, namespace, name, err := kcpcache.SplitMetaClusterNamespaceKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("invalid key %q: %w", key, err)
+	}
+	obj, err := lister.ByCluster(cluster).ByNamespace(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("unexpected object %T for %s", obj, key)
+	}
+	o := &Object{Cluster: cluster, Namespace: namespace, Name: name, Unstructured: u}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
+		return o, fmt.Errorf("%w: %v", ErrUndecodable, err)
+	}
+	return o, nil
+}
