@@ -1,6 +1,8 @@
 // Command schemagen turns the tekton.dev CRDs of the pinned tektoncd/pipeline
-// module into kcp APIResourceSchemas, keeping only the v1 version (no
-// v1alpha1/v1beta1, no conversion webhook). Schema names are prefixed with
+// module into kcp APIResourceSchemas, keeping only the storage version
+// (v1 for runs and their specs, v1beta1 for StepActions), and v1alpha1 for
+// StepActions, whose two versions differ only in version (conversion None:
+// kcp runs no conversion webhook). Schema names are prefixed with
 // the Tekton version, so regeneration is reproducible. Run: make generate.
 package main
 
@@ -22,8 +24,18 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// crds are the CRD files of the types the service exports.
-var crds = []string{"300-task.yaml", "300-taskrun.yaml", "300-pipeline.yaml", "300-pipelinerun.yaml"}
+// crds are the CRD files of the types the service exports, with the
+// versions served; the first is the storage version.
+var crds = []struct {
+	file     string
+	versions []string
+}{
+	{"300-task.yaml", []string{"v1"}},
+	{"300-taskrun.yaml", []string{"v1"}},
+	{"300-pipeline.yaml", []string{"v1"}},
+	{"300-pipelinerun.yaml", []string{"v1"}},
+	{"300-stepaction.yaml", []string{"v1beta1", "v1alpha1"}},
+}
 
 func main() {
 	out := flag.String("out", "apis/tekton", "output directory")
@@ -40,12 +52,13 @@ func run(out string) error {
 		return err
 	}
 	prefix := strings.NewReplacer(".", "-").Replace(version)
-	for _, file := range crds {
+	for _, c := range crds {
+		file := c.file
 		crd, err := readCRD(filepath.Join(dir, "config", "300-crds", file))
 		if err != nil {
 			return err
 		}
-		if err := keepOnlyV1(crd); err != nil {
+		if err := keepVersions(crd, c.versions); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
 		// The content is part of the name: schemas are immutable, so a
@@ -125,20 +138,24 @@ func relaxStepNames(schema *apiextensionsv1.JSONSchemaProps) {
 	}
 }
 
-func keepOnlyV1(crd *apiextensionsv1.CustomResourceDefinition) error {
-	var v1 []apiextensionsv1.CustomResourceDefinitionVersion
-	for _, v := range crd.Spec.Versions {
-		if v.Name == "v1" {
-			v.Served, v.Storage = true, true
-			v1 = append(v1, v)
+// keepVersions keeps the named versions of crd, the first as storage.
+func keepVersions(crd *apiextensionsv1.CustomResourceDefinition, names []string) error {
+	var kept []apiextensionsv1.CustomResourceDefinitionVersion
+	for i, name := range names {
+		j := slices.IndexFunc(crd.Spec.Versions, func(v apiextensionsv1.CustomResourceDefinitionVersion) bool { return v.Name == name })
+		if j < 0 {
+			return fmt.Errorf("CRD %s has no version %s", crd.Name, name)
 		}
+		v := crd.Spec.Versions[j]
+		v.Served, v.Storage = true, i == 0
+		relaxStepNames(v.Schema.OpenAPIV3Schema)
+		kept = append(kept, v)
 	}
-	if len(v1) != 1 {
-		return fmt.Errorf("CRD %s has no v1 version", crd.Name)
-	}
-	relaxStepNames(v1[0].Schema.OpenAPIV3Schema)
-	crd.Spec.Versions = v1
+	crd.Spec.Versions = kept
 	crd.Spec.Conversion = nil
+	if len(kept) > 1 {
+		crd.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.NoneConverter}
+	}
 	// What the apiserver's CRD defaulting would fill in; kcp requires it.
 	if crd.Spec.Names.ListKind == "" {
 		crd.Spec.Names.ListKind = crd.Spec.Names.Kind + "List"

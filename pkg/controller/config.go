@@ -24,6 +24,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
+	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
@@ -84,7 +85,8 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		log.Warnw("export is served by several shards; this controller watches the first", "urls", urls)
 	}
 	log.Infow("watching tenant workspaces through the APIExport virtual workspace", "url", urls[0])
-	tenants, err := kcpdynamic.NewForConfig(kcp.ForVirtualWorkspace(kcpRest, urls[0]))
+	vwRest := kcp.ForVirtualWorkspace(kcpRest, urls[0])
+	tenants, err := kcpdynamic.NewForConfig(vwRest)
 	if err != nil {
 		return err
 	}
@@ -99,6 +101,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
 	workloadInformers := informers.NewSharedInformerFactoryWithOptions(workloadClient, 0,
 		informers.WithTweakListOptions(workload.ManagedSelector))
+	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue)
 	taskRuns, err := taskrun.New(taskrun.Options{
 		Tenants:           tenants,
 		TenantInformers:   tenantInformers,
@@ -106,6 +109,8 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Workload:          workloadClient,
 		Images:            cfg.TektonImages,
 		Resolver:          images.NewResolver(cfg.ImageMap),
+		Config:            tektonConfig,
+		VirtualWorkspace:  vwRest,
 		Log:               log.Named("taskrun"),
 	})
 	if err != nil {
@@ -114,9 +119,13 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	pipelineRuns, err := pipelinerun.New(pipelinerun.Options{
 		Tenants:         tenants,
 		TenantInformers: tenantInformers,
+		Config:          tektonConfig,
 		Log:             log.Named("pipelinerun"),
 	})
 	if err != nil {
+		return err
+	}
+	if err := tektonConfig.Start(ctx); err != nil {
 		return err
 	}
 	if err := startInformers(ctx, tenantInformers, workloadInformers); err != nil {

@@ -5,6 +5,7 @@ package kcp
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
@@ -51,4 +52,12 @@ func ForVirtualWorkspace(cfg *rest.Config, url string) *rest.Config {
 	vw.Host = url
 	vw.APIPath = ""
 	return vw
+}
+
+// ForCluster is cfg (of a virtual workspace or kcp's base URL) scoped to
+// one logical cluster, for typed clients that are not cluster-aware.
+func ForCluster(cfg *rest.Config, cluster logicalcluster.Name) *rest.Config {
+	scoped := rest.CopyConfig(cfg)
+	scoped.Host = strings.TrimSuffix(scoped.Host, "/") + cluster.Path().RequestPath()
+	return scoped
 }

@@ -12,7 +12,6 @@ import (
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
 	"github.com/kcp-dev/logicalcluster/v3"
-	"github.com/tektoncd/pipeline/pkg/apis/config"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"go.uber.org/zap"
@@ -24,7 +23,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
-	"github.com/pipelines-service/pipelines-service/pkg/workload"
+	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 )
 
 // ControllerName names the controller in logs and the work queue.
@@ -42,7 +41,9 @@ var (
 type Options struct {
 	Tenants         kcpdynamic.ClusterInterface
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
-	Log             *zap.SugaredLogger
+	// Config is each workspace's Tekton configuration.
+	Config *tenantconfig.Store
+	Log    *zap.SugaredLogger
 }
 
 // Controller reconciles PipelineRuns of every tenant workspace.
@@ -50,7 +51,7 @@ type Controller struct {
 	log     *zap.SugaredLogger
 	queue   workqueue.TypedRateLimitingInterface[string]
 	tenants kcpdynamic.ClusterInterface
-	tekton  *config.Config
+	config  *tenantconfig.Store
 	clock   clock.PassiveClock
 
 	pipelineRuns kcpinformers.GenericClusterInformer
@@ -65,7 +66,7 @@ func New(opts Options) (*Controller, error) {
 		log:     opts.Log,
 		queue:   reconciler.NewQueue(ControllerName),
 		tenants: opts.Tenants,
-		tekton:  tektonConfig(),
+		config:  opts.Config,
 		clock:   clock.RealClock{},
 	}
 	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)
@@ -100,17 +101,6 @@ func (c *Controller) lister(resource schema.GroupVersionResource) kcpcache.Gener
 	default:
 		return c.pipelineRuns.Lister()
 	}
-}
-
-// tektonConfig is Tekton's configuration for PipelineRuns: no affinity
-// assistant (coschedule disabled: it would need StatefulSets and nodes of
-// a cluster kcp does not have), no native sidecars.
-func tektonConfig() *config.Config {
-	cfg := config.FromContextOrDefaults(context.Background())
-	cfg.FeatureFlags.EnableKubernetesSidecar = false
-	cfg.FeatureFlags.Coschedule = config.CoscheduleDisabled
-	cfg.Defaults.DefaultManagedByLabelValue = workload.ManagedByValue
-	return cfg
 }
 
 func (c *Controller) enqueue(obj interface{}) {

@@ -17,6 +17,7 @@ import (
 	"knative.dev/pkg/apis"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"knative.dev/pkg/kmap"
 )
 
@@ -39,9 +40,9 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	if pr.DeletionTimestamp != nil {
 		return 0, nil
 	}
-	ctx = config.ToContext(ctx, c.tekton)
+	ctx, cfgErr := c.config.WithConfig(ctx, cluster)
 	before := pr.DeepCopy()
-	r := &run{c: c, log: log, cluster: cluster, pr: pr}
+	r := &run{c: c, log: log, cluster: cluster, pr: pr, cfgErr: cfgErr}
 	requeue, err := r.reconcile(ctx)
 	if !equality.Semantic.DeepEqual(before.Labels, pr.Labels) || !equality.Semantic.DeepEqual(before.Annotations, pr.Annotations) {
 		if u, err = c.updateMeta(ctx, cluster, u, pr); err != nil {
@@ -70,6 +71,8 @@ type run struct {
 	log     *zap.SugaredLogger
 	cluster logicalcluster.Name
 	pr      *v1.PipelineRun
+	// cfgErr says why the workspace's Tekton configuration is unusable.
+	cfgErr error
 }
 
 // reconcile mirrors Tekton's PipelineRun reconciler.
@@ -93,6 +96,10 @@ func (r *run) reconcile(ctx context.Context) (time.Duration, error) {
 	}
 	if pr.IsCancelled() {
 		return 0, r.cancelPipelineRun(ctx)
+	}
+	if r.cfgErr != nil && len(pr.Status.ChildReferences) == 0 {
+		pr.Status.MarkFailed(tenantconfig.ReasonInvalidConfiguration, "the workspace's Tekton configuration is invalid: %s", r.cfgErr)
+		return 0, permanentError{r.cfgErr}
 	}
 	r.recoverChildReferences()
 	if err := r.run(ctx); err != nil {

@@ -11,7 +11,6 @@ import (
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
-	"github.com/tektoncd/pipeline/pkg/apis/config"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"go.uber.org/zap"
@@ -20,12 +19,14 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
@@ -53,7 +54,12 @@ type Options struct {
 	Images pipeline.Images
 	// Resolver rewrites step images and reads their configs.
 	Resolver *images.Resolver
-	Log      *zap.SugaredLogger
+	// Config is each workspace's Tekton configuration.
+	Config *tenantconfig.Store
+	// VirtualWorkspace is the rest config of the APIExport virtual
+	// workspace, for typed Tekton clients (StepAction resolution).
+	VirtualWorkspace *rest.Config
+	Log              *zap.SugaredLogger
 }
 
 // Controller reconciles TaskRuns of every tenant workspace.
@@ -64,8 +70,10 @@ type Controller struct {
 	workload kubernetes.Interface
 	images   pipeline.Images
 	resolver *images.Resolver
-	tekton   *config.Config
-	clock    clock.PassiveClock
+	config   *tenantconfig.Store
+	// stepActions read StepActions from tenant workspaces.
+	stepActions *stepActionClients
+	clock       clock.PassiveClock
 
 	taskRuns kcpinformers.GenericClusterInformer
 	tasks    kcpinformers.GenericClusterInformer
@@ -81,9 +89,14 @@ func New(opts Options) (*Controller, error) {
 		workload: opts.Workload,
 		images:   opts.Images,
 		resolver: opts.Resolver,
-		tekton:   tektonConfig(),
+		config:   opts.Config,
 		clock:    clock.RealClock{},
 	}
+	stepActions, err := newStepActionClients(opts.VirtualWorkspace)
+	if err != nil {
+		return nil, err
+	}
+	c.stepActions = stepActions
 	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
 	if _, err := c.taskRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -104,17 +117,6 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// tektonConfig is Tekton's configuration for building pods and status:
-// no credential init (tenant credentials are not carried yet), no native
-// sidecars (that would need the apiserver version), our managed-by label.
-func tektonConfig() *config.Config {
-	cfg := config.FromContextOrDefaults(context.Background())
-	cfg.FeatureFlags.DisableCredsInit = true
-	cfg.FeatureFlags.EnableKubernetesSidecar = false
-	cfg.Defaults.DefaultManagedByLabelValue = workload.ManagedByValue
-	return cfg
 }
 
 func (c *Controller) enqueueTaskRun(obj interface{}) {

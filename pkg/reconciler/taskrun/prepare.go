@@ -35,14 +35,11 @@ func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, t
 		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
 		return nil, false
 	}
-	for _, step := range taskSpec.Steps {
-		if step.Ref != nil {
-			tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution,
-				fmt.Errorf("step %q references StepAction %q: StepActions are not served by pipelines-service yet", step.Name, step.Ref.Name))
+	if tr.Status.TaskSpec == nil {
+		if err := c.resolveStepActions(ctx, cluster, tr, taskSpec); err != nil {
+			tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
 			return nil, false
 		}
-	}
-	if tr.Status.TaskSpec == nil {
 		tr.Status.TaskSpec = taskSpec.DeepCopy()
 	}
 	rtr := &resources.ResolvedTask{TaskName: taskMeta.Name, TaskSpec: taskSpec, Kind: resources.GetTaskKind(tr)}

@@ -4,17 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
+	pipelineerrors "github.com/tektoncd/pipeline/pkg/apis/pipeline/errors"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	podconvert "github.com/tektoncd/pipeline/pkg/pod"
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"knative.dev/pkg/apis"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
 // Finalizer keeps a TaskRun until what it made on the workload cluster is
@@ -38,7 +43,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		log.Errorw("TaskRun does not decode into tekton.dev/v1", "error", err)
 		return 0, c.failUndecodable(ctx, cluster, u, err)
 	}
-	ctx = config.ToContext(ctx, c.tekton)
+	ctx, cfgErr := c.config.WithConfig(ctx, cluster)
 
 	if tr.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, log, cluster, u, tr)
@@ -48,7 +53,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	}
 
 	before := tr.Status.DeepCopy()
-	requeue, err := c.reconcile(ctx, log, cluster, tr)
+	requeue, err := c.reconcile(ctx, log, cluster, tr, cfgErr)
 	if retried := retryIfRetriable(tr); retried {
 		log.Infow("TaskRun failed, retrying", "attempt", len(tr.Status.RetriesStatus)+1, "retries", tr.Spec.Retries)
 	}
@@ -66,8 +71,9 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	return requeue, err
 }
 
-// reconcile drives one TaskRun as Tekton's taskrun reconciler does.
-func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun) (time.Duration, error) {
+// reconcile drives one TaskRun as Tekton's taskrun reconciler does;
+// cfgErr says why the workspace's Tekton configuration is unusable.
+func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun, cfgErr error) (time.Duration, error) {
 	if !tr.HasStarted() {
 		tr.Status.InitializeConditions()
 		if tr.Status.StartTime.Sub(tr.CreationTimestamp.Time) < 0 {
@@ -81,6 +87,10 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 		return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonCancelled,
 			fmt.Sprintf("TaskRun %q was cancelled. %s", tr.Name, tr.Spec.StatusMessage))
 	}
+	if cfgErr != nil {
+		return 0, c.failTaskRun(ctx, cluster, tr, tenantconfig.ReasonInvalidConfiguration,
+			fmt.Sprintf("the workspace's Tekton configuration is invalid: %v", cfgErr))
+	}
 
 	rtr, ok := c.prepare(ctx, cluster, tr)
 	if !ok {
@@ -90,7 +100,7 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 
 	if tr.HasTimedOut(ctx, c.clock) {
 		if pod, err := c.existingPod(cluster, tr); err == nil && pod != nil {
-			if status, err := podconvert.MakeTaskRunStatus(ctx, log, *tr, pod, c.workload, rtr.TaskSpec); err == nil {
+			if status, err := c.statusFromPod(ctx, log, cluster, tr, pod, rtr.TaskSpec); err == nil {
 				tr.Status = status
 			}
 		}
@@ -107,7 +117,11 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 			return 0, err
 		}
 	}
-	status, err := podconvert.MakeTaskRunStatus(ctx, log, *tr, pod, c.workload, rtr.TaskSpec)
+	status, err := c.statusFromPod(ctx, log, cluster, tr, pod, rtr.TaskSpec)
+	if isResultSizeExceeded(err) {
+		return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonResultLargerThanAllowedLimit,
+			fmt.Sprintf("%s TaskRun %q failed: %s", pipelineerrors.UserErrorLabel, tr.Name, err))
+	}
 	if err != nil {
 		return 0, fmt.Errorf("status from pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
@@ -148,4 +162,19 @@ func (c *Controller) untilTimeout(ctx context.Context, tr *v1.TaskRun) time.Dura
 		return left
 	}
 	return time.Millisecond
+}
+
+// statusFromPod is Tekton's TaskRun status from the pod. Tekton reads
+// results from the sidecar's logs in the TaskRun's namespace: here that is
+// the pod's, on the workload cluster.
+func (c *Controller) statusFromPod(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun, pod *corev1.Pod, spec *v1.TaskSpec) (v1.TaskRunStatus, error) {
+	wtr := *tr
+	wtr.Namespace = workload.Namespace(cluster, tr.Namespace)
+	return podconvert.MakeTaskRunStatus(ctx, log, wtr, pod, c.workload, spec)
+}
+
+// isResultSizeExceeded tells Tekton's internal sidecarlogresults
+// ErrSizeExceeded (not importable) by its text.
+func isResultSizeExceeded(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "results size exceeds configured limit")
 }

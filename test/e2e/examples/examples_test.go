@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,18 +38,34 @@ type outcome struct {
 	name, result, detail string
 }
 
+// alphaFlags are the feature flags of Tekton's own alpha e2e job
+// (test/e2e-tests-kind-alpha.env), less those the service pins
+// (keep-pod-on-cancel, native sidecars; see pkg/tenantconfig).
+var alphaFlags = map[string]string{
+	"enable-api-fields":              "alpha",
+	"results-from":                   "sidecar-logs",
+	"enable-cel-in-whenexpression":   "true",
+	"enable-param-enum":              "true",
+	"enable-artifacts":               "true",
+	"enable-concise-resolver-syntax": "true",
+}
+
+// needsAlphaFlags tells the examples that Tekton runs only in its alpha
+// job: the alpha ones, and the large result one (results from sidecar logs).
+func needsAlphaFlags(rel string) bool {
+	return strings.Contains(rel, "/alpha/") || rel == "taskruns/beta/large-task-result.yaml"
+}
+
 // TestTektonExamples applies every example of examples/v1 (taskruns,
-// pipelineruns, and beta; alpha needs alpha feature flags) in its own
-// namespace of one tenant workspace and expects its runs to succeed.
+// pipelineruns, beta and alpha) in its own namespace and expects its runs
+// to succeed. Like Tekton's CI, the alpha examples run where alpha feature
+// flags are on: a second tenant workspace that sets them in its
+// tekton-pipelines/feature-flags ConfigMap; the first keeps the defaults.
 func TestTektonExamples(t *testing.T) {
 	ctx := context.Background()
 	dir := tektonExamplesDir(t)
-	tn := env.NewTenant(ctx, t, "e2e-examples")
-	client, err := dynamic.NewForConfig(tn.Rest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(tn.Kube.Discovery()))
+	stable := newExampleTenant(ctx, t, "e2e-examples", nil)
+	alpha := newExampleTenant(ctx, t, "e2e-examples-alpha", alphaFlags)
 
 	var files []string
 	for _, sub := range []string{"taskruns", "pipelineruns", "taskruns/beta", "pipelineruns/beta", "taskruns/alpha", "pipelineruns/alpha"} {
@@ -58,6 +76,11 @@ func TestTektonExamples(t *testing.T) {
 		}
 	}
 	sort.Strings(files)
+	if only := os.Getenv("EXAMPLES"); only != "" {
+		// EXAMPLES=<regexp> runs the matching examples only (development).
+		re := regexp.MustCompile(only)
+		files = slices.DeleteFunc(files, func(f string) bool { return !re.MatchString(f) })
+	}
 
 	var mu sync.Mutex
 	var outcomes []outcome
@@ -79,7 +102,11 @@ func TestTektonExamples(t *testing.T) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				ns := fmt.Sprintf("ex-%03d", i)
-				err := runExample(ctx, tn, client, mapper, ns, filepath.Join(dir, rel))
+				et := stable
+				if needsAlphaFlags(rel) {
+					et = alpha
+				}
+				err := runExample(ctx, et, ns, filepath.Join(dir, rel))
 				if err != nil {
 					record(outcome{rel, "failed", err.Error()})
 					t.Error(err)
@@ -100,10 +127,27 @@ func TestTektonExamples(t *testing.T) {
 	fmt.Printf("tekton examples: %d passed, %d failed, %d skipped\n", counts["passed"], counts["failed"], counts["skipped"])
 }
 
-func skipReason(rel string) (string, bool) {
-	if strings.Contains(rel, "/alpha/") {
-		return "not served yet: alpha examples need enable-api-fields=alpha", true
+// exampleTenant is a tenant workspace with the clients the examples need.
+type exampleTenant struct {
+	*framework.Tenant
+	client dynamic.Interface
+	mapper meta.RESTMapper
+}
+
+func newExampleTenant(ctx context.Context, t *testing.T, prefix string, flags map[string]string) *exampleTenant {
+	tn := env.NewTenant(ctx, t, prefix)
+	if flags != nil {
+		tn.SetFeatureFlags(ctx, t, flags)
 	}
+	client, err := dynamic.NewForConfig(tn.Rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(tn.Kube.Discovery()))
+	return &exampleTenant{Tenant: tn, client: client, mapper: mapper}
+}
+
+func skipReason(rel string) (string, bool) {
 	reason, ok := skipped[rel]
 	return reason, ok
 }
@@ -118,7 +162,8 @@ func tektonExamplesDir(t *testing.T) string {
 
 // runExample creates the example's objects in namespace ns and waits for
 // its TaskRuns and PipelineRuns to finish.
-func runExample(ctx context.Context, tn *framework.Tenant, client dynamic.Interface, mapper meta.RESTMapper, ns, path string) error {
+func runExample(ctx context.Context, tn *exampleTenant, ns, path string) error {
+	client, mapper := tn.client, tn.mapper
 	if _, err := tn.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create namespace: %w", err)
 	}

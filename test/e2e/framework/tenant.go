@@ -9,11 +9,15 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"knative.dev/pkg/apis"
+
+	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 )
 
 // Tenant is a tenant workspace bound to the Tekton export, seen with the
@@ -90,4 +94,22 @@ func Condition(tr *v1.TaskRun) (string, string) {
 		return "", ""
 	}
 	return string(cond.Status), cond.Reason
+}
+
+// SetFeatureFlags writes the tenant's Tekton feature flags, as one would
+// on a Tekton cluster: ConfigMap feature-flags in namespace tekton-pipelines.
+func (tn *Tenant) SetFeatureFlags(ctx context.Context, t testing.TB, flags map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenantconfig.Namespace}}
+	if _, err := tn.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "feature-flags", Namespace: tenantconfig.Namespace}, Data: flags}
+	_, err := tn.Kube.CoreV1().ConfigMaps(tenantconfig.Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = tn.Kube.CoreV1().ConfigMaps(tenantconfig.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
