@@ -19,10 +19,12 @@ func (e reasonedError) Error() string { return e.err.Error() }
 // pipeline, each failure with Tekton's reason. kcp has no Tekton admission
 // webhook, so the PipelineRun's own validation runs here too.
 func validateSpec(ctx context.Context, spec *v1.PipelineSpec, pr *v1.PipelineRun) error {
-	if ferr := pr.Validate(ctx); ferr != nil {
+	// On copies: Tekton's validation fills object params with defaults in
+	// place (harmless in its validating webhook, wrong in a controller).
+	if ferr := pr.DeepCopy().Validate(ctx); ferr != nil {
 		return reasonedError{v1.PipelineRunReasonFailedValidation, ferr}
 	}
-	if ferr := spec.Validate(ctx); ferr != nil {
+	if ferr := spec.DeepCopy().Validate(ctx); ferr != nil {
 		return reasonedError{v1.PipelineRunReasonFailedValidation, ferr}
 	}
 	checks := []struct {

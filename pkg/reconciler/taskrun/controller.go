@@ -11,8 +11,10 @@ import (
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
+	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -71,8 +73,9 @@ type Controller struct {
 	images   pipeline.Images
 	resolver *images.Resolver
 	config   *tenantconfig.Store
-	// stepActions read StepActions from tenant workspaces.
-	stepActions *stepActionClients
+	// stepActions makes the Tekton client StepActions are read with, for
+	// one tenant workspace.
+	stepActions func(logicalcluster.Name) (tektonclient.Interface, error)
 	clock       clock.PassiveClock
 
 	taskRuns kcpinformers.GenericClusterInformer
@@ -96,7 +99,7 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.stepActions = stepActions
+	c.stepActions = stepActions.forCluster
 	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
 	if _, err := c.taskRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

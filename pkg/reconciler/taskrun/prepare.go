@@ -21,8 +21,10 @@ import (
 // returns false.
 func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun) (*resources.ResolvedTask, bool) {
 	tr.SetDefaults(ctx)
-	// kcp has no Tekton admission webhook: validate as it would.
-	if ferr := tr.Validate(ctx); ferr != nil {
+	// kcp has no Tekton admission webhook: validate as it would, on a copy,
+	// because Tekton's validation fills object params with defaults in place
+	// (harmless in a validating webhook, wrong in a controller).
+	if ferr := tr.DeepCopy().Validate(ctx); ferr != nil {
 		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedValidation, ferr)
 		return nil, false
 	}
@@ -35,7 +37,11 @@ func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, t
 		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
 		return nil, false
 	}
-	if tr.Status.TaskSpec == nil {
+	if tr.Status.TaskSpec != nil {
+		// Resolved once (StepActions merged): the status is the source of
+		// truth from then on, as in Tekton.
+		taskSpec = tr.Status.TaskSpec.DeepCopy()
+	} else {
 		if err := c.resolveStepActions(ctx, cluster, tr, taskSpec); err != nil {
 			tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
 			return nil, false
@@ -126,7 +132,7 @@ func (c *Controller) getTask(cluster logicalcluster.Name, tr *v1.TaskRun) resour
 			return nil, nil, nil, fmt.Errorf("task %q does not decode into tekton.dev/v1: %w", name, err)
 		}
 		task.SetDefaults(ctx)
-		if ferr := task.Validate(ctx); ferr != nil {
+		if ferr := task.DeepCopy().Validate(ctx); ferr != nil {
 			return nil, nil, nil, fmt.Errorf("task %q is invalid: %w", name, ferr)
 		}
 		return task, nil, nil, nil

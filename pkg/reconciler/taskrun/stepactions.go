@@ -52,7 +52,7 @@ func (c *Controller) resolveStepActions(ctx context.Context, cluster logicalclus
 		}
 		if client == nil {
 			var err error
-			if client, err = c.stepActions.forCluster(cluster); err != nil {
+			if client, err = c.stepActions(cluster); err != nil {
 				return err
 			}
 		}
