@@ -22,6 +22,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/persistentvolumeclaim"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
@@ -117,10 +118,21 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return err
 	}
 	pipelineRuns, err := pipelinerun.New(pipelinerun.Options{
-		Tenants:         tenants,
-		TenantInformers: tenantInformers,
-		Config:          tektonConfig,
-		Log:             log.Named("pipelinerun"),
+		Tenants:          tenants,
+		TenantInformers:  tenantInformers,
+		Config:           tektonConfig,
+		VirtualWorkspace: vwRest,
+		Log:              log.Named("pipelinerun"),
+	})
+	if err != nil {
+		return err
+	}
+	claims, err := persistentvolumeclaim.New(persistentvolumeclaim.Options{
+		Tenants:           tenants,
+		TenantInformers:   tenantInformers,
+		WorkloadInformers: workloadInformers,
+		Workload:          workloadClient,
+		Log:               log.Named("persistentvolumeclaim"),
 	})
 	if err != nil {
 		return err
@@ -132,6 +144,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return err
 	}
 	go pipelineRuns.Run(ctx, cfg.Workers)
+	go claims.Run(ctx, cfg.Workers)
 	taskRuns.Run(ctx, cfg.Workers)
 	return nil
 }

@@ -176,13 +176,7 @@ func (s *Stack) startController(ctx context.Context) error {
 	if err := writeFile(c.ControllerConfigFile(), string(data)); err != nil {
 		return err
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", c.controllerBinary(), "./cmd/controller")
-	build.Dir = c.RepoRoot
-	build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB, "CGO_ENABLED=0")
-	if err := c.runLogged(build, "build-controller"); err != nil {
-		return componentErr("build controller", c.LogFile("build-controller"), err)
-	}
-	buildID, err := fileDigest(c.controllerBinary(), c.ControllerConfigFile())
+	buildID, err := c.buildFromCheckout(ctx, "./cmd/controller", c.controllerBinary(), "build-controller", c.ControllerConfigFile())
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ func (s *Stack) Up(ctx context.Context) error {
 		{"workload control plane", s.startControlPlane},
 		{"containerd", c.startContainerd},
 		{"kubelet", s.startKubelet},
+		{"storage (local-path provisioner)", c.startStorage},
 		{"kcp (ready)", c.waitKCP},
 		{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
 		{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
@@ -100,6 +101,7 @@ func (s *Stack) processes() []*process {
 	procs := []*process{
 		c.registryProcess(), c.kcpProcess(), c.etcdProcess(), c.apiserverProcess(pki),
 		c.controllerManagerProcess(pki), c.schedulerProcess(), c.containerdProcess(), c.kubeletProcess(),
+		c.provisionerProcess(""),
 	}
 	if !c.controllerInCluster() {
 		procs = append(procs, c.controllerProcess(""))

@@ -19,7 +19,7 @@ import (
 
 	kcpkubernetes "github.com/kcp-dev/client-go/kubernetes"
 
-	"github.com/pipelines-service/pipelines-service/apis/tekton"
+	"github.com/pipelines-service/pipelines-service/apis"
 )
 
 // ExportName is the APIExport (and its endpoint slice) tenants bind.
@@ -53,7 +53,7 @@ type Clients struct {
 // EnsureProvider creates the schemas, the APIExport and the controller's
 // RBAC in the provider workspace. It is idempotent.
 func EnsureProvider(ctx context.Context, c Clients, provider logicalcluster.Path) error {
-	schemas, err := tekton.Schemas()
+	schemas, err := apis.Schemas()
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@
 package workload
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
@@ -13,7 +14,9 @@ import (
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	"github.com/kcp-dev/logicalcluster/v3"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Labels and annotations on workload objects.
@@ -78,6 +81,24 @@ func CheckOwner(ns *corev1.Namespace, cluster logicalcluster.Name, namespace str
 	return nil
 }
 
+// EnsureNamespace creates the workload namespace of a tenant namespace,
+// refusing one that belongs to another tenant.
+func EnsureNamespace(ctx context.Context, client kubernetes.Interface, cluster logicalcluster.Name, namespace string) error {
+	want := NamespaceObject(cluster, namespace)
+	ns, err := client.CoreV1().Namespaces().Get(ctx, want.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = client.CoreV1().Namespaces().Create(ctx, want, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	return CheckOwner(ns, cluster, namespace)
+}
+
 // ManagedSelector restricts list/watch to objects the service made.
 func ManagedSelector(opts *metav1.ListOptions) {
 	opts.LabelSelector = LabelManagedBy + "=" + ManagedByValue
@@ -98,4 +119,14 @@ func TenantKey(meta metav1.ObjectMeta) (string, bool) {
 		return "", false
 	}
 	return kcpcache.ToClusterAwareKey(cluster, ns, name), true
+}
+
+// TenantObjectKey is the cluster-aware queue key of the tenant object of
+// the same name a workload object was made for (e.g. a PVC).
+func TenantObjectKey(meta metav1.ObjectMeta) (string, bool) {
+	cluster, ns, ok := strings.Cut(meta.Annotations[AnnotationClusterNS], "/")
+	if !ok || cluster == "" || meta.Labels[LabelClusterName] != cluster {
+		return "", false
+	}
+	return kcpcache.ToClusterAwareKey(cluster, ns, meta.Name), true
 }

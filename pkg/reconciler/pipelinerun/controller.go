@@ -18,10 +18,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 )
@@ -43,7 +46,10 @@ type Options struct {
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	// Config is each workspace's Tekton configuration.
 	Config *tenantconfig.Store
-	Log    *zap.SugaredLogger
+	// VirtualWorkspace is the rest config of the APIExport virtual
+	// workspace, for typed clients (PVCs from volumeClaimTemplates).
+	VirtualWorkspace *rest.Config
+	Log              *zap.SugaredLogger
 }
 
 // Controller reconciles PipelineRuns of every tenant workspace.
@@ -52,7 +58,10 @@ type Controller struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 	tenants kcpdynamic.ClusterInterface
 	config  *tenantconfig.Store
-	clock   clock.PassiveClock
+	// workspaceKube makes the client PVCs of volumeClaimTemplates are
+	// created with, in one tenant workspace.
+	workspaceKube func(logicalcluster.Name) (kubernetes.Interface, error)
+	clock         clock.PassiveClock
 
 	pipelineRuns kcpinformers.GenericClusterInformer
 	pipelines    kcpinformers.GenericClusterInformer
@@ -69,6 +78,11 @@ func New(opts Options) (*Controller, error) {
 		config:  opts.Config,
 		clock:   clock.RealClock{},
 	}
+	workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)
+	if err != nil {
+		return nil, err
+	}
+	c.workspaceKube = workspaces.Kube
 	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)
 	c.pipelines = opts.TenantInformers.ForResource(PipelinesResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)

@@ -9,7 +9,9 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
+	"github.com/tektoncd/pipeline/pkg/reconciler/volumeclaim"
 	"github.com/tektoncd/pipeline/pkg/workspace"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -266,11 +268,14 @@ func taskRunWorkspaces(pr *v1.PipelineRun, rpt *resources.ResolvedPipelineTask) 
 			return nil, fmt.Errorf("expected workspace %q to be provided by pipelinerun for pipeline task %q", pipelineWorkspace, pt.Name)
 		}
 		binding := *b.DeepCopy()
+		if b.VolumeClaimTemplate != nil {
+			// The claim made for the PipelineRun (claimTemplates).
+			binding = v1.WorkspaceBinding{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+				ClaimName: volumeclaim.GeneratePVCNameFromWorkspaceBinding(b.VolumeClaimTemplate.Name, b, *kmeta.NewControllerRef(pr)),
+			}}
+		}
 		binding.Name = w.Name
 		binding.SubPath = joinSubPath(b.SubPath, w.SubPath)
-		if b.VolumeClaimTemplate != nil || b.PersistentVolumeClaim != nil {
-			return nil, fmt.Errorf("workspace %q: persistentVolumeClaim and volumeClaimTemplate workspaces are not served by pipelines-service yet", pipelineWorkspace)
-		}
 		out = append(out, binding)
 	}
 	return out, nil

@@ -12,9 +12,11 @@ import (
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipeline/dag"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/pipelinespec"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
+	"github.com/tektoncd/pipeline/pkg/reconciler/volumeclaim"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"knative.dev/pkg/apis"
+	"knative.dev/pkg/kmeta"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
@@ -218,6 +220,15 @@ func (r *run) run(ctx context.Context) error {
 		if err := resources.ValidateOptionalWorkspaces(spec.Workspaces, facts.State); err != nil {
 			return r.fail(v1.PipelineRunReasonRequiredWorkspaceMarkedOptional, "PipelineRun %s/%s: %s", err)
 		}
+		if err := r.claimTemplates(ctx); err != nil {
+			if errors.Is(err, volumeclaim.ErrPvcCreationFailedRetryable) {
+				pr.Status.MarkRunning(v1.PipelineRunReasonPending.String(), "Waiting for PVC creation to succeed: %v", err)
+				return err
+			}
+			pr.Status.MarkFailed(volumeclaim.ReasonCouldntCreateWorkspacePVC,
+				"Failed to create PVC for PipelineRun %s/%s correctly: %s", pr.Namespace, pr.Name, err)
+			return permanentError{err}
+		}
 	}
 	if err := r.timeoutRunningTasks(ctx, facts); err != nil {
 		return err
@@ -226,6 +237,26 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	return r.updateFromFacts(ctx, spec, facts)
+}
+
+// claimTemplates creates a tenant PVC, owned by the PipelineRun, for every
+// volumeClaimTemplate workspace, as Tekton does without affinity assistant;
+// the workload cluster gets it from the PVC reconciler.
+func (r *run) claimTemplates(ctx context.Context) error {
+	if !r.pr.HasVolumeClaimTemplate() {
+		return nil
+	}
+	client, err := r.c.workspaceKube(r.cluster)
+	if err != nil {
+		return err
+	}
+	handler := volumeclaim.NewPVCHandler(client, r.log)
+	for _, wb := range r.pr.Spec.Workspaces {
+		if err := handler.CreatePVCFromVolumeClaimTemplate(ctx, wb, *kmeta.NewControllerRef(r.pr), r.pr.Namespace); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unservedPipelineFeature names what a pipeline's tasks ask for that the

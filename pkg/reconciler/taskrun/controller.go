@@ -27,6 +27,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/pipelines-service/pipelines-service/pkg/images"
+	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
@@ -73,10 +74,15 @@ type Controller struct {
 	images   pipeline.Images
 	resolver *images.Resolver
 	config   *tenantconfig.Store
+	// finalizers keep TaskRuns until their workload objects are gone.
+	finalizers reconciler.Finalizers
 	// stepActions makes the Tekton client StepActions are read with, for
 	// one tenant workspace.
 	stepActions func(logicalcluster.Name) (tektonclient.Interface, error)
-	clock       clock.PassiveClock
+	// workspaceKube makes the client PVCs of volumeClaimTemplates are
+	// created with, in one tenant workspace.
+	workspaceKube func(logicalcluster.Name) (kubernetes.Interface, error)
+	clock         clock.PassiveClock
 
 	taskRuns kcpinformers.GenericClusterInformer
 	tasks    kcpinformers.GenericClusterInformer
@@ -86,20 +92,21 @@ type Controller struct {
 // New wires the informers and the work queue.
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
-		log:      opts.Log,
-		queue:    reconciler.NewQueue(ControllerName),
-		tenants:  opts.Tenants,
-		workload: opts.Workload,
-		images:   opts.Images,
-		resolver: opts.Resolver,
-		config:   opts.Config,
-		clock:    clock.RealClock{},
+		log:        opts.Log,
+		queue:      reconciler.NewQueue(ControllerName),
+		tenants:    opts.Tenants,
+		workload:   opts.Workload,
+		images:     opts.Images,
+		resolver:   opts.Resolver,
+		config:     opts.Config,
+		finalizers: reconciler.Finalizers{Client: opts.Tenants, Resource: TaskRunsResource, Name: Finalizer},
+		clock:      clock.RealClock{},
 	}
-	stepActions, err := newStepActionClients(opts.VirtualWorkspace)
+	workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)
 	if err != nil {
 		return nil, err
 	}
-	c.stepActions = stepActions.forCluster
+	c.stepActions, c.workspaceKube = workspaces.Tekton, workspaces.Kube
 	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
 	if _, err := c.taskRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -16,7 +16,7 @@ import (
 // finalize removes what the TaskRun made on the workload cluster, then its
 // finalizer.
 func (c *Controller) finalize(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, u *unstructured.Unstructured, tr *v1.TaskRun) error {
-	if !hasFinalizer(u) {
+	if !c.finalizers.Has(u) {
 		return nil
 	}
 	ns := workload.Namespace(cluster, tr.Namespace)
@@ -28,5 +28,5 @@ func (c *Controller) finalize(ctx context.Context, log *zap.SugaredLogger, clust
 		return fmt.Errorf("delete secrets and configmaps of TaskRun: %w", err)
 	}
 	log.Infow("deleted workload objects of TaskRun", "podNamespace", ns)
-	return c.removeFinalizer(ctx, cluster, u)
+	return c.finalizers.Remove(ctx, cluster, u)
 }

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	podconvert "github.com/tektoncd/pipeline/pkg/pod"
 	"github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
+	"github.com/tektoncd/pipeline/pkg/reconciler/volumeclaim"
 	"github.com/tektoncd/pipeline/pkg/workspace"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
+	"knative.dev/pkg/kmeta"
 
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
@@ -46,11 +48,20 @@ func (c *Controller) existingPod(cluster logicalcluster.Name, tr *v1.TaskRun) (*
 // namespace) if there is none. Substitution runs on every reconcile, as in
 // Tekton, so that the status carries the substituted task spec.
 func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun, rtr *resources.ResolvedTask) (*corev1.Pod, error) {
-	resources.ApplyParametersToWorkspaceBindings(rtr.TaskSpec, tr)
 	pod, err := c.existingPod(cluster, tr)
 	if err != nil {
 		return nil, err
 	}
+	// As in Tekton: before the first substitution, claims are made from
+	// the templates (tenant PVCs owned by the TaskRun) and bound instead.
+	if pod == nil && tr.HasVolumeClaimTemplate() {
+		if err := c.claimTemplates(ctx, log, cluster, tr); err != nil {
+			tr.Status.MarkResourceFailed(volumeclaim.ReasonCouldntCreateWorkspacePVC,
+				fmt.Errorf("failed to create PVC for TaskRun %s/%s workspaces correctly: %w", tr.Namespace, tr.Name, err))
+			return nil, nil
+		}
+	}
+	resources.ApplyParametersToWorkspaceBindings(rtr.TaskSpec, tr)
 	volumes := workspace.CreateVolumes(tr.Spec.Workspaces)
 	ts := substitute(ctx, tr, rtr, volumes)
 	tr.Status.TaskSpec = ts
@@ -63,7 +74,7 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, clus
 		tr.Status.MarkResourceFailed(podconvert.ReasonPodCreationFailed, fmt.Errorf("failed to create task run pod %q: %w", tr.Name, err))
 		return nil, nil
 	}
-	if err := c.ensureNamespace(ctx, cluster, tr.Namespace); err != nil {
+	if err := workload.EnsureNamespace(ctx, c.workload, cluster, tr.Namespace); err != nil {
 		return nil, err
 	}
 	if err := c.carryPodSources(ctx, cluster, tr, pod); err != nil {
@@ -86,6 +97,32 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, clus
 	}
 	log.Infow("created pod", "podNamespace", created.Namespace, "pod", created.Name)
 	return created, nil
+}
+
+// claimTemplates creates a tenant PVC for every volumeClaimTemplate
+// workspace of tr, owned by tr, and binds the workspace to it (in tr's
+// copy, for building the pod; the spec stays as written).
+func (c *Controller) claimTemplates(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun) error {
+	client, err := c.workspaceKube(cluster)
+	if err != nil {
+		return err
+	}
+	handler := volumeclaim.NewPVCHandler(client, log)
+	owner := *kmeta.NewControllerRef(tr)
+	for i, wb := range tr.Spec.Workspaces {
+		if wb.VolumeClaimTemplate == nil {
+			continue
+		}
+		if err := handler.CreatePVCFromVolumeClaimTemplate(ctx, wb, owner, tr.Namespace); err != nil {
+			return err
+		}
+		tr.Spec.Workspaces[i] = v1.WorkspaceBinding{
+			Name:                  wb.Name,
+			SubPath:               wb.SubPath,
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: volumeclaim.GeneratePVCNameFromWorkspaceBinding(wb.VolumeClaimTemplate.Name, wb, owner)},
+		}
+	}
+	return nil
 }
 
 // substitute applies parameters, contexts, results and workspaces to the
@@ -195,24 +232,6 @@ func (c *Controller) resolveCommands(ctx context.Context, ts *v1.TaskSpec) error
 		ts.Sidecars[i].Command = command
 	}
 	return nil
-}
-
-// ensureNamespace creates the workload namespace of a tenant namespace,
-// refusing one that belongs to another tenant.
-func (c *Controller) ensureNamespace(ctx context.Context, cluster logicalcluster.Name, namespace string) error {
-	want := workload.NamespaceObject(cluster, namespace)
-	ns, err := c.workload.CoreV1().Namespaces().Get(ctx, want.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = c.workload.CoreV1().Namespaces().Create(ctx, want, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			return nil
-		}
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	return workload.CheckOwner(ns, cluster, namespace)
 }
 
 // ensureServiceAccount creates the pod's service account in the workload

@@ -72,11 +72,6 @@ func unservedTaskRunFeature(tr *v1.TaskRun) error {
 			return fmt.Errorf("taskRef names custom task %s %s: custom tasks are not served by pipelines-service yet", ref.APIVersion, ref.Kind)
 		}
 	}
-	for _, w := range tr.Spec.Workspaces {
-		if w.PersistentVolumeClaim != nil || w.VolumeClaimTemplate != nil {
-			return fmt.Errorf("workspace %q: persistentVolumeClaim and volumeClaimTemplate workspaces are not served by pipelines-service yet", w.Name)
-		}
-	}
 	return nil
 }
 

@@ -3,7 +3,6 @@ package taskrun
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -26,24 +25,6 @@ func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Na
 		return fmt.Errorf("update status: %w", err)
 	}
 	return nil
-}
-
-func hasFinalizer(u *unstructured.Unstructured) bool {
-	return slices.Contains(u.GetFinalizers(), Finalizer)
-}
-
-func (c *Controller) addFinalizer(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured) error {
-	out := u.DeepCopy()
-	out.SetFinalizers(append(out.GetFinalizers(), Finalizer))
-	_, err := c.tenants.Cluster(cluster.Path()).Resource(TaskRunsResource).Namespace(u.GetNamespace()).Update(ctx, out, metav1.UpdateOptions{})
-	return err
-}
-
-func (c *Controller) removeFinalizer(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured) error {
-	out := u.DeepCopy()
-	out.SetFinalizers(slices.DeleteFunc(out.GetFinalizers(), func(f string) bool { return f == Finalizer }))
-	_, err := c.tenants.Cluster(cluster.Path()).Resource(TaskRunsResource).Namespace(u.GetNamespace()).Update(ctx, out, metav1.UpdateOptions{})
-	return err
 }
 
 // failUndecodable marks a TaskRun that Tekton's types cannot read as

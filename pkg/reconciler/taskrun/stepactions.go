@@ -3,41 +3,12 @@ package taskrun
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
-	"k8s.io/client-go/rest"
-
-	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 )
-
-// stepActionClients make Tekton clients of one tenant workspace, through
-// the virtual workspace, for Tekton's StepAction resolution.
-type stepActionClients struct {
-	config *rest.Config
-	http   *http.Client
-}
-
-func newStepActionClients(vw *rest.Config) (*stepActionClients, error) {
-	if vw == nil {
-		return nil, nil
-	}
-	httpClient, err := rest.HTTPClientFor(vw)
-	if err != nil {
-		return nil, err
-	}
-	return &stepActionClients{config: vw, http: httpClient}, nil
-}
-
-func (s *stepActionClients) forCluster(cluster logicalcluster.Name) (tektonclient.Interface, error) {
-	if s == nil {
-		return nil, fmt.Errorf("StepActions are not served: the controller has no virtual workspace client")
-	}
-	return tektonclient.NewForConfigAndClient(kcp.ForCluster(s.config, cluster), s.http)
-}
 
 // resolveStepActions merges the StepActions that steps reference (from the
 // TaskRun's workspace and namespace) into the steps, as Tekton does.

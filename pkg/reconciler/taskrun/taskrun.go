@@ -48,8 +48,8 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	if tr.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, log, cluster, u, tr)
 	}
-	if !hasFinalizer(u) {
-		return 0, c.addFinalizer(ctx, cluster, u)
+	if !c.finalizers.Has(u) {
+		return 0, c.finalizers.Add(ctx, cluster, u)
 	}
 
 	before := tr.Status.DeepCopy()

@@ -1,0 +1,52 @@
+package kcp
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// WorkspaceClients make typed clients scoped to one tenant workspace
+// through the APIExport virtual workspace, for Tekton library code that
+// takes a clientset (StepAction resolution, PVCs from volumeClaimTemplates).
+// They share one HTTP client.
+type WorkspaceClients struct {
+	config *rest.Config
+	http   *http.Client
+}
+
+// NewWorkspaceClients makes WorkspaceClients on the virtual workspace vw;
+// a nil vw gives clients that fail with a clear error.
+func NewWorkspaceClients(vw *rest.Config) (*WorkspaceClients, error) {
+	if vw == nil {
+		return nil, nil
+	}
+	httpClient, err := rest.HTTPClientFor(vw)
+	if err != nil {
+		return nil, err
+	}
+	return &WorkspaceClients{config: vw, http: httpClient}, nil
+}
+
+// Tekton is a Tekton clientset of one workspace.
+func (w *WorkspaceClients) Tekton(cluster logicalcluster.Name) (tektonclient.Interface, error) {
+	if w == nil {
+		return nil, errNoVirtualWorkspace
+	}
+	return tektonclient.NewForConfigAndClient(ForCluster(w.config, cluster), w.http)
+}
+
+// Kube is a Kubernetes clientset of one workspace (the exported and
+// claimed core resources).
+func (w *WorkspaceClients) Kube(cluster logicalcluster.Name) (kubernetes.Interface, error) {
+	if w == nil {
+		return nil, errNoVirtualWorkspace
+	}
+	return kubernetes.NewForConfigAndClient(ForCluster(w.config, cluster), w.http)
+}
+
+var errNoVirtualWorkspace = fmt.Errorf("the controller has no virtual workspace client")

@@ -1,0 +1,113 @@
+// Package persistentvolumeclaim syncs tenants' PersistentVolumeClaims
+// (exported to their workspaces, which have no storage of their own) to
+// the workload cluster, and the claims' status back. A claim made from a
+// volumeClaimTemplate is a tenant PVC owned by its run, so it goes with the
+// run, as in Tekton.
+package persistentvolumeclaim
+
+import (
+	"context"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
+	kcpinformers "github.com/kcp-dev/client-go/informers"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
+)
+
+// ControllerName names the controller in logs and the work queue.
+const ControllerName = "pipelines-service-persistentvolumeclaim"
+
+// Finalizer keeps a tenant PVC until its workload PVC is gone.
+const Finalizer = "pipelines-service.dev/workload-pvc"
+
+// Resource is the exported PVC resource in tenant workspaces.
+var Resource = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
+
+// Options configure a Controller.
+type Options struct {
+	Tenants           kcpdynamic.ClusterInterface
+	TenantInformers   kcpdynamicinformer.DynamicSharedInformerFactory
+	WorkloadInformers informers.SharedInformerFactory
+	Workload          kubernetes.Interface
+	Log               *zap.SugaredLogger
+}
+
+// Controller syncs PVCs of every tenant workspace.
+type Controller struct {
+	log        *zap.SugaredLogger
+	queue      workqueue.TypedRateLimitingInterface[string]
+	tenants    kcpdynamic.ClusterInterface
+	workload   kubernetes.Interface
+	finalizers reconciler.Finalizers
+
+	claims         kcpinformers.GenericClusterInformer
+	workloadClaims corev1listers.PersistentVolumeClaimLister
+}
+
+// New wires the informers and the work queue.
+func New(opts Options) (*Controller, error) {
+	c := &Controller{
+		log:        opts.Log,
+		queue:      reconciler.NewQueue(ControllerName),
+		tenants:    opts.Tenants,
+		workload:   opts.Workload,
+		finalizers: reconciler.Finalizers{Client: opts.Tenants, Resource: Resource, Name: Finalizer},
+	}
+	c.claims = opts.TenantInformers.ForResource(Resource)
+	if _, err := c.claims.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, obj interface{}) { c.enqueue(obj) },
+		DeleteFunc: c.enqueue,
+	}); err != nil {
+		return nil, err
+	}
+	workloadClaims := opts.WorkloadInformers.Core().V1().PersistentVolumeClaims()
+	c.workloadClaims = workloadClaims.Lister()
+	if _, err := workloadClaims.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueTenantClaim,
+		UpdateFunc: func(_, obj interface{}) { c.enqueueTenantClaim(obj) },
+		DeleteFunc: c.enqueueTenantClaim,
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Controller) enqueue(obj interface{}) {
+	key, err := kcpcache.DeletionHandlingMetaClusterNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// enqueueTenantClaim enqueues the tenant PVC a workload PVC was made for.
+func (c *Controller) enqueueTenantClaim(obj interface{}) {
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tombstone.Obj
+	}
+	pvc, ok := obj.(*corev1.PersistentVolumeClaim)
+	if !ok {
+		return
+	}
+	if key, ok := workload.TenantObjectKey(pvc.ObjectMeta); ok {
+		c.queue.Add(key)
+	}
+}
+
+// Run runs workers until ctx ends; the informers must have synced.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey)
+}

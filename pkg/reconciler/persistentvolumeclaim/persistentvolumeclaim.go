@@ -1,0 +1,149 @@
+package persistentvolumeclaim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
+)
+
+// ConditionWorkloadSynced reports on a tenant PVC that the workload
+// cluster refused it, with the workload apiserver's message.
+const ConditionWorkloadSynced corev1.PersistentVolumeClaimConditionType = "WorkloadSynced"
+
+// reconcileKey syncs the tenant PVC of a cluster-aware key.
+func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
+	tenant := &corev1.PersistentVolumeClaim{}
+	obj, err := reconciler.Get(c.claims.Lister(), key, tenant)
+	if obj == nil {
+		return 0, err // gone: its finalizer already removed the workload PVC
+	}
+	cluster, u := obj.Cluster, obj.Unstructured
+	log := c.log.With("workspace", cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
+	if errors.Is(err, reconciler.ErrUndecodable) {
+		log.Errorw("PersistentVolumeClaim does not decode", "error", err)
+		return 0, nil
+	}
+	ns := workload.Namespace(cluster, tenant.Namespace)
+	if tenant.DeletionTimestamp != nil {
+		return 0, c.finalize(ctx, cluster, u, ns, tenant.Name)
+	}
+	if !c.finalizers.Has(u) {
+		return 0, c.finalizers.Add(ctx, cluster, u)
+	}
+	current, err := c.ensureWorkloadClaim(ctx, cluster, ns, tenant)
+	var refused *apierrors.StatusError
+	if errors.As(err, &refused) && apierrors.IsInvalid(err) {
+		log.Infow("workload cluster refused the claim", "error", err)
+		return 0, c.reportRefused(ctx, cluster, u, tenant, err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, c.reflectStatus(ctx, cluster, u, tenant, current)
+}
+
+// ensureWorkloadClaim returns the workload PVC of a tenant PVC, creating it
+// (and its namespace) from the tenant's spec.
+func (c *Controller) ensureWorkloadClaim(ctx context.Context, cluster logicalcluster.Name, ns string, tenant *corev1.PersistentVolumeClaim) (*corev1.PersistentVolumeClaim, error) {
+	existing, err := c.workloadClaims.PersistentVolumeClaims(ns).Get(tenant.Name)
+	if err == nil {
+		return existing, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err := workload.EnsureNamespace(ctx, c.workload, cluster, tenant.Namespace); err != nil {
+		return nil, err
+	}
+	created, err := c.workload.CoreV1().PersistentVolumeClaims(ns).Create(ctx, forWorkload(cluster, ns, tenant), metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return c.workload.CoreV1().PersistentVolumeClaims(ns).Get(ctx, tenant.Name, metav1.GetOptions{})
+	}
+	return created, err
+}
+
+// forWorkload is the workload PVC of a tenant PVC: the same name and claim
+// in the tenant's workload namespace, bound to a workload volume.
+func forWorkload(cluster logicalcluster.Name, ns string, tenant *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
+	spec := tenant.Spec.DeepCopy()
+	spec.VolumeName = "" // tenant volumes are workload volumes: none named in kcp
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      tenant.Name,
+			Namespace: ns,
+			Labels: map[string]string{
+				workload.LabelManagedBy:   workload.ManagedByValue,
+				workload.LabelClusterName: cluster.String(),
+			},
+			Annotations: map[string]string{workload.AnnotationClusterNS: workload.TenantAnnotation(cluster, tenant.Namespace)},
+		},
+		Spec: *spec,
+	}
+	return pvc
+}
+
+// reflectStatus copies the workload PVC's status into the tenant's.
+func (c *Controller) reflectStatus(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, tenant, current *corev1.PersistentVolumeClaim) error {
+	status := current.Status.DeepCopy()
+	if equality.Semantic.DeepEqual(&tenant.Status, status) {
+		return nil
+	}
+	return c.updateStatus(ctx, cluster, u, status)
+}
+
+// reportRefused records on the tenant PVC why the workload cluster refused it.
+func (c *Controller) reportRefused(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, tenant *corev1.PersistentVolumeClaim, refusal error) error {
+	status := tenant.Status.DeepCopy()
+	status.Phase = corev1.ClaimPending
+	cond := corev1.PersistentVolumeClaimCondition{
+		Type: ConditionWorkloadSynced, Status: corev1.ConditionFalse, Reason: "Invalid",
+		Message: fmt.Sprintf("the workload cluster refused the claim: %v", refusal),
+	}
+	for _, existing := range status.Conditions {
+		if existing.Type == cond.Type && existing.Message == cond.Message {
+			return nil
+		}
+	}
+	cond.LastTransitionTime = metav1.Now()
+	status.Conditions = append(status.Conditions, cond)
+	return c.updateStatus(ctx, cluster, u, status)
+}
+
+func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, status *corev1.PersistentVolumeClaimStatus) error {
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(status)
+	if err != nil {
+		return err
+	}
+	out := u.DeepCopy()
+	out.Object["status"] = raw
+	_, err = c.tenants.Cluster(cluster.Path()).Resource(Resource).Namespace(u.GetNamespace()).UpdateStatus(ctx, out, metav1.UpdateOptions{})
+	return err
+}
+
+// finalize deletes the workload PVC and releases the tenant PVC once the
+// workload PVC is gone (it stays while a pod uses it, as on Kubernetes).
+func (c *Controller) finalize(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, ns, name string) error {
+	if !c.finalizers.Has(u) {
+		return nil
+	}
+	err := c.workload.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	if err == nil {
+		return nil // deleting; the workload PVC's deletion brings us back
+	}
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	return c.finalizers.Remove(ctx, cluster, u)
+}
