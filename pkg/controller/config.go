@@ -47,11 +47,16 @@ type Config struct {
 	ImageMap images.Config `json:"imageMap"`
 	// Workers is the number of reconcile workers.
 	Workers int `json:"workers,omitempty"`
+	// ClientQPS and ClientBurst limit the controller's requests to kcp and
+	// to the workload cluster (client-go's defaults, 5 and 10, throttle a
+	// controller serving many workspaces).
+	ClientQPS   float32 `json:"clientQPS,omitempty"`
+	ClientBurst int     `json:"clientBurst,omitempty"`
 }
 
 // LoadConfig reads and checks a Config.
 func LoadConfig(path string) (Config, error) {
-	cfg := Config{APIExport: provider.ExportName, Workers: 4}
+	cfg := Config{APIExport: provider.ExportName, Workers: 4, ClientQPS: 50, ClientBurst: 100}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, err
@@ -74,6 +79,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("kcp kubeconfig: %w", err)
 	}
+	kcpRest.QPS, kcpRest.Burst = cfg.ClientQPS, cfg.ClientBurst
 	kcpClient, err := kcpclientset.NewForConfig(kcpRest)
 	if err != nil {
 		return err
@@ -95,6 +101,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("workload kubeconfig: %w", err)
 	}
+	workloadRest.QPS, workloadRest.Burst = cfg.ClientQPS, cfg.ClientBurst
 	workloadClient, err := kubernetes.NewForConfig(workloadRest)
 	if err != nil {
 		return err

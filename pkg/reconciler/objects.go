@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -8,7 +9,6 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // ErrUndecodable marks an object the schema admitted but Tekton's Go types
@@ -42,8 +42,20 @@ func Get(lister kcpcache.GenericClusterLister, key string, into any) (*Object, e
 		return nil, fmt.Errorf("unexpected object %T for %s", obj, key)
 	}
 	o := &Object{Cluster: cluster, Namespace: namespace, Name: name, Unstructured: u}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
+	if err := Decode(u, into); err != nil {
 		return o, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
 	return o, nil
+}
+
+// Decode reads a tenant object into its Go type the way Tekton's admission
+// webhook reads it (encoding/json: field names match case-insensitively,
+// so "mountpath" is MountPath, as Tekton's own examples rely on). kcp runs
+// no Tekton webhook to rewrite such fields.
+func Decode(u *unstructured.Unstructured, into any) error {
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, into)
 }

@@ -16,8 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // getPipeline reads a Pipeline from the PipelineRun's workspace and
@@ -73,7 +74,7 @@ func (r *run) get(ctx context.Context, resource schema.GroupVersionResource, nam
 	default:
 		return err
 	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
+	if err := reconciler.Decode(u, into); err != nil {
 		return fmt.Errorf("%s %q does not decode into tekton.dev/v1: %w", resource.Resource, name, err)
 	}
 	return nil

@@ -13,7 +13,8 @@ import (
 	"github.com/tektoncd/pipeline/pkg/workspace"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // prepare defaults, validates and resolves the TaskRun's Task as Tekton
@@ -123,7 +124,7 @@ func (c *Controller) getTask(cluster logicalcluster.Name, tr *v1.TaskRun) resour
 			return nil, nil, nil, err
 		}
 		task := &v1.Task{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.(*unstructured.Unstructured).Object, task); err != nil {
+		if err := reconciler.Decode(obj.(*unstructured.Unstructured), task); err != nil {
 			return nil, nil, nil, fmt.Errorf("task %q does not decode into tekton.dev/v1: %w", name, err)
 		}
 		task.SetDefaults(ctx)
