@@ -50,6 +50,7 @@ type Controller struct {
 	tenants    kcpdynamic.ClusterInterface
 	workload   kubernetes.Interface
 	finalizers reconciler.Finalizers
+	objects    reconciler.Objects
 
 	claims         kcpinformers.GenericClusterInformer
 	workloadClaims corev1listers.PersistentVolumeClaimLister
@@ -63,6 +64,7 @@ func New(opts Options) (*Controller, error) {
 		tenants:    opts.Tenants,
 		workload:   opts.Workload,
 		finalizers: reconciler.Finalizers{Client: opts.Tenants, Resource: Resource, Name: Finalizer},
+		objects:    reconciler.Objects{Client: opts.Tenants, Resource: Resource},
 	}
 	c.claims = opts.TenantInformers.ForResource(Resource)
 	if _, err := c.claims.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
@@ -122,14 +121,7 @@ func (c *Controller) reportRefused(ctx context.Context, cluster logicalcluster.N
 }
 
 func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, status *corev1.PersistentVolumeClaimStatus) error {
-	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(status)
-	if err != nil {
-		return err
-	}
-	out := u.DeepCopy()
-	out.Object["status"] = raw
-	_, err = c.tenants.Cluster(cluster.Path()).Resource(Resource).Namespace(u.GetNamespace()).UpdateStatus(ctx, out, metav1.UpdateOptions{})
-	return err
+	return c.objects.UpdateStatus(ctx, cluster, u, status)
 }
 
 // finalize deletes the workload PVC and releases the tenant PVC once the

@@ -58,6 +58,7 @@ type Controller struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 	tenants kcpdynamic.ClusterInterface
 	config  *tenantconfig.Store
+	objects reconciler.Objects
 	// workspaceKube makes the client PVCs of volumeClaimTemplates are
 	// created with, in one tenant workspace.
 	workspaceKube func(logicalcluster.Name) (kubernetes.Interface, error)
@@ -76,6 +77,7 @@ func New(opts Options) (*Controller, error) {
 		queue:   reconciler.NewQueue(ControllerName),
 		tenants: opts.Tenants,
 		config:  opts.Config,
+		objects: reconciler.Objects{Client: opts.Tenants, Resource: PipelineRunsResource},
 		clock:   clock.RealClock{},
 	}
 	workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)

@@ -47,14 +47,17 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	r := &run{c: c, log: log, cluster: cluster, pr: pr, cfgErr: cfgErr}
 	requeue, err := r.reconcile(ctx)
 	if !equality.Semantic.DeepEqual(before.Labels, pr.Labels) || !equality.Semantic.DeepEqual(before.Annotations, pr.Annotations) {
-		if u, err = c.updateMeta(ctx, cluster, u, pr); err != nil {
-			return 0, err
+		updated, uerr := c.updateMeta(ctx, cluster, u, pr)
+		if uerr != nil {
+			return 0, uerr
 		}
+		u = updated
 	}
 	if !equality.Semantic.DeepEqual(before.Status, pr.Status) {
 		if uerr := c.updateStatus(ctx, cluster, u, pr); uerr != nil {
 			return 0, uerr
 		}
+		c.emitEvents(ctx, log, cluster, before.Status.GetCondition(apis.ConditionSucceeded), pr)
 	}
 	var permanent permanentError
 	if errors.As(err, &permanent) {
@@ -62,6 +65,17 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		return 0, nil
 	}
 	return requeue, err
+}
+
+// emitEvents records Tekton's events for a change of the PipelineRun's
+// Succeeded condition in its workspace.
+func (c *Controller) emitEvents(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, before *apis.Condition, pr *v1.PipelineRun) {
+	client, err := c.workspaceKube(cluster)
+	if err != nil {
+		log.Warnw("cannot record events", "error", err)
+		return
+	}
+	reconciler.EmitRunEvents(ctx, log, client, ControllerName, before, pr.Status.GetCondition(apis.ConditionSucceeded), pr)
 }
 
 // permanentError ends a reconcile without retry: the PipelineRun is marked.

@@ -76,6 +76,7 @@ type Controller struct {
 	config   *tenantconfig.Store
 	// finalizers keep TaskRuns until their workload objects are gone.
 	finalizers reconciler.Finalizers
+	objects    reconciler.Objects
 	// stepActions makes the Tekton client StepActions are read with, for
 	// one tenant workspace.
 	stepActions func(logicalcluster.Name) (tektonclient.Interface, error)
@@ -100,6 +101,7 @@ func New(opts Options) (*Controller, error) {
 		resolver:   opts.Resolver,
 		config:     opts.Config,
 		finalizers: reconciler.Finalizers{Client: opts.Tenants, Resource: TaskRunsResource, Name: Finalizer},
+		objects:    reconciler.Objects{Client: opts.Tenants, Resource: TaskRunsResource},
 		clock:      clock.RealClock{},
 	}
 	workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)

@@ -15,6 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/kmap"
 )
 
 // prepare defaults, validates and resolves the TaskRun's Task as Tekton
@@ -48,6 +53,13 @@ func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, t
 			return nil, false
 		}
 		tr.Status.TaskSpec = taskSpec.DeepCopy()
+		mergeTaskMeta(tr, taskMeta.ObjectMeta)
+	}
+	if config.FromContextOrDefaults(ctx).FeatureFlags.EnableProvenanceInStatus {
+		if tr.Status.Provenance == nil {
+			tr.Status.Provenance = &v1.Provenance{}
+		}
+		tr.Status.Provenance.FeatureFlags = config.FromContextOrDefaults(ctx).FeatureFlags
 	}
 	rtr := &resources.ResolvedTask{TaskName: taskMeta.Name, TaskSpec: taskSpec, Kind: resources.GetTaskKind(tr)}
 	if err := validateResolved(ctx, tr, rtr); err != nil {
@@ -74,6 +86,20 @@ func unservedTaskRunFeature(tr *v1.TaskRun) error {
 		}
 	}
 	return nil
+}
+
+// mergeTaskMeta propagates the Task's labels and annotations to the
+// TaskRun (the TaskRun's own win) and names the Task in tekton.dev/task,
+// as Tekton does when it first resolves the Task.
+func mergeTaskMeta(tr *v1.TaskRun, task *metav1.ObjectMeta) {
+	if task == nil {
+		return
+	}
+	tr.Annotations = kmap.Union(kmap.ExcludeKeys(task.Annotations, corev1.LastAppliedConfigAnnotation), tr.Annotations)
+	tr.Labels = kmap.Union(task.Labels, tr.Labels)
+	if tr.Spec.TaskRef != nil {
+		tr.Labels[pipeline.TaskLabelKey] = task.Name
+	}
 }
 
 type reasonedError struct {

@@ -6,25 +6,13 @@ import (
 
 	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"knative.dev/pkg/apis"
 )
 
 // updateStatus writes tr's status into the tenant TaskRun.
 func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, tr *v1.TaskRun) error {
-	status, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&tr.Status)
-	if err != nil {
-		return err
-	}
-	out := u.DeepCopy()
-	out.Object["status"] = status
-	_, err = c.tenants.Cluster(cluster.Path()).Resource(TaskRunsResource).Namespace(u.GetNamespace()).UpdateStatus(ctx, out, metav1.UpdateOptions{})
-	if err != nil {
-		return fmt.Errorf("update status: %w", err)
-	}
-	return nil
+	return c.objects.UpdateStatus(ctx, cluster, u, &tr.Status)
 }
 
 // failUndecodable marks a TaskRun that Tekton's types cannot read as

@@ -52,23 +52,43 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		return 0, c.finalizers.Add(ctx, cluster, u)
 	}
 
-	before := tr.Status.DeepCopy()
+	before := tr.DeepCopy()
 	requeue, err := c.reconcile(ctx, log, cluster, tr, cfgErr)
 	if retried := retryIfRetriable(tr); retried {
 		log.Infow("TaskRun failed, retrying", "attempt", len(tr.Status.RetriesStatus)+1, "retries", tr.Spec.Retries)
 	}
-	if tr.IsDone() && !before.GetCondition(apis.ConditionSucceeded).IsTrue() && !before.GetCondition(apis.ConditionSucceeded).IsFalse() {
+	beforeCond := before.Status.GetCondition(apis.ConditionSucceeded)
+	if tr.IsDone() && !beforeCond.IsTrue() && !beforeCond.IsFalse() {
 		// The pod is kept for its logs; the secrets it was given go now.
 		if derr := c.deleteCarried(ctx, cluster, tr); derr != nil {
 			return 0, derr
 		}
 	}
-	if !equality.Semantic.DeepEqual(before, &tr.Status) {
+	if !equality.Semantic.DeepEqual(before.Labels, tr.Labels) || !equality.Semantic.DeepEqual(before.Annotations, tr.Annotations) {
+		updated, uerr := c.objects.UpdateMeta(ctx, cluster, u, tr.Labels, tr.Annotations)
+		if uerr != nil {
+			return 0, uerr
+		}
+		u = updated
+	}
+	if !equality.Semantic.DeepEqual(&before.Status, &tr.Status) {
 		if uerr := c.updateStatus(ctx, cluster, u, tr); uerr != nil {
 			return 0, uerr
 		}
+		c.emitEvents(ctx, log, cluster, beforeCond, tr)
 	}
 	return requeue, err
+}
+
+// emitEvents records Tekton's events for a change of the TaskRun's
+// Succeeded condition in its workspace.
+func (c *Controller) emitEvents(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, before *apis.Condition, tr *v1.TaskRun) {
+	client, err := c.workspaceKube(cluster)
+	if err != nil {
+		log.Warnw("cannot record events", "error", err)
+		return
+	}
+	reconciler.EmitRunEvents(ctx, log, client, ControllerName, before, tr.Status.GetCondition(apis.ConditionSucceeded), tr)
 }
 
 // reconcile drives one TaskRun as Tekton's taskrun reconciler does;
