@@ -39,7 +39,8 @@ unit:
 	$(GO) test -count=1 ./...
 
 e2e: build
-	$(GO) test -tags e2e -count=1 -timeout 80m -p 1 -v ./test/e2e/... 2>&1 | grep -v "^=== \(RUN\|PAUSE\|CONT\)"
+	set -o pipefail; $(GO) test -tags e2e -count=1 -timeout 80m -p 1 -v ./test/e2e/... 2>&1 \
+	  | grep --line-buffered -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
 
 ## bench: stack cold build / warm bring-up / resident memory figures.
 bench: deps build

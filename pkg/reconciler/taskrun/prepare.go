@@ -43,15 +43,13 @@ func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, t
 		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
 		return nil, false
 	}
-	if tr.Status.TaskSpec != nil {
-		// Resolved once (StepActions merged): the status is the source of
-		// truth from then on, as in Tekton.
-		taskSpec = tr.Status.TaskSpec.DeepCopy()
-	} else {
-		if err := c.resolveStepActions(ctx, cluster, tr, taskSpec); err != nil {
-			tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
-			return nil, false
-		}
+	// As in Tekton, StepActions are merged on every reconcile (the spec is
+	// substituted afresh each time, e.g. with a retry's count).
+	if err := c.resolveStepActions(ctx, cluster, tr, taskSpec); err != nil {
+		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
+		return nil, false
+	}
+	if tr.Status.TaskSpec == nil {
 		tr.Status.TaskSpec = taskSpec.DeepCopy()
 		mergeTaskMeta(tr, taskMeta.ObjectMeta)
 	}

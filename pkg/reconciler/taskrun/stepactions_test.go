@@ -13,11 +13,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// TestStepActionsResolveOnceAndReplay resolves a step that references a
-// StepAction with string, array and object params, then prepares the same
-// TaskRun again from its status (as the next reconcile does) and expects
-// the same merged step, params applied.
-func TestStepActionsResolveOnceAndReplay(t *testing.T) {
+// TestStepActionsResolveOnEveryReconcile resolves a step that references
+// a StepAction with string and object params (the TaskRun's object value
+// partly overriding the Task's default), then prepares the same TaskRun
+// again after its status was written (as the next reconcile does) and
+// expects the same merged step, params applied.
+func TestStepActionsResolveOnEveryReconcile(t *testing.T) {
 	action := &v1beta1.StepAction{
 		ObjectMeta: metav1.ObjectMeta{Name: "greet", Namespace: "ns"},
 		Spec: v1beta1.StepActionSpec{
@@ -69,7 +70,7 @@ func TestStepActionsResolveOnceAndReplay(t *testing.T) {
 		}
 		tr.Status.TaskSpec = ts
 	}
-	if fetched != 1 {
-		t.Errorf("StepAction read %d times, want once (then replayed from status)", fetched)
+	if fetched != 2 {
+		t.Errorf("StepAction read %d times, want once per reconcile (2)", fetched)
 	}
 }
