@@ -7,11 +7,12 @@
 //	devstack demo     run examples/pipelinerun.yaml in the demo tenant workspace
 //	devstack deploy   run the controller in the workload cluster: ko apply -f config/
 //	devstack undeploy run the controller on the host again
-//	devstack bench    cold build times, warm bring-up time, resident memory per component
+//	devstack bench    stack figures; our controller against upstream Tekton's; idle-tenant scale (flags: -h)
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -81,8 +82,27 @@ func run(ctx context.Context, verb string) error {
 	case "undeploy":
 		return stack.Undeploy(ctx)
 	case "bench":
-		return stack.Bench(ctx, os.Stdout)
+		opts, err := benchOptions(os.Args[2:])
+		if err != nil {
+			return err
+		}
+		return stack.Bench(ctx, os.Stdout, opts)
 	default:
 		return fmt.Errorf("unknown verb %q (want up, down, status or bench)", verb)
 	}
+}
+
+// benchOptions parses `devstack bench` flags; the defaults are make bench's.
+func benchOptions(args []string) (devstack.BenchOptions, error) {
+	opts := devstack.DefaultBenchOptions()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&opts.Workspaces, "workspaces", opts.Workspaces, "tenant workspaces (and upstream namespaces) running PipelineRuns")
+	fs.IntVar(&opts.Runs, "runs", opts.Runs, "PipelineRuns per workspace")
+	fs.IntVar(&opts.Tasks, "tasks", opts.Tasks, "trivial parallel tasks per PipelineRun")
+	fs.IntVar(&opts.IdleWorkspaces, "idle-workspaces", opts.IdleWorkspaces, "bound workspaces without runs for the idle-scale figures (0 skips)")
+	fs.BoolVar(&opts.KeepIdle, "keep-idle", opts.KeepIdle, "keep the idle workspaces for the next run")
+	fs.BoolVar(&opts.Stack, "stack", opts.Stack, "also time a warm bring-up of the stack (tears it down first)")
+	fs.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "limit for each controller's PipelineRuns")
+	fs.StringVar(&opts.JSON, "json", opts.JSON, "report file (default <state>/bench/bench.json)")
+	return opts, fs.Parse(args)
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// controller serving many workspaces).
 	ClientQPS   float32 `json:"clientQPS,omitempty"`
 	ClientBurst int     `json:"clientBurst,omitempty"`
+	// DebugAddress, when set, serves /readyz and Go's profiles
+	// (/debug/pprof/) there, e.g. 127.0.0.1:6061.
+	DebugAddress string `json:"debugAddress,omitempty"`
 }
 
 // LoadConfig reads and checks a Config.
@@ -80,6 +83,12 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return fmt.Errorf("kcp kubeconfig: %w", err)
 	}
 	kcpRest.QPS, kcpRest.Burst = cfg.ClientQPS, cfg.ClientBurst
+	debug := &debugServer{}
+	if cfg.DebugAddress != "" {
+		if err := debug.serve(ctx, log, cfg.DebugAddress); err != nil {
+			return fmt.Errorf("debug address: %w", err)
+		}
+	}
 	kcpClient, err := kcpclientset.NewForConfig(kcpRest)
 	if err != nil {
 		return err
@@ -150,6 +159,8 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err := startInformers(ctx, tenantInformers, workloadInformers); err != nil {
 		return err
 	}
+	debug.ready.Store(true)
+	log.Infow("informers synced; reconciling")
 	go pipelineRuns.Run(ctx, cfg.Workers)
 	go claims.Run(ctx, cfg.Workers)
 	taskRuns.Run(ctx, cfg.Workers)

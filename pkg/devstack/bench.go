@@ -2,39 +2,274 @@ package devstack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
 
-// Bench reports the cold build time of each cached build (as recorded when
-// it was built), then tears the stack down and times a warm bring-up (all
-// builds cached), then the resident memory of each component.
-func (s *Stack) Bench(ctx context.Context, out io.Writer) error {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEASURE\tCOMPONENT\tVALUE")
-	if err := s.Up(ctx); err != nil { // make sure every build is cached
+// BenchOptions size `devstack bench`. The defaults finish in under ten
+// minutes on a 2-core machine.
+type BenchOptions struct {
+	// Workspaces x Runs PipelineRuns of Tasks trivial parallel tasks, through
+	// each controller.
+	Workspaces, Runs, Tasks int
+	// IdleWorkspaces bound tenant workspaces without runs (0 skips).
+	IdleWorkspaces int
+	// KeepIdle keeps the idle workspaces for the next run.
+	KeepIdle bool
+	// Stack measures the stack itself too (warm bring-up after down).
+	Stack bool
+	// Timeout bounds each controller's run.
+	Timeout time.Duration
+	// JSON is where the report is written; empty: <state>/bench/bench.json.
+	JSON string
+}
+
+// DefaultBenchOptions are `make bench`'s.
+func DefaultBenchOptions() BenchOptions {
+	return BenchOptions{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 1000, Stack: true, Timeout: 10 * time.Minute}
+}
+
+// BenchReport is the benchmark's JSON output.
+type BenchReport struct {
+	Date     time.Time          `json:"date"`
+	Machine  string             `json:"machine"`
+	Options  BenchOptions       `json:"options"`
+	Stack    []StackFigure      `json:"stack,omitempty"`
+	Runs     []ThroughputResult `json:"runs"`
+	Ratios   map[string]float64 `json:"ratiosOursToUpstream"`
+	Idle     *IdleResult        `json:"idle,omitempty"`
+	Profile  string             `json:"controllerCPUProfile,omitempty"`
+	TopFuncs []string           `json:"controllerCPUProfileTop,omitempty"`
+}
+
+// StackFigure is one figure of the stack itself.
+type StackFigure struct {
+	Measure, Component, Value string
+}
+
+// Bench measures the stack, then the same PipelineRuns through
+// pipelines-service and through upstream Tekton's controller on the same
+// workload cluster, then idle-tenant scale; it prints a table and writes
+// the report as JSON.
+func (s *Stack) Bench(ctx context.Context, out io.Writer, opts BenchOptions) error {
+	if s.cfg.controllerInCluster() {
+		return fmt.Errorf("the controller runs in the workload cluster (devstack deploy): run devstack undeploy first, the benchmark measures the host process")
+	}
+	report := BenchReport{Date: time.Now().UTC(), Machine: machine(), Options: opts}
+	if err := s.Up(ctx); err != nil { // every build cached, everything running
 		return err
 	}
+	if opts.Stack {
+		figures, err := s.benchStack(ctx)
+		if err != nil {
+			return err
+		}
+		report.Stack = figures
+	}
+	dir := filepath.Join(s.cfg.StateDir, "bench")
+	ours, upstream, err := s.benchControllers(ctx, opts, dir, &report)
+	if err != nil {
+		return err
+	}
+	report.Runs = []ThroughputResult{ours, upstream}
+	report.Ratios = ratios(ours, upstream)
+	if opts.IdleWorkspaces > 0 {
+		idle, err := s.benchIdle(ctx, opts.IdleWorkspaces, opts.KeepIdle)
+		if err != nil {
+			return fmt.Errorf("idle scale: %w", err)
+		}
+		report.Idle = &idle
+	}
+	path := opts.JSON
+	if path == "" {
+		path = filepath.Join(dir, "bench.json")
+	}
+	if err := writeJSON(path, report); err != nil {
+		return err
+	}
+	printReport(out, report)
+	fmt.Fprintf(out, "\nreport: %s\n", path)
+	return nil
+}
+
+// benchStack: cold build times (as recorded), no-op and warm bring-up
+// times, resident memory per component.
+func (s *Stack) benchStack(ctx context.Context) ([]StackFigure, error) {
+	var figures []StackFigure
 	for _, rec := range s.cfg.buildRecords() {
-		fmt.Fprintf(tw, "cold build\t%s@%s\t%.0f s (%s, built %s)\n", rec.Component, rec.Version, rec.Seconds, rec.GoVersion, rec.BuiltAt.Format(time.RFC3339))
+		figures = append(figures, StackFigure{"cold build", rec.Component + "@" + rec.Version,
+			fmt.Sprintf("%.0f s (%s, built %s)", rec.Seconds, rec.GoVersion, rec.BuiltAt.Format(time.RFC3339))})
 	}
 	start := time.Now()
 	if err := s.Up(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(tw, "no-op bring-up\tstack\t%.1f s\n", time.Since(start).Seconds())
+	figures = append(figures, StackFigure{"no-op bring-up", "stack", fmt.Sprintf("%.1f s", time.Since(start).Seconds())})
 	if err := s.Down(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	start = time.Now()
 	if err := s.Up(ctx); err != nil {
+		return nil, err
+	}
+	figures = append(figures, StackFigure{"warm bring-up", "stack", fmt.Sprintf("%.1f s", time.Since(start).Seconds())})
+	for _, st := range s.Status() {
+		figures = append(figures, StackFigure{"resident memory", st.Name, fmt.Sprintf("%d MiB", st.RSSBytes>>20)})
+	}
+	return figures, nil
+}
+
+// benchControllers runs the same PipelineRuns through our controller (with
+// a CPU profile) and then through upstream Tekton's, each freshly started
+// and alone on the workload cluster.
+func (s *Stack) benchControllers(ctx context.Context, opts BenchOptions, dir string, report *BenchReport) (ThroughputResult, ThroughputResult, error) {
+	var ours, upstream ThroughputResult
+	oursTarget, err := s.oursTarget(ctx, opts.Workspaces)
+	if err != nil {
+		return ours, upstream, err
+	}
+	if err := clearRuns(ctx, oursTarget); err != nil {
+		return ours, upstream, err
+	}
+	pid, _, err := s.RestartController(ctx)
+	if err != nil {
+		return ours, upstream, err
+	}
+	report.Profile = filepath.Join(dir, "controller-cpu.pprof")
+	stopProfile, err := controllerProfile(report.Profile)
+	if err != nil {
+		return ours, upstream, err
+	}
+	ours, err = s.measureThroughput(ctx, oursTarget, pid, opts.Runs, opts.Tasks, opts.Timeout)
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		return ours, upstream, err
+	}
+	report.TopFuncs = profileTop(s.cfg.controllerBinary(), report.Profile)
+	if err := clearRuns(ctx, oursTarget); err != nil {
+		return ours, upstream, err
+	}
+
+	if err := s.StopController(); err != nil {
+		return ours, upstream, err
+	}
+	defer func() {
+		if err := s.StopUpstreamTekton(context.Background()); err != nil {
+			s.log.Errorw("uninstall upstream Tekton", "error", err)
+		}
+		if err := s.startController(context.Background()); err != nil {
+			s.log.Errorw("restart controller", "error", err)
+		}
+	}()
+	upstreamPID, err := s.StartUpstreamTekton(ctx)
+	if err != nil {
+		return ours, upstream, err
+	}
+	upstreamTarget, err := s.upstreamTarget(ctx, opts.Workspaces)
+	if err != nil {
+		return ours, upstream, err
+	}
+	upstream, err = s.measureThroughput(ctx, upstreamTarget, upstreamPID, opts.Runs, opts.Tasks, opts.Timeout)
+	return ours, upstream, err
+}
+
+func ratios(ours, upstream ThroughputResult) map[string]float64 {
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	return map[string]float64{
+		"pipelineRunsPerMinute": ratio(ours.PerMinute, upstream.PerMinute),
+		"firstPodSecondsP50":    ratio(ours.FirstPodP50, upstream.FirstPodP50),
+		"firstPodSecondsP99":    ratio(ours.FirstPodP99, upstream.FirstPodP99),
+		"controllerCPUSeconds":  ratio(ours.CPUSeconds, upstream.CPUSeconds),
+		"controllerPeakRSSMiB":  ratio(ours.PeakRSSMiB, upstream.PeakRSSMiB),
+	}
+}
+
+// profileTop is the head of `go tool pprof -top` for a profile.
+func profileTop(binary, profile string) []string {
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", binary, profile).Output()
+	if err != nil {
+		return []string{"pprof: " + err.Error()}
+	}
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Build ID:") || strings.HasPrefix(line, "Type:") || strings.HasPrefix(line, "Time:") {
+			continue
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+func printReport(out io.Writer, r BenchReport) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "benchmark %s on %s\n", r.Date.Format(time.RFC3339), r.Machine)
+	if len(r.Stack) > 0 {
+		fmt.Fprintln(tw, "\nMEASURE\tCOMPONENT\tVALUE")
+		for _, f := range r.Stack {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Measure, f.Component, f.Value)
+		}
+	}
+	fmt.Fprintf(tw, "\n%d workspaces x %d PipelineRuns x %d tasks\n", r.Options.Workspaces, r.Options.Runs, r.Options.Tasks)
+	fmt.Fprintln(tw, "CONTROLLER\tRUNS\tSUCCEEDED\tSECONDS\tRUNS/MIN\tFIRST POD p50\tFIRST POD p99\tCPU s\tPEAK RSS MiB")
+	for _, t := range r.Runs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f s\t%.2f s\t%.1f\t%.0f\n", t.Controller, t.PipelineRuns, t.Succeeded, t.Seconds, t.PerMinute, t.FirstPodP50, t.FirstPodP99, t.CPUSeconds, t.PeakRSSMiB)
+	}
+	fmt.Fprintf(tw, "ours/upstream\t\t\t\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n", r.Ratios["pipelineRunsPerMinute"], r.Ratios["firstPodSecondsP50"], r.Ratios["firstPodSecondsP99"], r.Ratios["controllerCPUSeconds"], r.Ratios["controllerPeakRSSMiB"])
+	if i := r.Idle; i != nil {
+		fmt.Fprintf(tw, "\nidle scale: %d bound workspaces (setup %.0f s)\n", i.Workspaces, i.SetupSeconds)
+		fmt.Fprintln(tw, "CONTROLLER START-UP\tCONTROLLER RSS\tKCP RSS\tRUN: FIRST POD\tRUN: DONE")
+		fmt.Fprintf(tw, "%.1f s\t%.0f MiB\t%.0f MiB\t%.2f s\t%.1f s\n", i.StartupSeconds, i.ControllerRSSMiB, i.KCPRSSMiB, i.RunFirstPodSeconds, i.RunDoneSeconds)
+	}
+	if len(r.TopFuncs) > 0 {
+		fmt.Fprintf(tw, "\ncontroller CPU profile (%s):\n", r.Profile)
+		for _, l := range r.TopFuncs {
+			fmt.Fprintln(tw, l)
+		}
+	}
+	_ = tw.Flush()
+}
+
+func machine() string {
+	mem := procMemTotalGiB()
+	return fmt.Sprintf("%d cores, %.0f GiB, %s/%s", runtime.NumCPU(), mem, runtime.GOOS, runtime.GOARCH)
+}
+
+func procMemTotalGiB() float64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var kb float64
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+		}
+	}
+	return kb / (1 << 20)
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(tw, "warm bring-up\tstack\t%.1f s\n", time.Since(start).Seconds())
-	for _, st := range s.Status() {
-		fmt.Fprintf(tw, "resident memory\t%s\t%d MiB\n", st.Name, st.RSSBytes>>20)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
-	return tw.Flush()
+	return os.WriteFile(path, append(data, '\n'), 0o644)
 }

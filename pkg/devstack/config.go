@@ -20,6 +20,12 @@ const (
 	KCPKubeVersion    = "v1.32.3" // k8s.io/kubernetes line kcp v0.28.1 is built on
 	KubernetesVersion = "v1.35.5"
 	DebianSuite       = "bookworm"
+	// TektonVersion is the tektoncd/pipeline release the service builds on;
+	// the benchmark runs its own controller at the same release.
+	TektonVersion = "v1.9.0"
+	// ControllerDebugAddress serves the host controller's /readyz and
+	// /debug/pprof/.
+	ControllerDebugAddress = "127.0.0.1:6061"
 )
 
 // Config says where the stack keeps its state and how it is addressed.

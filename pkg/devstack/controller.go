@@ -19,6 +19,9 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/controller"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"net/http"
+	"time"
 )
 
 // KoVersion is the pinned ko that builds the Go images.
@@ -168,6 +171,7 @@ func (s *Stack) startController(ctx context.Context) error {
 		TektonImages:       imgs,
 		ImageMap:           c.controllerImageMap(imgs),
 		Workers:            4,
+		DebugAddress:       ControllerDebugAddress,
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -181,6 +185,44 @@ func (s *Stack) startController(ctx context.Context) error {
 		return err
 	}
 	return c.controllerProcess(buildID).start()
+}
+
+// RestartController stops the host controller, starts it again and waits
+// until it is ready (informers synced, /readyz). It returns the new PID
+// and the start-up time (process start to ready).
+func (s *Stack) RestartController(ctx context.Context) (int, time.Duration, error) {
+	c := s.cfg
+	if err := s.startController(ctx); err != nil { // build and config up to date
+		return 0, 0, err
+	}
+	proc := c.controllerProcess("")
+	if err := proc.stop(20 * time.Second); err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	if err := s.startController(ctx); err != nil {
+		return 0, 0, err
+	}
+	if err := s.waitControllerReady(ctx, 10*time.Minute); err != nil {
+		return 0, 0, componentErr("controller", proc.logFile, err)
+	}
+	return proc.pid(), time.Since(start), nil
+}
+
+// StopController stops the host controller (until the next Up).
+func (s *Stack) StopController() error {
+	return s.cfg.controllerProcess("").stop(20 * time.Second)
+}
+
+func (s *Stack) waitControllerReady(ctx context.Context, timeout time.Duration) error {
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		resp, err := http.Get("http://" + ControllerDebugAddress + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
 }
 
 func (c Config) runLogged(cmd *exec.Cmd, logName string) error {

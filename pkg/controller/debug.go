@@ -1,0 +1,91 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	runtimepprof "runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// debugServer serves /readyz (200 once the informers have synced), Go's
+// profiles under /debug/pprof/, and a CPU profile spanning a benchmark
+// (/debug/cpuprofile/start, /debug/cpuprofile/stop) on a local address.
+type debugServer struct {
+	ready atomic.Bool
+
+	mu      sync.Mutex
+	profile *bytes.Buffer
+}
+
+// startProfile starts a CPU profile that runs until stopProfile (for
+// benchmarks: the profile covers exactly the measured run).
+func (d *debugServer) startProfile(w http.ResponseWriter, _ *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.profile != nil {
+		http.Error(w, "a CPU profile is already running", http.StatusConflict)
+		return
+	}
+	buf := &bytes.Buffer{}
+	if err := runtimepprof.StartCPUProfile(buf); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	d.profile = buf
+}
+
+// stopProfile ends the CPU profile and returns it (pprof format).
+func (d *debugServer) stopProfile(w http.ResponseWriter, _ *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.profile == nil {
+		http.Error(w, "no CPU profile is running", http.StatusConflict)
+		return
+	}
+	runtimepprof.StopCPUProfile()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(d.profile.Bytes())
+	d.profile = nil
+}
+
+func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "informers not synced yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
+	mux.HandleFunc("/debug/cpuprofile/stop", d.stopProfile)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	listener, err := net.Listen("tcp", address)
+	if err != nil {
+		return err
+	}
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = server.Close()
+	}()
+	go func() {
+		if err := server.Serve(listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Errorw("debug server stopped", "error", err)
+		}
+	}()
+	log.Infow("serving /readyz and /debug/pprof/", "address", listener.Addr().String())
+	return nil
+}

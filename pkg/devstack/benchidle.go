@@ -1,0 +1,139 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pipelines-service/pipelines-service/pkg/kcp"
+	"github.com/pipelines-service/pipelines-service/pkg/provider"
+)
+
+// IdleResult are the figures of many bound tenant workspaces without runs.
+type IdleResult struct {
+	Workspaces         int     `json:"workspaces"`
+	SetupSeconds       float64 `json:"setupSeconds"`
+	StartupSeconds     float64 `json:"controllerStartupSeconds"`
+	ControllerRSSMiB   float64 `json:"controllerRSSMiB"`
+	KCPRSSMiB          float64 `json:"kcpRSSMiB"`
+	RunFirstPodSeconds float64 `json:"runFirstPodSeconds"`
+	RunDoneSeconds     float64 `json:"runDoneSeconds"`
+	CleanupSeconds     float64 `json:"cleanupSeconds,omitempty"`
+}
+
+const idleWorkspacePrefix = "bench-idle-"
+
+func idleWorkspace(i int) string { return fmt.Sprintf("%s%04d", idleWorkspacePrefix, i) }
+
+// benchIdle binds n tenant workspaces (reusing those that exist), restarts
+// the controller and times its start-up, then one PipelineRun in the last
+// workspace. Unless keep, the workspaces are deleted afterwards.
+func (s *Stack) benchIdle(ctx context.Context, n int, keep bool) (IdleResult, error) {
+	res := IdleResult{Workspaces: n}
+	clients, err := s.providerClients()
+	if err != nil {
+		return res, err
+	}
+	start := time.Now()
+	if err := forEach(ctx, n, 16, func(i int) error {
+		path, err := EnsureWorkspace(ctx, clients.KCP, logicalcluster.NewPath("root"), idleWorkspace(i))
+		if err != nil {
+			return err
+		}
+		return provider.BindTenant(ctx, clients, path, providerPath(), "bench-idle")
+	}); err != nil {
+		return res, err
+	}
+	res.SetupSeconds = time.Since(start).Seconds()
+	s.log.Infow("idle workspaces bound", "workspaces", n, "seconds", fmt.Sprintf("%.0f", res.SetupSeconds))
+
+	pid, startup, err := s.RestartController(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.StartupSeconds = startup.Seconds()
+	res.ControllerRSSMiB = procStatusMiB(pid, "VmRSS")
+	res.KCPRSSMiB = float64(s.cfg.kcpProcess().rssBytes()) / (1 << 20)
+
+	rc, err := s.cfg.KCPBaseRestConfig()
+	if err != nil {
+		return res, err
+	}
+	last := logicalcluster.Name(logicalcluster.NewPath("root").Join(idleWorkspace(n - 1)).String())
+	client, err := tektonclient.NewForConfig(kcp.ForCluster(rc, last))
+	if err != nil {
+		return res, err
+	}
+	firstPod, stopWatch, err := s.watchFirstPods(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer stopWatch()
+	created := time.Now()
+	pr, err := client.TektonV1().PipelineRuns("default").Create(ctx, benchPipelineRun(fmt.Sprintf("idle-probe-%d", created.Unix()), 1), metav1.CreateOptions{})
+	if err != nil {
+		return res, fmt.Errorf("create PipelineRun in %s: %w", last, err)
+	}
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		got, err := client.TektonV1().PipelineRuns("default").Get(ctx, pr.Name, metav1.GetOptions{})
+		if err != nil {
+			return res, err
+		}
+		if got.IsDone() {
+			res.RunDoneSeconds = time.Since(created).Seconds()
+			break
+		}
+	}
+	if seen, ok := firstPod(pr.UID); ok {
+		res.RunFirstPodSeconds = seen.Sub(created).Seconds()
+	}
+	if res.RunDoneSeconds == 0 {
+		return res, fmt.Errorf("PipelineRun in %s did not finish within 5m", last)
+	}
+	if keep {
+		return res, nil
+	}
+	start = time.Now()
+	err = forEach(ctx, n, 16, func(i int) error {
+		err := clients.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces().Delete(ctx, idleWorkspace(i), metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	res.CleanupSeconds = time.Since(start).Seconds()
+	return res, err
+}
+
+// forEach runs fn for 0..n-1 on workers goroutines; the first error wins.
+func forEach(ctx context.Context, n, workers int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}

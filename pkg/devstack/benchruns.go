@@ -1,0 +1,351 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"knative.dev/pkg/apis"
+)
+
+// ThroughputResult is one controller's figures for the same PipelineRuns.
+type ThroughputResult struct {
+	Controller   string  `json:"controller"`
+	PipelineRuns int     `json:"pipelineRuns"`
+	Succeeded    int     `json:"succeeded"`
+	Seconds      float64 `json:"seconds"`
+	PerMinute    float64 `json:"pipelineRunsPerMinute"`
+	FirstPodP50  float64 `json:"firstPodSecondsP50"`
+	FirstPodP99  float64 `json:"firstPodSecondsP99"`
+	CPUSeconds   float64 `json:"controllerCPUSeconds"`
+	PeakRSSMiB   float64 `json:"controllerPeakRSSMiB"`
+}
+
+// runTarget is where benchmark PipelineRuns are created: tenant workspaces
+// through kcp (ours) or namespaces of the workload cluster (upstream).
+type runTarget struct {
+	name    string
+	clients []tektonclient.Interface // one per workspace or namespace
+	ns      func(i int) string
+}
+
+const benchPipelineRunLabel = "tekton.dev/pipelineRunUID"
+
+// benchPipelineRun is a PipelineRun of tasks trivial tasks, all parallel.
+func benchPipelineRun(name string, tasks int) *v1.PipelineRun {
+	spec := &v1.PipelineSpec{}
+	for i := 0; i < tasks; i++ {
+		spec.Tasks = append(spec.Tasks, v1.PipelineTask{
+			Name: fmt.Sprintf("t%d", i),
+			TaskSpec: &v1.EmbeddedTask{TaskSpec: v1.TaskSpec{Steps: []v1.Step{
+				{Name: "echo", Image: "busybox", Script: "echo ok"},
+			}}},
+		})
+	}
+	return &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.PipelineRunSpec{PipelineSpec: spec}}
+}
+
+// measureThroughput creates runs PipelineRuns of tasks tasks in every
+// workspace of target at once and waits for all of them, timing creation to
+// first pod (seen by a watch on the workload cluster) and to completion, and
+// the controller's CPU time and peak memory (pid).
+func (s *Stack) measureThroughput(ctx context.Context, target runTarget, pid int, runs, tasks int, timeout time.Duration) (ThroughputResult, error) {
+	res := ThroughputResult{Controller: target.name}
+	firstPod, stopWatch, err := s.watchFirstPods(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer stopWatch()
+	cpu0, err := procCPUSeconds(pid)
+	if err != nil {
+		return res, err
+	}
+
+	start := time.Now()
+	var mu sync.Mutex
+	created := map[types.UID]time.Time{}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(target.clients))
+	for i, client := range target.clients {
+		wg.Add(1)
+		go func(i int, client tektonclient.Interface) {
+			defer wg.Done()
+			for r := 0; r < runs; r++ {
+				pr, err := client.TektonV1().PipelineRuns(target.ns(i)).Create(ctx, benchPipelineRun(fmt.Sprintf("bench-%d", r), tasks), metav1.CreateOptions{})
+				if err != nil {
+					errs <- fmt.Errorf("%s: create PipelineRun: %w", target.name, err)
+					return
+				}
+				mu.Lock()
+				created[pr.UID] = time.Now()
+				mu.Unlock()
+			}
+		}(i, client)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return res, err
+	}
+	res.PipelineRuns = len(created)
+
+	done := map[types.UID]time.Time{}
+	deadline := time.Now().Add(timeout)
+	for len(done) < len(created) && time.Now().Before(deadline) {
+		for i, client := range target.clients {
+			list, err := client.TektonV1().PipelineRuns(target.ns(i)).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return res, err
+			}
+			for _, pr := range list.Items {
+				if _, ok := done[pr.UID]; ok || !pr.IsDone() {
+					continue
+				}
+				done[pr.UID] = time.Now()
+				if pr.Status.GetCondition(apis.ConditionSucceeded).IsTrue() {
+					res.Succeeded++
+				}
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	var last time.Time
+	for _, t := range done {
+		if t.After(last) {
+			last = t
+		}
+	}
+	res.Seconds = last.Sub(start).Seconds()
+	if res.Seconds > 0 {
+		res.PerMinute = float64(len(done)) / res.Seconds * 60
+	}
+	var latencies []float64
+	for uid, t := range created {
+		if seen, ok := firstPod(uid); ok {
+			latencies = append(latencies, seen.Sub(t).Seconds())
+		}
+	}
+	res.FirstPodP50, res.FirstPodP99 = percentile(latencies, 50), percentile(latencies, 99)
+	cpu1, err := procCPUSeconds(pid)
+	if err != nil {
+		return res, err
+	}
+	res.CPUSeconds = cpu1 - cpu0
+	res.PeakRSSMiB = procStatusMiB(pid, "VmHWM")
+	if len(done) < len(created) {
+		return res, fmt.Errorf("%s: %d of %d PipelineRuns finished within %s", target.name, len(done), len(created), timeout)
+	}
+	return res, nil
+}
+
+// watchFirstPods records when a pod of each PipelineRun (by UID label) is
+// first seen on the workload cluster.
+func (s *Stack) watchFirstPods(ctx context.Context) (func(types.UID) (time.Time, bool), func(), error) {
+	client, err := s.cfg.WorkloadClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	var mu sync.Mutex
+	seen := map[types.UID]time.Time{}
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.LabelSelector = benchPipelineRunLabel
+	}))
+	inf := factory.Core().V1().Pods().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj interface{}) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok {
+			return
+		}
+		uid := types.UID(pod.Labels[benchPipelineRunLabel])
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := seen[uid]; !ok {
+			seen[uid] = time.Now()
+		}
+	}}); err != nil {
+		return nil, nil, err
+	}
+	stop := make(chan struct{})
+	factory.Start(stop)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		close(stop)
+		return nil, nil, fmt.Errorf("pod watch did not sync")
+	}
+	get := func(uid types.UID) (time.Time, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		t, ok := seen[uid]
+		return t, ok
+	}
+	return get, func() { close(stop) }, nil
+}
+
+func percentile(values []float64, p float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	sorted := append([]float64(nil), values...)
+	sort.Float64s(sorted)
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i]
+}
+
+// procCPUSeconds is the user+system CPU time of a process so far.
+func procCPUSeconds(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) start at state.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	const clockTicks = 100 // USER_HZ on Linux
+	return (utime + stime) / clockTicks, nil
+}
+
+// procStatusMiB reads a kB figure (VmRSS, VmHWM) of /proc/<pid>/status.
+func procStatusMiB(pid int, key string) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// oursTarget makes (or reuses) w tenant workspaces bench-<i>.
+func (s *Stack) oursTarget(ctx context.Context, w int) (runTarget, error) {
+	t := runTarget{name: "pipelines-service", ns: func(int) string { return "default" }}
+	for i := 0; i < w; i++ {
+		kubeconfig, err := s.AddTenant(ctx, fmt.Sprintf("bench-%d", i))
+		if err != nil {
+			return t, err
+		}
+		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return t, err
+		}
+		rc.QPS, rc.Burst = 50, 100
+		client, err := tektonclient.NewForConfig(rc)
+		if err != nil {
+			return t, err
+		}
+		t.clients = append(t.clients, client)
+	}
+	return t, nil
+}
+
+// upstreamTarget uses w namespaces bench-<i> of the workload cluster.
+func (s *Stack) upstreamTarget(ctx context.Context, w int) (runTarget, error) {
+	t := runTarget{name: "tekton (upstream)", ns: func(i int) string { return fmt.Sprintf("bench-%d", i) }}
+	rc, err := clientcmd.BuildConfigFromFlags("", s.cfg.WorkloadAdminKubeconfig())
+	if err != nil {
+		return t, err
+	}
+	rc.QPS, rc.Burst = 50, 100
+	client, err := tektonclient.NewForConfig(rc)
+	if err != nil {
+		return t, err
+	}
+	kube, err := s.cfg.WorkloadClient()
+	if err != nil {
+		return t, err
+	}
+	for i := 0; i < w; i++ {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: t.ns(i)}}
+		if _, err := kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return t, err
+		}
+		t.clients = append(t.clients, client)
+	}
+	return t, nil
+}
+
+// clearRuns deletes the benchmark's PipelineRuns of a target and waits
+// until they are gone, so that every measurement starts empty.
+func clearRuns(ctx context.Context, target runTarget) error {
+	for i, client := range target.clients {
+		err := client.TektonV1().PipelineRuns(target.ns(i)).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		left := 0
+		for i, client := range target.clients {
+			list, err := client.TektonV1().PipelineRuns(target.ns(i)).List(ctx, metav1.ListOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+			if list != nil {
+				left += len(list.Items)
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("%s: PipelineRuns of an earlier run not deleted within 3m", target.name)
+}
+
+// controllerProfile starts a CPU profile of the host controller and returns
+// a function that stops it and writes it to path.
+func controllerProfile(path string) (func() error, error) {
+	base := "http://" + ControllerDebugAddress + "/debug/cpuprofile/"
+	resp, err := http.Post(base+"start", "text/plain", nil)
+	if err != nil {
+		return nil, err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("start CPU profile: %s", resp.Status)
+	}
+	return func() error {
+		resp, err := http.Get(base + "stop")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("stop CPU profile: %s", resp.Status)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(f, resp.Body)
+		return err
+	}, nil
+}
