@@ -74,6 +74,9 @@ func (c Config) KCPRestConfig() (*rest.Config, error) {
 		return nil, err
 	}
 	rc.Timeout = 30 * time.Second
+	// The stack's own tooling creates many workspaces (tests, benchmark):
+	// client-go's default 5 QPS would throttle it.
+	rc.QPS, rc.Burst = 100, 200
 	return rc, nil
 }
 

@@ -74,11 +74,21 @@ func (s *Store) Start(ctx context.Context) error {
 // Config returns the Tekton configuration of one workspace. A ConfigMap the
 // tenant wrote that Tekton cannot parse is an error naming it.
 func (s *Store) Config(cluster logicalcluster.Name) (*config.Config, error) {
-	cfg := Platform(s.managedBy)
 	flags, err := s.read(cluster, config.GetFeatureFlagsConfigName())
 	if err != nil {
 		return nil, err
 	}
+	defaults, err := s.read(cluster, config.GetDefaultsConfigName())
+	if err != nil {
+		return nil, err
+	}
+	return FromConfigMaps(flags, defaults, s.managedBy)
+}
+
+// FromConfigMaps is the configuration of a workspace with the given
+// feature-flags and config-defaults ConfigMaps (nil: not set).
+func FromConfigMaps(flags, defaults *corev1.ConfigMap, managedBy string) (*config.Config, error) {
+	cfg := Platform(managedBy)
 	if flags != nil {
 		ff, err := config.NewFeatureFlagsFromConfigMap(flags)
 		if err != nil {
@@ -86,16 +96,12 @@ func (s *Store) Config(cluster logicalcluster.Name) (*config.Config, error) {
 		}
 		cfg.FeatureFlags = ff
 	}
-	defaults, err := s.read(cluster, config.GetDefaultsConfigName())
-	if err != nil {
-		return nil, err
-	}
 	if defaults != nil {
 		d, err := config.NewDefaultsFromConfigMap(defaults)
 		if err != nil {
 			return nil, fmt.Errorf("ConfigMap %s/%s: %w", Namespace, defaults.Name, err)
 		}
-		d.DefaultManagedByLabelValue = s.managedBy
+		d.DefaultManagedByLabelValue = managedBy
 		cfg.Defaults = d
 	}
 	lock(cfg.FeatureFlags)
