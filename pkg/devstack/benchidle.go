@@ -76,7 +76,7 @@ func (s *Stack) benchIdle(ctx context.Context, n int, keep bool) (IdleResult, er
 	}
 	defer stopWatch()
 	created := time.Now()
-	pr, err := client.TektonV1().PipelineRuns("default").Create(ctx, benchPipelineRun(fmt.Sprintf("idle-probe-%d", created.Unix()), 1), metav1.CreateOptions{})
+	pr, err := client.TektonV1().PipelineRuns("default").Create(ctx, benchPipelineRun("idle-probe-", 1), metav1.CreateOptions{})
 	if err != nil {
 		return res, fmt.Errorf("create PipelineRun in %s: %w", last, err)
 	}

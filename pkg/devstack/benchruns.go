@@ -48,18 +48,19 @@ type runTarget struct {
 
 const benchPipelineRunLabel = "tekton.dev/pipelineRunUID"
 
-// benchPipelineRun is a PipelineRun of tasks trivial tasks, all parallel.
-func benchPipelineRun(name string, tasks int) *v1.PipelineRun {
+// benchPipelineRun is a PipelineRun of tasks trivial tasks, all parallel,
+// with a generated name (runs never meet leftovers of an earlier run).
+func benchPipelineRun(prefix string, tasks int) *v1.PipelineRun {
 	spec := &v1.PipelineSpec{}
 	for i := 0; i < tasks; i++ {
 		spec.Tasks = append(spec.Tasks, v1.PipelineTask{
 			Name: fmt.Sprintf("t%d", i),
 			TaskSpec: &v1.EmbeddedTask{TaskSpec: v1.TaskSpec{Steps: []v1.Step{
-				{Name: "echo", Image: "busybox", Script: "echo ok"},
+				{Name: "echo", Image: "busybox:1.36", Script: "echo ok"},
 			}}},
 		})
 	}
-	return &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.PipelineRunSpec{PipelineSpec: spec}}
+	return &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}, Spec: v1.PipelineRunSpec{PipelineSpec: spec}}
 }
 
 // measureThroughput creates runs PipelineRuns of tasks tasks in every
@@ -87,8 +88,8 @@ func (s *Stack) measureThroughput(ctx context.Context, target runTarget, pid int
 		wg.Add(1)
 		go func(i int, client tektonclient.Interface) {
 			defer wg.Done()
-			for r := 0; r < runs; r++ {
-				pr, err := client.TektonV1().PipelineRuns(target.ns(i)).Create(ctx, benchPipelineRun(fmt.Sprintf("bench-%d", r), tasks), metav1.CreateOptions{})
+			for range runs {
+				pr, err := client.TektonV1().PipelineRuns(target.ns(i)).Create(ctx, benchPipelineRun("bench-", tasks), metav1.CreateOptions{})
 				if err != nil {
 					errs <- fmt.Errorf("%s: create PipelineRun: %w", target.name, err)
 					return

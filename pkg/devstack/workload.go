@@ -196,6 +196,9 @@ tlsCertFile: %[3]s
 tlsPrivateKeyFile: %[4]s
 cgroupDriver: cgroupfs
 failCgroupV1: false
+# Pulls come from the local registry; the default 5 pulls/s turns bursts
+# of pods into ErrImagePull ("pull QPS exceeded").
+registryPullQPS: 0
 failSwapOn: false
 containerRuntimeEndpoint: unix://%[5]s
 resolvConf: /etc/resolv.conf
@@ -214,6 +217,11 @@ maxPods: 110
 		return err
 	}
 	p := c.kubeletProcess()
+	digest, err := fileDigest(c.Path("workload", "kubelet-config.yaml"))
+	if err != nil {
+		return err
+	}
+	p.env = []string{"PIPELINES_SERVICE_CONFIG=" + digest} // a changed config restarts kubelet
 	if err := p.start(); err != nil {
 		return err
 	}

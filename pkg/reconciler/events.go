@@ -19,10 +19,12 @@ import (
 // EmitRunEvents records Tekton's Kubernetes events for a run whose
 // Succeeded condition went from before to after (Started, Running,
 // Succeeded, Failed, ...) in the run's workspace, through client.
-// Failing to record an event is logged, never a reconcile error.
+// Events are written in the background, off the reconcile's path; failing
+// to record one is logged, never a reconcile error.
 func EmitRunEvents(ctx context.Context, log *zap.SugaredLogger, client kubernetes.Interface, component string, before, after *apis.Condition, run runtime.Object) {
 	recorder := &workspaceRecorder{ctx: ctx, log: log, client: client, component: component}
-	k8sevent.EmitK8sEvents(controller.WithEventRecorder(ctx, recorder), before, after, run)
+	run = run.DeepCopyObject()
+	go k8sevent.EmitK8sEvents(controller.WithEventRecorder(ctx, recorder), before.DeepCopy(), after.DeepCopy(), run)
 }
 
 // workspaceRecorder is a record.EventRecorder writing Events into one

@@ -39,7 +39,9 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		return 0, c.finalize(ctx, cluster, u, ns, tenant.Name)
 	}
 	if !c.finalizers.Has(u) {
-		return 0, c.finalizers.Add(ctx, cluster, u)
+		if u, err = c.finalizers.Add(ctx, cluster, u); err != nil {
+			return 0, err
+		}
 	}
 	current, err := c.ensureWorkloadClaim(ctx, cluster, ns, tenant)
 	var refused *apierrors.StatusError

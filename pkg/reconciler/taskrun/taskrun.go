@@ -49,7 +49,9 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		return 0, c.finalize(ctx, log, cluster, u, tr)
 	}
 	if !c.finalizers.Has(u) {
-		return 0, c.finalizers.Add(ctx, cluster, u)
+		if u, err = c.finalizers.Add(ctx, cluster, u); err != nil {
+			return 0, err
+		}
 	}
 
 	before := tr.DeepCopy()
