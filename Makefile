@@ -42,7 +42,7 @@ e2e: build
 	set -o pipefail; $(GO) test -tags e2e -count=1 -timeout 80m -p 1 -v ./test/e2e/... 2>&1 \
 	  | grep --line-buffered -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
 
-## bench: stack cold build / warm bring-up / resident memory figures.
+## bench: our controller against upstream Tekton's, idle-tenant scale, stack figures (JSON report).
 bench: deps build
 	$(DEVSTACK) bench
 

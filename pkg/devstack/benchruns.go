@@ -248,12 +248,7 @@ func (s *Stack) oursTarget(ctx context.Context, w int) (runTarget, error) {
 		if err != nil {
 			return t, err
 		}
-		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return t, err
-		}
-		rc.QPS, rc.Burst = 50, 100
-		client, err := tektonclient.NewForConfig(rc)
+		client, err := benchClient(kubeconfig)
 		if err != nil {
 			return t, err
 		}
@@ -265,12 +260,7 @@ func (s *Stack) oursTarget(ctx context.Context, w int) (runTarget, error) {
 // upstreamTarget uses w namespaces bench-<i> of the workload cluster.
 func (s *Stack) upstreamTarget(ctx context.Context, w int) (runTarget, error) {
 	t := runTarget{name: "tekton (upstream)", ns: func(i int) string { return fmt.Sprintf("bench-%d", i) }}
-	rc, err := clientcmd.BuildConfigFromFlags("", s.cfg.WorkloadAdminKubeconfig())
-	if err != nil {
-		return t, err
-	}
-	rc.QPS, rc.Burst = 50, 100
-	client, err := tektonclient.NewForConfig(rc)
+	client, err := benchClient(s.cfg.WorkloadAdminKubeconfig())
 	if err != nil {
 		return t, err
 	}
@@ -286,6 +276,17 @@ func (s *Stack) upstreamTarget(ctx context.Context, w int) (runTarget, error) {
 		t.clients = append(t.clients, client)
 	}
 	return t, nil
+}
+
+// benchClient is a Tekton client that submits as fast as the controllers
+// are allowed to work (50 QPS, burst 100).
+func benchClient(kubeconfig string) (tektonclient.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS, rc.Burst = 50, 100
+	return tektonclient.NewForConfig(rc)
 }
 
 // clearRuns deletes the benchmark's PipelineRuns of a target and waits

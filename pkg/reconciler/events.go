@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/reconciler/events/k8sevent"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -20,8 +21,14 @@ import (
 // Succeeded condition went from before to after (Started, Running,
 // Succeeded, Failed, ...) in the run's workspace, through client.
 // Events are written in the background, off the reconcile's path; failing
-// to record one is logged, never a reconcile error.
-func EmitRunEvents(ctx context.Context, log *zap.SugaredLogger, client kubernetes.Interface, component string, before, after *apis.Condition, run runtime.Object) {
+// to record one is logged, never a reconcile error. kubeFor makes the
+// workspace's client.
+func EmitRunEvents(ctx context.Context, log *zap.SugaredLogger, kubeFor func(logicalcluster.Name) (kubernetes.Interface, error), cluster logicalcluster.Name, component string, before, after *apis.Condition, run runtime.Object) {
+	client, err := kubeFor(cluster)
+	if err != nil {
+		log.Warnw("cannot record events", "error", err)
+		return
+	}
 	recorder := &workspaceRecorder{ctx: ctx, log: log, client: client, component: component}
 	run = run.DeepCopyObject()
 	go k8sevent.EmitK8sEvents(controller.WithEventRecorder(ctx, recorder), before.DeepCopy(), after.DeepCopy(), run)

@@ -111,9 +111,9 @@ const (
 
 // TenantKey is the cluster-aware queue key of the tenant TaskRun a
 // workload object was made for.
-func TenantKey(meta metav1.ObjectMeta) (string, bool) {
-	cluster := meta.Labels[LabelClusterName]
-	ref := meta.Annotations[AnnotationTaskRun]
+func TenantKey(obj metav1.Object) (string, bool) {
+	cluster := obj.GetLabels()[LabelClusterName]
+	ref := obj.GetAnnotations()[AnnotationTaskRun]
 	ns, name, ok := strings.Cut(ref, "/")
 	if cluster == "" || !ok {
 		return "", false
@@ -123,10 +123,10 @@ func TenantKey(meta metav1.ObjectMeta) (string, bool) {
 
 // TenantObjectKey is the cluster-aware queue key of the tenant object of
 // the same name a workload object was made for (e.g. a PVC).
-func TenantObjectKey(meta metav1.ObjectMeta) (string, bool) {
-	cluster, ns, ok := strings.Cut(meta.Annotations[AnnotationClusterNS], "/")
-	if !ok || cluster == "" || meta.Labels[LabelClusterName] != cluster {
+func TenantObjectKey(obj metav1.Object) (string, bool) {
+	cluster, ns, ok := strings.Cut(obj.GetAnnotations()[AnnotationClusterNS], "/")
+	if !ok || cluster == "" || obj.GetLabels()[LabelClusterName] != cluster {
 		return "", false
 	}
-	return kcpcache.ToClusterAwareKey(cluster, ns, meta.Name), true
+	return kcpcache.ToClusterAwareKey(cluster, ns, obj.GetName()), true
 }

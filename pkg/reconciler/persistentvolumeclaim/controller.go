@@ -8,17 +8,14 @@ package persistentvolumeclaim
 import (
 	"context"
 
-	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corev1listers "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
@@ -67,46 +64,15 @@ func New(opts Options) (*Controller, error) {
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: Resource},
 	}
 	c.claims = opts.TenantInformers.ForResource(Resource)
-	if _, err := c.claims.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.enqueue(obj) },
-		DeleteFunc: c.enqueue,
-	}); err != nil {
+	if _, err := c.claims.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
 	workloadClaims := opts.WorkloadInformers.Core().V1().PersistentVolumeClaims()
 	c.workloadClaims = workloadClaims.Lister()
-	if _, err := workloadClaims.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueTenantClaim,
-		UpdateFunc: func(_, obj interface{}) { c.enqueueTenantClaim(obj) },
-		DeleteFunc: c.enqueueTenantClaim,
-	}); err != nil {
+	if _, err := workloadClaims.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, workload.TenantObjectKey)); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-func (c *Controller) enqueue(obj interface{}) {
-	key, err := kcpcache.DeletionHandlingMetaClusterNamespaceKeyFunc(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
-	}
-	c.queue.Add(key)
-}
-
-// enqueueTenantClaim enqueues the tenant PVC a workload PVC was made for.
-func (c *Controller) enqueueTenantClaim(obj interface{}) {
-	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tombstone.Obj
-	}
-	pvc, ok := obj.(*corev1.PersistentVolumeClaim)
-	if !ok {
-		return
-	}
-	if key, ok := workload.TenantObjectKey(pvc.ObjectMeta); ok {
-		c.queue.Add(key)
-	}
 }
 
 // Run runs workers until ctx ends; the informers must have synced.

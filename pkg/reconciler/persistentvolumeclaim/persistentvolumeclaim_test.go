@@ -36,7 +36,7 @@ func TestWorkloadClaimLeadsBackToTheTenantClaim(t *testing.T) {
 	if got.Labels[workload.LabelManagedBy] != workload.ManagedByValue {
 		t.Errorf("labels %v", got.Labels)
 	}
-	key, ok := workload.TenantObjectKey(got.ObjectMeta)
+	key, ok := workload.TenantObjectKey(got)
 	if want := kcpcache.ToClusterAwareKey("abc123", "team", "cache"); !ok || key != want {
 		t.Errorf("key %q, %v; want %q", key, ok, want)
 	}

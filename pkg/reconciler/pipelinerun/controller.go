@@ -17,10 +17,8 @@ import (
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
@@ -89,18 +87,10 @@ func New(opts Options) (*Controller, error) {
 	c.pipelines = opts.TenantInformers.ForResource(PipelinesResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
 	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
-	if _, err := c.pipelineRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.enqueue(obj) },
-		DeleteFunc: c.enqueue,
-	}); err != nil {
+	if _, err := c.pipelineRuns.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
-	if _, err := c.taskRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueParent,
-		UpdateFunc: func(_, obj interface{}) { c.enqueueParent(obj) },
-		DeleteFunc: c.enqueueParent,
-	}); err != nil {
+	if _, err := c.taskRuns.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, parentKey)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -119,29 +109,13 @@ func (c *Controller) lister(resource schema.GroupVersionResource) kcpcache.Gener
 	}
 }
 
-func (c *Controller) enqueue(obj interface{}) {
-	key, err := kcpcache.DeletionHandlingMetaClusterNamespaceKeyFunc(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
-	}
-	c.queue.Add(key)
-}
-
-// enqueueParent enqueues the PipelineRun a TaskRun belongs to.
-func (c *Controller) enqueueParent(obj interface{}) {
-	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tombstone.Obj
-	}
-	tr, ok := obj.(metav1.Object)
-	if !ok {
-		return
-	}
+// parentKey is the key of the PipelineRun a TaskRun belongs to.
+func parentKey(tr metav1.Object) (string, bool) {
 	parent := tr.GetLabels()[pipeline.PipelineRunLabelKey]
 	if parent == "" {
-		return
+		return "", false
 	}
-	c.queue.Add(kcpcache.ToClusterAwareKey(logicalcluster.From(tr).String(), tr.GetNamespace(), parent))
+	return kcpcache.ToClusterAwareKey(logicalcluster.From(tr).String(), tr.GetNamespace(), parent), true
 }
 
 // Run runs workers until ctx ends; the informers must have synced.

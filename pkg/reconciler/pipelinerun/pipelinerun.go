@@ -57,7 +57,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		if uerr := c.updateStatus(ctx, cluster, u, pr); uerr != nil {
 			return 0, uerr
 		}
-		c.emitEvents(ctx, log, cluster, before.Status.GetCondition(apis.ConditionSucceeded), pr)
+		reconciler.EmitRunEvents(ctx, log, c.workspaceKube, cluster, ControllerName, before.Status.GetCondition(apis.ConditionSucceeded), pr.Status.GetCondition(apis.ConditionSucceeded), pr)
 	}
 	var permanent permanentError
 	if errors.As(err, &permanent) {
@@ -65,17 +65,6 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		return 0, nil
 	}
 	return requeue, err
-}
-
-// emitEvents records Tekton's events for a change of the PipelineRun's
-// Succeeded condition in its workspace.
-func (c *Controller) emitEvents(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, before *apis.Condition, pr *v1.PipelineRun) {
-	client, err := c.workspaceKube(cluster)
-	if err != nil {
-		log.Warnw("cannot record events", "error", err)
-		return
-	}
-	reconciler.EmitRunEvents(ctx, log, client, ControllerName, before, pr.Status.GetCondition(apis.ConditionSucceeded), pr)
 }
 
 // permanentError ends a reconcile without retry: the PipelineRun is marked.

@@ -7,7 +7,6 @@ package taskrun
 import (
 	"context"
 
-	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
@@ -16,13 +15,10 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
@@ -111,46 +107,16 @@ func New(opts Options) (*Controller, error) {
 	c.stepActions, c.workspaceKube = workspaces.Tekton, workspaces.Kube
 	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
-	if _, err := c.taskRuns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueTaskRun,
-		UpdateFunc: func(_, obj interface{}) { c.enqueueTaskRun(obj) },
-		DeleteFunc: c.enqueueTaskRun,
-	}); err != nil {
+	if _, err := c.taskRuns.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
 
 	podInformer := opts.WorkloadInformers.Core().V1().Pods()
 	c.pods = podInformer.Lister()
-	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueOwnerOfPod,
-		UpdateFunc: func(_, obj interface{}) { c.enqueueOwnerOfPod(obj) },
-		DeleteFunc: c.enqueueOwnerOfPod,
-	}); err != nil {
+	if _, err := podInformer.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, workload.TenantKey)); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-func (c *Controller) enqueueTaskRun(obj interface{}) {
-	key, err := kcpcache.DeletionHandlingMetaClusterNamespaceKeyFunc(obj)
-	if err != nil {
-		utilruntime.HandleError(err)
-		return
-	}
-	c.queue.Add(key)
-}
-
-func (c *Controller) enqueueOwnerOfPod(obj interface{}) {
-	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tombstone.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return
-	}
-	if key, ok := workload.TenantKey(pod.ObjectMeta); ok {
-		c.queue.Add(key)
-	}
 }
 
 // Run runs workers until ctx ends; the informers must have synced.

@@ -77,20 +77,9 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		if uerr := c.updateStatus(ctx, cluster, u, tr); uerr != nil {
 			return 0, uerr
 		}
-		c.emitEvents(ctx, log, cluster, beforeCond, tr)
+		reconciler.EmitRunEvents(ctx, log, c.workspaceKube, cluster, ControllerName, beforeCond, tr.Status.GetCondition(apis.ConditionSucceeded), tr)
 	}
 	return requeue, err
-}
-
-// emitEvents records Tekton's events for a change of the TaskRun's
-// Succeeded condition in its workspace.
-func (c *Controller) emitEvents(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, before *apis.Condition, tr *v1.TaskRun) {
-	client, err := c.workspaceKube(cluster)
-	if err != nil {
-		log.Warnw("cannot record events", "error", err)
-		return
-	}
-	reconciler.EmitRunEvents(ctx, log, client, ControllerName, before, tr.Status.GetCondition(apis.ConditionSucceeded), tr)
 }
 
 // reconcile drives one TaskRun as Tekton's taskrun reconciler does;

@@ -1,0 +1,51 @@
+package reconciler
+
+import (
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// TenantHandler enqueues the cluster-aware key of every tenant object
+// added, updated or deleted.
+func TenantHandler(queue workqueue.TypedRateLimitingInterface[string]) cache.ResourceEventHandlerFuncs {
+	enqueue := func(obj interface{}) {
+		key, err := kcpcache.DeletionHandlingMetaClusterNamespaceKeyFunc(obj)
+		if err != nil {
+			utilruntime.HandleError(err)
+			return
+		}
+		queue.Add(key)
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj interface{}) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	}
+}
+
+// RelatedHandler enqueues, for every object added, updated or deleted, the
+// key of the object it leads back to (keyOf): a workload pod's TaskRun, a
+// TaskRun's PipelineRun.
+func RelatedHandler(queue workqueue.TypedRateLimitingInterface[string], keyOf func(metav1.Object) (string, bool)) cache.ResourceEventHandlerFuncs {
+	enqueue := func(obj interface{}) {
+		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tombstone.Obj
+		}
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return
+		}
+		if key, ok := keyOf(m); ok {
+			queue.Add(key)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj interface{}) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	}
+}
