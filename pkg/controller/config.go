@@ -22,6 +22,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/persistentvolumeclaim"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
@@ -83,7 +84,8 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return fmt.Errorf("kcp kubeconfig: %w", err)
 	}
 	kcpRest.QPS, kcpRest.Burst = cfg.ClientQPS, cfg.ClientBurst
-	debug := &debugServer{}
+	debug := &debugServer{timings: reconciler.NewTimings()}
+	kcpRest.WrapTransport = debug.timings.WrapTransport("kcp")
 	if cfg.DebugAddress != "" {
 		if err := debug.serve(ctx, log, cfg.DebugAddress); err != nil {
 			return fmt.Errorf("debug address: %w", err)
@@ -111,6 +113,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return fmt.Errorf("workload kubeconfig: %w", err)
 	}
 	workloadRest.QPS, workloadRest.Burst = cfg.ClientQPS, cfg.ClientBurst
+	workloadRest.WrapTransport = debug.timings.WrapTransport("workload")
 	workloadClient, err := kubernetes.NewForConfig(workloadRest)
 	if err != nil {
 		return err
@@ -161,9 +164,9 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	}
 	debug.ready.Store(true)
 	log.Infow("informers synced; reconciling")
-	go pipelineRuns.Run(ctx, cfg.Workers)
-	go claims.Run(ctx, cfg.Workers)
-	taskRuns.Run(ctx, cfg.Workers)
+	go pipelineRuns.Run(ctx, cfg.Workers, debug.timings)
+	go claims.Run(ctx, cfg.Workers, debug.timings)
+	taskRuns.Run(ctx, cfg.Workers, debug.timings)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -13,13 +14,18 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // debugServer serves /readyz (200 once the informers have synced), Go's
 // profiles under /debug/pprof/, and a CPU profile spanning a benchmark
-// (/debug/cpuprofile/start, /debug/cpuprofile/stop) on a local address.
+// (/debug/cpuprofile/start, /debug/cpuprofile/stop), and the time spent per
+// reconcile and per API request (/debug/timings) on a local address.
 type debugServer struct {
 	ready atomic.Bool
+	// timings of reconciles and API requests, served at /debug/timings.
+	timings *reconciler.Timings
 
 	mu      sync.Mutex
 	profile *bytes.Buffer
@@ -64,6 +70,10 @@ func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address
 			return
 		}
 		_, _ = w.Write([]byte("ok"))
+	})
+	mux.HandleFunc("/debug/timings", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(d.timings.Snapshot())
 	})
 	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
 	mux.HandleFunc("/debug/cpuprofile/stop", d.stopProfile)

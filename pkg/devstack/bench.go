@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // BenchOptions size `devstack bench`. The defaults finish in under ten
@@ -50,6 +52,9 @@ type BenchReport struct {
 	Idle     *IdleResult        `json:"idle,omitempty"`
 	Profile  string             `json:"controllerCPUProfile,omitempty"`
 	TopFuncs []string           `json:"controllerCPUProfileTop,omitempty"`
+	// Timings are our controller's reconcile and API request durations
+	// over its run: where its wall-clock time goes.
+	Timings []reconciler.Timing `json:"controllerTimings,omitempty"`
 }
 
 // StackFigure is one figure of the stack itself.
@@ -160,6 +165,9 @@ func (s *Stack) benchControllers(ctx context.Context, opts BenchOptions, dir str
 		return ours, upstream, err
 	}
 	report.TopFuncs = profileTop(s.cfg.controllerBinary(), report.Profile)
+	if report.Timings, err = controllerTimings(); err != nil {
+		return ours, upstream, err
+	}
 	if err := clearRuns(ctx, oursTarget); err != nil {
 		return ours, upstream, err
 	}
@@ -240,6 +248,13 @@ func printReport(out io.Writer, r BenchReport) {
 		fmt.Fprintf(tw, "\nidle scale: %d bound workspaces (setup %.0f s)\n", i.Workspaces, i.SetupSeconds)
 		fmt.Fprintln(tw, "CONTROLLER START-UP\tCONTROLLER RSS\tKCP RSS\tRUN: FIRST POD\tRUN: DONE")
 		fmt.Fprintf(tw, "%.1f s\t%.0f MiB\t%.0f MiB\t%.2f s\t%.1f s\n", i.StartupSeconds, i.ControllerRSSMiB, i.KCPRSSMiB, i.RunFirstPodSeconds, i.RunDoneSeconds)
+	}
+	if len(r.Timings) > 0 {
+		fmt.Fprintln(tw, "\nour controller's time (reconciles; API requests, watches excluded):")
+		fmt.Fprintln(tw, "OPERATION\tCOUNT\tMEAN ms\tMAX ms\tTOTAL s")
+		for _, t := range r.Timings {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.1f\n", t.Name, t.Count, t.MeanMS, t.MaxMS, t.TotalMS/1000)
+		}
 	}
 	if len(r.TopFuncs) > 0 {
 		fmt.Fprintf(tw, "\ncontroller CPU profile (%s):\n", r.Profile)

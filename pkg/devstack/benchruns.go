@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"knative.dev/pkg/apis"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // ThroughputResult is one controller's figures for the same PipelineRuns.
@@ -316,6 +319,18 @@ func clearRuns(ctx context.Context, target runTarget) error {
 		time.Sleep(time.Second)
 	}
 	return fmt.Errorf("%s: PipelineRuns of an earlier run not deleted within 3m", target.name)
+}
+
+// controllerTimings reads the host controller's reconcile and request
+// timings since its start.
+func controllerTimings() ([]reconciler.Timing, error) {
+	resp, err := http.Get("http://" + ControllerDebugAddress + "/debug/timings")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []reconciler.Timing
+	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
 // controllerProfile starts a CPU profile of the host controller and returns

@@ -26,13 +26,20 @@ func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
 
 // RunWorkers processes queue with reconcile in workers goroutines until
 // ctx ends, then shuts the queue down. Errors are retried with backoff.
-func RunWorkers(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], workers int, reconcile ReconcileFunc) {
+// Each reconcile's duration is observed in timings (may be nil) as
+// "reconcile <name>".
+func RunWorkers(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], workers int, reconcile ReconcileFunc, timings *Timings, name string) {
+	timed := func(ctx context.Context, key string) (time.Duration, error) {
+		start := time.Now()
+		defer func() { timings.Observe("reconcile "+name, time.Since(start)) }()
+		return reconcile(ctx, key)
+	}
 	defer utilruntime.HandleCrash()
 	defer queue.ShutDown()
 	log.Infow("starting workers", "workers", workers)
 	for i := 0; i < workers; i++ {
 		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for processNext(ctx, log, queue, reconcile) {
+			for processNext(ctx, log, queue, timed) {
 			}
 		}, time.Second)
 	}

@@ -27,7 +27,8 @@ func TestAPanickingReconcileDoesNotStopTheWorkers(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { RunWorkers(ctx, zap.NewNop().Sugar(), queue, 1, reconcile); close(done) }()
+	timings := NewTimings()
+	go func() { RunWorkers(ctx, zap.NewNop().Sugar(), queue, 1, reconcile, timings, "test"); close(done) }()
 	queue.Add("bad")
 	queue.Add("good")
 	deadline := time.Now().Add(5 * time.Second)
@@ -38,5 +39,8 @@ func TestAPanickingReconcileDoesNotStopTheWorkers(t *testing.T) {
 	<-done
 	if served.Load() == 0 {
 		t.Fatal("after a panicking key, the worker served no other key")
+	}
+	if got := timings.Snapshot(); len(got) != 1 || got[0].Name != "reconcile test" || got[0].Count < 2 {
+		t.Errorf("timings %+v, want both reconciles (the panicking one too) under \"reconcile test\"", got)
 	}
 }

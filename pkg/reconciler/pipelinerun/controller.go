@@ -119,6 +119,7 @@ func parentKey(tr metav1.Object) (string, bool) {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey)
+// Reconcile durations go to timings (may be nil).
+func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "PipelineRun")
 }

@@ -120,6 +120,7 @@ func New(opts Options) (*Controller, error) {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey)
+// Reconcile durations go to timings (may be nil).
+func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "TaskRun")
 }
