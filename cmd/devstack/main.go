@@ -100,7 +100,7 @@ func benchOptions(args []string) (devstack.BenchOptions, error) {
 	fs.IntVar(&opts.Runs, "runs", opts.Runs, "PipelineRuns per workspace")
 	fs.IntVar(&opts.Tasks, "tasks", opts.Tasks, "trivial parallel tasks per PipelineRun")
 	fs.IntVar(&opts.IdleWorkspaces, "idle-workspaces", opts.IdleWorkspaces, "bound workspaces without runs for the idle-scale figures (0 skips)")
-	fs.BoolVar(&opts.KeepIdle, "keep-idle", opts.KeepIdle, "keep the idle workspaces for the next run")
+	fs.BoolVar(&opts.KeepIdle, "keep-idle", opts.KeepIdle, "keep the idle workspaces for the next run (-keep-idle=false deletes them; kcp finishes that in the background)")
 	fs.BoolVar(&opts.Stack, "stack", opts.Stack, "also time a warm bring-up of the stack (tears it down first)")
 	fs.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "limit for each controller's PipelineRuns")
 	fs.StringVar(&opts.JSON, "json", opts.JSON, "report file (default <state>/bench/bench.json)")
