@@ -82,6 +82,14 @@ func (s *Stack) measureThroughput(ctx context.Context, target runTarget, pid int
 		return res, err
 	}
 
+	// Watches (not polling, which would load kcp and the apiserver
+	// unevenly) report each PipelineRun when it is done.
+	finished, stopRuns, err := watchRunsDone(ctx, target)
+	if err != nil {
+		return res, err
+	}
+	defer stopRuns()
+
 	start := time.Now()
 	var mu sync.Mutex
 	created := map[types.UID]time.Time{}
@@ -111,24 +119,24 @@ func (s *Stack) measureThroughput(ctx context.Context, target runTarget, pid int
 	res.PipelineRuns = len(created)
 
 	done := map[types.UID]time.Time{}
-	deadline := time.Now().Add(timeout)
-	for len(done) < len(created) && time.Now().Before(deadline) {
-		for i, client := range target.clients {
-			list, err := client.TektonV1().PipelineRuns(target.ns(i)).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return res, err
+	deadline := time.After(timeout)
+wait:
+	for len(done) < len(created) {
+		select {
+		case f := <-finished:
+			if _, ok := done[f.uid]; ok {
+				continue
 			}
-			for _, pr := range list.Items {
-				if _, ok := done[pr.UID]; ok || !pr.IsDone() {
-					continue
-				}
-				done[pr.UID] = time.Now()
-				if pr.Status.GetCondition(apis.ConditionSucceeded).IsTrue() {
-					res.Succeeded++
-				}
+			if _, ours := created[f.uid]; !ours {
+				continue
 			}
+			done[f.uid] = f.at
+			if f.succeeded {
+				res.Succeeded++
+			}
+		case <-deadline:
+			break wait
 		}
-		time.Sleep(250 * time.Millisecond)
 	}
 	var last time.Time
 	for _, t := range done {
@@ -157,6 +165,42 @@ func (s *Stack) measureThroughput(ctx context.Context, target runTarget, pid int
 		return res, fmt.Errorf("%s: %d of %d PipelineRuns finished within %s", target.name, len(done), len(created), timeout)
 	}
 	return res, nil
+}
+
+// runDone is a PipelineRun seen done.
+type runDone struct {
+	uid       types.UID
+	succeeded bool
+	at        time.Time
+}
+
+// watchRunsDone watches the PipelineRuns of every workspace of target and
+// reports each one that is done (possibly more than once).
+func watchRunsDone(ctx context.Context, target runTarget) (<-chan runDone, func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan runDone, 1024)
+	for i, client := range target.clients {
+		w, err := client.TektonV1().PipelineRuns(target.ns(i)).Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			cancel()
+			return nil, nil, err
+		}
+		go func() {
+			defer w.Stop()
+			for ev := range w.ResultChan() {
+				pr, ok := ev.Object.(*v1.PipelineRun)
+				if !ok || !pr.IsDone() {
+					continue
+				}
+				select {
+				case out <- runDone{uid: pr.UID, succeeded: pr.Status.GetCondition(apis.ConditionSucceeded).IsTrue(), at: time.Now()}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	return out, cancel, nil
 }
 
 // watchFirstPods records when a pod of each PipelineRun (by UID label) is

@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"knative.dev/pkg/kmeta"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
 )
 
 // runNextSchedulableTasks creates the TaskRuns of the pipeline tasks (and,
@@ -148,6 +150,9 @@ func (r *run) createTaskRun(ctx context.Context, name string, matrixParams v1.Pa
 		return nil, r.fail(v1.PipelineRunReasonInvalidWorkspaceBinding, "PipelineRun %s/%s: %s", err)
 	}
 	tr.Spec.Workspaces = workspaces
+	// Born with the TaskRun reconciler's finalizer: one kcp write fewer
+	// before its pod (adding it would be the TaskRun's first reconcile).
+	tr.Finalizers = append(tr.Finalizers, taskrun.Finalizer)
 
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(tr)
 	if err != nil {
