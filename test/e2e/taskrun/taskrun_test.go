@@ -111,6 +111,18 @@ func TestTaskRunsInTwoTenantsSucceedWithResults(t *testing.T) {
 			t.Errorf("%s: pod does not lead back to the tenant TaskRun: labels %v, annotations %v, owners %v", tn.Name, pod.Labels, pod.Annotations, pod.OwnerReferences)
 		}
 		workloadNamespaces[pod.Namespace] = true
+		// Tekton's events, recorded in the tenant's own workspace.
+		framework.Eventually(t, 30*time.Second, tn.Name+": Started and Succeeded events of the TaskRun", func() (bool, string, error) {
+			events, err := tn.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=greet"})
+			if err != nil {
+				return false, "", err
+			}
+			reasons := map[string]bool{}
+			for _, e := range events.Items {
+				reasons[e.Reason] = true
+			}
+			return reasons["Started"] && reasons["Succeeded"], fmt.Sprint(reasons), nil
+		})
 	}
 	if len(workloadNamespaces) != 2 {
 		t.Errorf("two tenants' pods share a workload namespace: %v", workloadNamespaces)
