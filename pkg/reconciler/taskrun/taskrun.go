@@ -98,9 +98,14 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 		return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonCancelled,
 			fmt.Sprintf("TaskRun %q was cancelled. %s", tr.Name, tr.Spec.StatusMessage))
 	}
-	if cfgErr != nil {
+	if cfgErr != nil && tr.Status.PodName == "" {
+		// Only runs that have not started fail: a tenant's edit of its
+		// configuration must not kill what is already running.
 		return 0, c.failTaskRun(ctx, cluster, tr, tenantconfig.ReasonInvalidConfiguration,
 			fmt.Sprintf("the workspace's Tekton configuration is invalid: %v", cfgErr))
+	}
+	if cfgErr != nil {
+		log.Warnw("the workspace's Tekton configuration is invalid; the running TaskRun goes on with the platform's", "error", cfgErr)
 	}
 
 	rtr, ok := c.prepare(ctx, cluster, tr)
