@@ -14,11 +14,11 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	"go.uber.org/zap"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
@@ -26,6 +26,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/persistentvolumeclaim"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadgc"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
@@ -39,9 +40,10 @@ type Config struct {
 	ProviderWorkspace string `json:"providerWorkspace"`
 	// APIExport is the name of the export (and its endpoint slice).
 	APIExport string `json:"apiExport,omitempty"`
-	// WorkloadKubeconfig is the workload cluster's kubeconfig; empty means
-	// in-cluster.
-	WorkloadKubeconfig string `json:"workloadKubeconfig,omitempty"`
+	// FailoverAfter is how long a workload cluster may not answer before
+	// the runs placed there move (not started) or fail (running), e.g.
+	// "15s".
+	FailoverAfter metav1.Duration `json:"failoverAfter,omitempty"`
 	// TektonImages are Tekton's helper images, built with ko.
 	TektonImages pipeline.Images `json:"tektonImages"`
 	// ImageMap is the mapping step images resolve through.
@@ -108,26 +110,24 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	workloadRest, err := clientcmd.BuildConfigFromFlags("", cfg.WorkloadKubeconfig)
-	if err != nil {
-		return fmt.Errorf("workload kubeconfig: %w", err)
-	}
-	workloadRest.QPS, workloadRest.Burst = cfg.ClientQPS, cfg.ClientBurst
-	workloadRest.WrapTransport = debug.timings.WrapTransport("workload")
-	workloadClient, err := kubernetes.NewForConfig(workloadRest)
+	workloads, err := fleet.New(fleet.Options{
+		Provider:      kcp.ForCluster(kcpRest, logicalcluster.Name(cfg.ProviderWorkspace)),
+		WorkloadQPS:   cfg.ClientQPS,
+		WorkloadBurst: cfg.ClientBurst,
+		WrapTransport: debug.timings.WrapTransport,
+		FailoverAfter: cfg.FailoverAfter.Duration,
+		Log:           log.Named("fleet"),
+	})
 	if err != nil {
 		return err
 	}
 	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
-	workloadInformers := informers.NewSharedInformerFactoryWithOptions(workloadClient, 0,
-		informers.WithTweakListOptions(workload.ManagedSelector))
 	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue)
 	taskRuns, err := taskrun.New(taskrun.Options{
-		Tenants:           tenants,
-		TenantInformers:   tenantInformers,
-		WorkloadInformers: workloadInformers,
-		Workload:          workloadClient,
-		Images:            cfg.TektonImages,
+		Tenants:         tenants,
+		TenantInformers: tenantInformers,
+		Fleet:           workloads,
+		Images:          cfg.TektonImages,
 		Resolver:          images.NewResolver(cfg.ImageMap),
 		Config:            tektonConfig,
 		VirtualWorkspace:  vwRest,
@@ -140,6 +140,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Tenants:          tenants,
 		TenantInformers:  tenantInformers,
 		Config:           tektonConfig,
+		Fleet:            workloads,
 		VirtualWorkspace: vwRest,
 		Log:              log.Named("pipelinerun"),
 	})
@@ -147,41 +148,40 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return err
 	}
 	claims, err := persistentvolumeclaim.New(persistentvolumeclaim.Options{
-		Tenants:           tenants,
-		TenantInformers:   tenantInformers,
-		WorkloadInformers: workloadInformers,
-		Workload:          workloadClient,
-		Log:               log.Named("persistentvolumeclaim"),
+		Tenants:         tenants,
+		TenantInformers: tenantInformers,
+		Fleet:           workloads,
+		Log:             log.Named("persistentvolumeclaim"),
 	})
 	if err != nil {
 		return err
 	}
+	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers, Log: log.Named("workloadgc")})
 	if err := tektonConfig.Start(ctx); err != nil {
 		return err
 	}
-	if err := startInformers(ctx, tenantInformers, workloadInformers); err != nil {
+	if err := startTenantInformers(ctx, tenantInformers); err != nil {
+		return err
+	}
+	if err := workloads.Start(ctx); err != nil {
 		return err
 	}
 	debug.ready.Store(true)
 	log.Infow("informers synced; reconciling")
 	go pipelineRuns.Run(ctx, cfg.Workers, debug.timings)
 	go claims.Run(ctx, cfg.Workers, debug.timings)
+	go collector.Run(ctx)
 	taskRuns.Run(ctx, cfg.Workers, debug.timings)
 	return nil
 }
 
-// startInformers starts the shared informers and waits for their caches.
-func startInformers(ctx context.Context, tenants kcpdynamicinformer.DynamicSharedInformerFactory, workloads informers.SharedInformerFactory) error {
+// startTenantInformers starts the tenant informers and waits for their
+// caches.
+func startTenantInformers(ctx context.Context, tenants kcpdynamicinformer.DynamicSharedInformerFactory) error {
 	tenants.Start(ctx.Done())
-	workloads.Start(ctx.Done())
 	for gvr, synced := range tenants.WaitForCacheSync(ctx.Done()) {
 		if !synced {
 			return fmt.Errorf("tenant informer for %s did not sync", gvr)
-		}
-	}
-	for typ, synced := range workloads.WaitForCacheSync(ctx.Done()) {
-		if !synced {
-			return fmt.Errorf("workload informer for %v did not sync", typ)
 		}
 	}
 	return nil

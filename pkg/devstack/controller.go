@@ -167,7 +167,6 @@ func (s *Stack) startController(ctx context.Context) error {
 	cfg := controller.Config{
 		KCPKubeconfig:      c.ControllerKCPKubeconfig(),
 		ProviderWorkspace:  providerPath().String(),
-		WorkloadKubeconfig: c.WorkloadAdminKubeconfig(),
 		TektonImages:       imgs,
 		ImageMap:           c.controllerImageMap(imgs),
 		Workers:            4,

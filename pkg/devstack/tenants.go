@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpkubernetes "github.com/kcp-dev/client-go/kubernetes"
 	"github.com/kcp-dev/logicalcluster/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,7 +49,11 @@ func (s *Stack) providerClients() (provider.Clients, error) {
 	if err != nil {
 		return provider.Clients{}, err
 	}
-	return provider.Clients{KCP: kcpClient, Kube: kube}, nil
+	dyn, err := kcpdynamic.NewForConfig(rc)
+	if err != nil {
+		return provider.Clients{}, err
+	}
+	return provider.Clients{KCP: kcpClient, Kube: kube, Dynamic: dyn}, nil
 }
 
 // ensureProvider sets up the provider workspace's export and RBAC and

@@ -13,13 +13,16 @@ import (
 	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
 	"github.com/kcp-dev/logicalcluster/v3"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpkubernetes "github.com/kcp-dev/client-go/kubernetes"
 
 	"github.com/pipelines-service/pipelines-service/apis"
+	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 )
 
 // ExportName is the APIExport (and its endpoint slice) tenants bind.
@@ -46,8 +49,9 @@ func PermissionClaims() []apisv1alpha2.PermissionClaim {
 
 // Clients are the kcp clients bootstrap needs.
 type Clients struct {
-	KCP  kcpclientset.ClusterInterface
-	Kube kcpkubernetes.ClusterInterface
+	KCP     kcpclientset.ClusterInterface
+	Kube    kcpkubernetes.ClusterInterface
+	Dynamic kcpdynamic.ClusterInterface
 }
 
 // EnsureProvider creates the schemas, the APIExport and the controller's
@@ -68,6 +72,9 @@ func EnsureProvider(ctx context.Context, c Clients, provider logicalcluster.Path
 		})
 	}
 	if err := ensureExport(ctx, c, provider, resources); err != nil {
+		return err
+	}
+	if err := ensureFleetAPI(ctx, c, provider); err != nil {
 		return err
 	}
 	return ensureControllerRBAC(ctx, c, provider)
@@ -96,6 +103,11 @@ func ensureControllerRBAC(ctx context.Context, c Clients, provider logicalcluste
 			{APIGroups: []string{apisv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"apiexports/content"}, ResourceNames: []string{ExportName}, Verbs: []string{"*"}},
 			{APIGroups: []string{apisv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"apiexports", "apiexportendpointslices"}, Verbs: []string{"get", "list", "watch"}},
 			{NonResourceURLs: []string{"/"}, Verbs: []string{"access"}},
+			// The fleet: workload clusters (their status is the
+			// controller's heartbeat), tenant policies, kubeconfigs.
+			{APIGroups: []string{fleetv1alpha1.Group}, Resources: []string{"workloadclusters", "tenantpolicies"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{fleetv1alpha1.Group}, Resources: []string{"workloadclusters/status"}, Verbs: []string{"get", "update", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
 	binding := &rbacv1.ClusterRoleBinding{
@@ -109,8 +121,8 @@ func ensureControllerRBAC(ctx context.Context, c Clients, provider logicalcluste
 func ensureRBAC(ctx context.Context, c Clients, path logicalcluster.Path, role *rbacv1.ClusterRole, binding *rbacv1.ClusterRoleBinding) error {
 	rbac := c.Kube.Cluster(path).RbacV1()
 	if role != nil {
-		if _, err := rbac.ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRole %s in %s: %w", role.Name, path, err)
+		if err := ensureClusterRole(ctx, c, path, role); err != nil {
+			return err
 		}
 	}
 	if _, err := rbac.ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -152,6 +164,23 @@ func BindTenant(ctx context.Context, c Clients, tenant, provider logicalcluster.
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}},
 	})
+}
+
+// ensureClusterRole creates role or brings the existing one's rules up to
+// date (a newer controller may need more).
+func ensureClusterRole(ctx context.Context, c Clients, path logicalcluster.Path, role *rbacv1.ClusterRole) error {
+	roles := c.Kube.Cluster(path).RbacV1().ClusterRoles()
+	existing, err := roles.Get(ctx, role.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = roles.Create(ctx, role, metav1.CreateOptions{})
+		return wrap(err, "create ClusterRole %s in %s", role.Name, path)
+	}
+	if err != nil || equality.Semantic.DeepEqual(existing.Rules, role.Rules) {
+		return err
+	}
+	existing.Rules = role.Rules
+	_, err = roles.Update(ctx, existing, metav1.UpdateOptions{})
+	return wrap(err, "update ClusterRole %s in %s", role.Name, path)
 }
 
 func waitBound(ctx context.Context, c Clients, tenant logicalcluster.Path) error {

@@ -11,14 +11,14 @@ import (
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
@@ -33,11 +33,11 @@ var Resource = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
 
 // Options configure a Controller.
 type Options struct {
-	Tenants           kcpdynamic.ClusterInterface
-	TenantInformers   kcpdynamicinformer.DynamicSharedInformerFactory
-	WorkloadInformers informers.SharedInformerFactory
-	Workload          kubernetes.Interface
-	Log               *zap.SugaredLogger
+	Tenants         kcpdynamic.ClusterInterface
+	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
+	// Fleet is the set of workload clusters claims are synced to.
+	Fleet *fleet.Fleet
+	Log   *zap.SugaredLogger
 }
 
 // Controller syncs PVCs of every tenant workspace.
@@ -45,12 +45,15 @@ type Controller struct {
 	log        *zap.SugaredLogger
 	queue      workqueue.TypedRateLimitingInterface[string]
 	tenants    kcpdynamic.ClusterInterface
-	workload   kubernetes.Interface
+	fleet      *fleet.Fleet
+	placer     placement.Placer
 	finalizers reconciler.Finalizers
 	objects    reconciler.Objects
 
-	claims         kcpinformers.GenericClusterInformer
-	workloadClaims corev1listers.PersistentVolumeClaimLister
+	claims kcpinformers.GenericClusterInformer
+	// owners are the informers of the runs that own claims made from
+	// volumeClaimTemplates, by kind.
+	owners map[string]kcpinformers.GenericClusterInformer
 }
 
 // New wires the informers and the work queue.
@@ -59,7 +62,7 @@ func New(opts Options) (*Controller, error) {
 		log:        opts.Log,
 		queue:      reconciler.NewQueue(ControllerName),
 		tenants:    opts.Tenants,
-		workload:   opts.Workload,
+		fleet:      opts.Fleet,
 		finalizers: reconciler.Finalizers{Client: opts.Tenants, Resource: Resource, Name: Finalizer},
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: Resource},
 	}
@@ -67,11 +70,21 @@ func New(opts Options) (*Controller, error) {
 	if _, err := c.claims.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
-	workloadClaims := opts.WorkloadInformers.Core().V1().PersistentVolumeClaims()
-	c.workloadClaims = workloadClaims.Lister()
-	if _, err := workloadClaims.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, workload.TenantObjectKey)); err != nil {
-		return nil, err
+	c.placer = placement.Placer{Fleet: opts.Fleet, Claims: c.claims.Lister()}
+	c.owners = map[string]kcpinformers.GenericClusterInformer{
+		"TaskRun":     opts.TenantInformers.ForResource(v1.SchemeGroupVersion.WithResource("taskruns")),
+		"PipelineRun": opts.TenantInformers.ForResource(v1.SchemeGroupVersion.WithResource("pipelineruns")),
 	}
+	opts.Fleet.Listen(fleet.Listener{
+		Added: func(m *fleet.Member) {
+			fleet.AddHandler(m.Informers.Core().V1().PersistentVolumeClaims().Informer(), reconciler.RelatedHandler(c.queue, workload.TenantObjectKey))
+		},
+		Changed: func(*fleet.Member) {
+			for _, key := range c.claims.Informer().GetStore().ListKeys() {
+				c.queue.Add(key)
+			}
+		},
+	})
 	return c, nil
 }
 

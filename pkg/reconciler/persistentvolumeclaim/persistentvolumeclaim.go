@@ -13,7 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
@@ -36,14 +38,18 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	}
 	ns := workload.Namespace(cluster, tenant.Namespace)
 	if tenant.DeletionTimestamp != nil {
-		return 0, c.finalize(ctx, cluster, u, ns, tenant.Name)
+		return 0, c.finalize(ctx, cluster, u, c.fleet.Member(placement.Of(tenant)), ns, tenant.Name)
 	}
 	if !c.finalizers.Has(u) {
 		if u, err = c.finalizers.Add(ctx, cluster, u); err != nil {
 			return 0, err
 		}
 	}
-	current, err := c.ensureWorkloadClaim(ctx, cluster, ns, tenant)
+	m, wait, err := c.placedMember(ctx, log, cluster, u, tenant)
+	if err != nil || m == nil {
+		return wait, err
+	}
+	current, err := c.ensureWorkloadClaim(ctx, m, cluster, ns, tenant)
 	var refused *apierrors.StatusError
 	if errors.As(err, &refused) && apierrors.IsInvalid(err) {
 		log.Infow("workload cluster refused the claim", "error", err)
@@ -57,20 +63,20 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 
 // ensureWorkloadClaim returns the workload PVC of a tenant PVC, creating it
 // (and its namespace) from the tenant's spec.
-func (c *Controller) ensureWorkloadClaim(ctx context.Context, cluster logicalcluster.Name, ns string, tenant *corev1.PersistentVolumeClaim) (*corev1.PersistentVolumeClaim, error) {
-	existing, err := c.workloadClaims.PersistentVolumeClaims(ns).Get(tenant.Name)
+func (c *Controller) ensureWorkloadClaim(ctx context.Context, m *fleet.Member, cluster logicalcluster.Name, ns string, tenant *corev1.PersistentVolumeClaim) (*corev1.PersistentVolumeClaim, error) {
+	existing, err := m.Claims.PersistentVolumeClaims(ns).Get(tenant.Name)
 	if err == nil {
 		return existing, nil
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	if err := workload.EnsureNamespace(ctx, c.workload, cluster, tenant.Namespace); err != nil {
+	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tenant.Namespace); err != nil {
 		return nil, err
 	}
-	created, err := c.workload.CoreV1().PersistentVolumeClaims(ns).Create(ctx, forWorkload(cluster, ns, tenant), metav1.CreateOptions{})
+	created, err := m.Client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, forWorkload(cluster, ns, tenant), metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
-		return c.workload.CoreV1().PersistentVolumeClaims(ns).Get(ctx, tenant.Name, metav1.GetOptions{})
+		return m.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, tenant.Name, metav1.GetOptions{})
 	}
 	return created, err
 }
@@ -128,11 +134,16 @@ func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Na
 
 // finalize deletes the workload PVC and releases the tenant PVC once the
 // workload PVC is gone (it stays while a pod uses it, as on Kubernetes).
-func (c *Controller) finalize(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, ns, name string) error {
+// A cluster that does not answer does not hold the deletion: the garbage
+// collector removes the workload PVC when it is back.
+func (c *Controller) finalize(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, m *fleet.Member, ns, name string) error {
 	if !c.finalizers.Has(u) {
 		return nil
 	}
-	err := c.workload.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	if m == nil || !m.Reachable() {
+		return c.finalizers.Remove(ctx, cluster, u)
+	}
+	err := m.Client.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	if err == nil {
 		return nil // deleting; the workload PVC's deletion brings us back
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
@@ -22,8 +23,10 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 )
 
@@ -44,6 +47,8 @@ type Options struct {
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	// Config is each workspace's Tekton configuration.
 	Config *tenantconfig.Store
+	// Fleet is the set of workload clusters PipelineRuns are placed on.
+	Fleet *fleet.Fleet
 	// VirtualWorkspace is the rest config of the APIExport virtual
 	// workspace, for typed clients (PVCs from volumeClaimTemplates).
 	VirtualWorkspace *rest.Config
@@ -56,6 +61,8 @@ type Controller struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 	tenants kcpdynamic.ClusterInterface
 	config  *tenantconfig.Store
+	fleet   *fleet.Fleet
+	placer  placement.Placer
 	objects reconciler.Objects
 	// workspaceKube makes the client PVCs of volumeClaimTemplates are
 	// created with, in one tenant workspace.
@@ -75,6 +82,7 @@ func New(opts Options) (*Controller, error) {
 		queue:   reconciler.NewQueue(ControllerName),
 		tenants: opts.Tenants,
 		config:  opts.Config,
+		fleet:   opts.Fleet,
 		objects: reconciler.Objects{Client: opts.Tenants, Resource: PipelineRunsResource},
 		clock:   clock.RealClock{},
 	}
@@ -93,6 +101,13 @@ func New(opts Options) (*Controller, error) {
 	if _, err := c.taskRuns.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, parentKey)); err != nil {
 		return nil, err
 	}
+	c.placer = placement.Placer{Fleet: opts.Fleet, Claims: opts.TenantInformers.ForResource(corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")).Lister()}
+	opts.Fleet.Listen(fleet.Listener{Changed: func(*fleet.Member) {
+		// Runs waiting for a cluster may start, runs on a lost one move.
+		for _, key := range c.pipelineRuns.Informer().GetStore().ListKeys() {
+			c.queue.Add(key)
+		}
+	}})
 	return c, nil
 }
 

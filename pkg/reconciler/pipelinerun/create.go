@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"knative.dev/pkg/kmeta"
 
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
 )
 
@@ -134,6 +135,7 @@ func (r *run) createTaskRun(ctx context.Context, name string, matrixParams v1.Pa
 		},
 	}
 	tr.SetGroupVersionKind(v1.SchemeGroupVersion.WithKind("TaskRun"))
+	placement.Set(tr, placement.Of(pr)) // the whole PipelineRun runs on one cluster
 	if pt.OnError == v1.PipelineTaskContinue {
 		tr.Annotations[v1.PipelineTaskOnErrorAnnotation] = string(v1.PipelineTaskContinue)
 	}

@@ -107,6 +107,11 @@ func (r *run) reconcile(ctx context.Context) (time.Duration, error) {
 		return 0, permanentError{r.cfgErr}
 	}
 	r.recoverChildReferences()
+	if !pr.IsPending() {
+		if wait, err := r.place(); err != nil || wait > 0 {
+			return wait, err
+		}
+	}
 	if err := r.run(ctx); err != nil {
 		return 0, err
 	}

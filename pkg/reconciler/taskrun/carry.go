@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"knative.dev/pkg/kmeta"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
@@ -85,14 +86,14 @@ func podSources(pod *corev1.Pod) []sourceRef {
 // into the workload namespace, one copy per TaskRun, and points the pod at
 // the copies. A missing optional one stays missing, as its reference is
 // optional too.
-func (c *Controller) carryPodSources(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun, pod *corev1.Pod) error {
+func (c *Controller) carryPodSources(ctx context.Context, m *fleet.Member, cluster logicalcluster.Name, tr *v1.TaskRun, pod *corev1.Pod) error {
 	copies := map[string]string{} // resource/name -> copy
 	for _, ref := range podSources(pod) {
 		key := ref.resource.Resource + "/" + *ref.name
 		copyName, done := copies[key]
 		if !done {
 			var err error
-			if copyName, err = c.carry(ctx, cluster, tr, ref.resource, *ref.name, ref.optional); err != nil {
+			if copyName, err = c.carry(ctx, m, cluster, tr, ref.resource, *ref.name, ref.optional); err != nil {
 				return err
 			}
 			copies[key] = copyName
@@ -102,7 +103,7 @@ func (c *Controller) carryPodSources(ctx context.Context, cluster logicalcluster
 	return nil
 }
 
-func (c *Controller) carry(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun, resource schema.GroupVersionResource, name string, optional *bool) (string, error) {
+func (c *Controller) carry(ctx context.Context, m *fleet.Member, cluster logicalcluster.Name, tr *v1.TaskRun, resource schema.GroupVersionResource, name string, optional *bool) (string, error) {
 	u, err := c.tenants.Cluster(cluster.Path()).Resource(resource).Namespace(tr.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
@@ -127,13 +128,13 @@ func (c *Controller) carry(ctx context.Context, cluster logicalcluster.Name, tr 
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, secret); err != nil {
 			return "", err
 		}
-		_, err = c.workload.CoreV1().Secrets(meta.Namespace).Create(ctx, &corev1.Secret{ObjectMeta: meta, Type: secret.Type, Data: secret.Data}, metav1.CreateOptions{})
+		_, err = m.Client.CoreV1().Secrets(meta.Namespace).Create(ctx, &corev1.Secret{ObjectMeta: meta, Type: secret.Type, Data: secret.Data}, metav1.CreateOptions{})
 	default:
 		cm := &corev1.ConfigMap{}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, cm); err != nil {
 			return "", err
 		}
-		_, err = c.workload.CoreV1().ConfigMaps(meta.Namespace).Create(ctx, &corev1.ConfigMap{ObjectMeta: meta, Data: cm.Data, BinaryData: cm.BinaryData}, metav1.CreateOptions{})
+		_, err = m.Client.CoreV1().ConfigMaps(meta.Namespace).Create(ctx, &corev1.ConfigMap{ObjectMeta: meta, Data: cm.Data, BinaryData: cm.BinaryData}, metav1.CreateOptions{})
 	}
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", fmt.Errorf("carry %s %s to the workload namespace: %w", resource.Resource, name, err)
@@ -142,13 +143,19 @@ func (c *Controller) carry(ctx context.Context, cluster logicalcluster.Name, tr 
 }
 
 // deleteCarried removes the TaskRun's copies of secrets and configmaps.
+// On a cluster that does not answer, the garbage collector removes them
+// when it is back.
 func (c *Controller) deleteCarried(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun) error {
+	m := c.memberOf(tr)
+	if m == nil || !m.Reachable() {
+		return nil
+	}
 	ns := workload.Namespace(cluster, tr.Namespace)
 	selector := metav1.ListOptions{LabelSelector: workload.LabelTaskRunUID + "=" + string(tr.UID)}
-	if err := c.workload.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, selector); err != nil && !apierrors.IsNotFound(err) {
+	if err := m.Client.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, selector); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	if err := c.workload.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, selector); err != nil && !apierrors.IsNotFound(err) {
+	if err := m.Client.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, selector); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	return nil

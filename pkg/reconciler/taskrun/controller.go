@@ -7,6 +7,7 @@ package taskrun
 import (
 	"context"
 
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
@@ -15,16 +16,18 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"go.uber.org/zap"
-	"k8s.io/client-go/informers"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
-	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
@@ -34,8 +37,10 @@ const ControllerName = "pipelines-service-taskrun"
 
 // Resources the controller reads in tenant workspaces.
 var (
-	TaskRunsResource = v1.SchemeGroupVersion.WithResource("taskruns")
-	TasksResource    = v1.SchemeGroupVersion.WithResource("tasks")
+	TaskRunsResource     = v1.SchemeGroupVersion.WithResource("taskruns")
+	TasksResource        = v1.SchemeGroupVersion.WithResource("tasks")
+	PipelineRunsResource = v1.SchemeGroupVersion.WithResource("pipelineruns")
+	ClaimsResource       = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
 )
 
 // Options configure a Controller.
@@ -43,12 +48,11 @@ type Options struct {
 	// Tenants is a cluster-aware dynamic client on the APIExport virtual
 	// workspace.
 	Tenants kcpdynamic.ClusterInterface
-	// TenantInformers and WorkloadInformers are shared by the reconcilers;
-	// the caller starts them.
-	TenantInformers   kcpdynamicinformer.DynamicSharedInformerFactory
-	WorkloadInformers informers.SharedInformerFactory
-	// Workload is the client of the workload cluster.
-	Workload kubernetes.Interface
+	// TenantInformers are shared by the reconcilers; the caller starts
+	// them.
+	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
+	// Fleet is the set of workload clusters pods run on.
+	Fleet *fleet.Fleet
 	// Images are Tekton's helper images (entrypoint, nop, shell, ...).
 	Images pipeline.Images
 	// Resolver rewrites step images and reads their configs.
@@ -66,7 +70,8 @@ type Controller struct {
 	log      *zap.SugaredLogger
 	queue    workqueue.TypedRateLimitingInterface[string]
 	tenants  kcpdynamic.ClusterInterface
-	workload kubernetes.Interface
+	fleet    *fleet.Fleet
+	placer   placement.Placer
 	images   pipeline.Images
 	resolver *images.Resolver
 	config   *tenantconfig.Store
@@ -81,9 +86,9 @@ type Controller struct {
 	workspaceKube func(logicalcluster.Name) (kubernetes.Interface, error)
 	clock         clock.PassiveClock
 
-	taskRuns kcpinformers.GenericClusterInformer
-	tasks    kcpinformers.GenericClusterInformer
-	pods     corev1listers.PodLister
+	taskRuns     kcpinformers.GenericClusterInformer
+	pipelineRuns kcpinformers.GenericClusterInformer
+	tasks        kcpinformers.GenericClusterInformer
 }
 
 // New wires the informers and the work queue.
@@ -92,7 +97,7 @@ func New(opts Options) (*Controller, error) {
 		log:        opts.Log,
 		queue:      reconciler.NewQueue(ControllerName),
 		tenants:    opts.Tenants,
-		workload:   opts.Workload,
+		fleet:      opts.Fleet,
 		images:     opts.Images,
 		resolver:   opts.Resolver,
 		config:     opts.Config,
@@ -106,21 +111,73 @@ func New(opts Options) (*Controller, error) {
 	}
 	c.stepActions, c.workspaceKube = workspaces.Tekton, workspaces.Kube
 	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
+	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
+	c.placer = placement.Placer{Fleet: opts.Fleet, Claims: opts.TenantInformers.ForResource(ClaimsResource).Lister()}
 	if _, err := c.taskRuns.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
-
-	podInformer := opts.WorkloadInformers.Core().V1().Pods()
-	c.pods = podInformer.Lister()
-	if _, err := podInformer.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, workload.TenantKey)); err != nil {
-		return nil, err
-	}
+	opts.Fleet.Listen(fleet.Listener{
+		Added: func(m *fleet.Member) {
+			fleet.AddHandler(m.Informers.Core().V1().Pods().Informer(), reconciler.RelatedHandler(c.queue, workload.TenantKey))
+		},
+		Changed: c.enqueueUnfinished,
+	})
+	opts.Fleet.Admission().OnWake(func(keys []string) {
+		for _, k := range keys {
+			c.queue.Add(k)
+		}
+	})
 	return c, nil
+}
+
+// enqueueUnfinished queues every TaskRun not done yet: when a workload
+// cluster is lost, comes back or becomes ready, they may move, fail or
+// start.
+func (c *Controller) enqueueUnfinished(*fleet.Member) {
+	for _, obj := range c.taskRuns.Informer().GetStore().List() {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok || runDone(u) {
+			continue
+		}
+		if key, err := kcpcache.MetaClusterNamespaceKeyFunc(u); err == nil {
+			c.queue.Add(key)
+		}
+	}
+}
+
+// seedAdmission counts the TaskRuns that run (a pod, not done) as
+// admitted, so that a restarted controller does not admit past a limit.
+func (c *Controller) seedAdmission() {
+	for _, obj := range c.taskRuns.Informer().GetStore().List() {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok || runDone(u) || placement.Of(u) == "" {
+			continue
+		}
+		if pod, _, _ := unstructured.NestedString(u.Object, "status", "podName"); pod == "" {
+			continue
+		}
+		if key, err := kcpcache.MetaClusterNamespaceKeyFunc(u); err == nil {
+			c.fleet.Admission().MarkRunning(key, logicalcluster.From(u).String(), placement.Of(u))
+		}
+	}
+}
+
+// runDone says a run's Succeeded condition is True or False.
+func runDone(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, cond := range conds {
+		m, _ := cond.(map[string]any)
+		if m["type"] == "Succeeded" && (m["status"] == "True" || m["status"] == "False") {
+			return true
+		}
+	}
+	return false
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
 // Reconcile durations go to timings (may be nil).
 func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
+	c.seedAdmission()
 	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "TaskRun")
 }

@@ -20,19 +20,34 @@ import (
 	"k8s.io/utils/ptr"
 	"knative.dev/pkg/kmeta"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
-// existingPod finds the TaskRun's pod on the workload cluster.
-func (c *Controller) existingPod(cluster logicalcluster.Name, tr *v1.TaskRun) (*corev1.Pod, error) {
+// podIfAny is the TaskRun's pod on its workload cluster, nil if there is
+// none (or the cluster is not known).
+func (c *Controller) podIfAny(cluster logicalcluster.Name, tr *v1.TaskRun) *corev1.Pod {
+	m := c.memberOf(tr)
+	if m == nil {
+		return nil
+	}
+	pod, err := podOn(m, cluster, tr)
+	if err != nil {
+		return nil
+	}
+	return pod
+}
+
+// podOn finds the TaskRun's pod on a member.
+func podOn(m *fleet.Member, cluster logicalcluster.Name, tr *v1.TaskRun) (*corev1.Pod, error) {
 	ns := workload.Namespace(cluster, tr.Namespace)
 	if tr.Status.PodName != "" {
-		pod, err := c.pods.Pods(ns).Get(tr.Status.PodName)
+		pod, err := m.Pods.Pods(ns).Get(tr.Status.PodName)
 		if err == nil || !apierrors.IsNotFound(err) {
 			return pod, err
 		}
 	}
-	pods, err := c.pods.Pods(ns).List(labels.SelectorFromSet(labels.Set{workload.LabelTaskRunUID: string(tr.UID)}))
+	pods, err := m.Pods.Pods(ns).List(labels.SelectorFromSet(labels.Set{workload.LabelTaskRunUID: string(tr.UID)}))
 	if err != nil {
 		return nil, err
 	}
@@ -47,8 +62,8 @@ func (c *Controller) existingPod(cluster logicalcluster.Name, tr *v1.TaskRun) (*
 // ensurePod returns the TaskRun's pod, creating it (and its workload
 // namespace) if there is none. Substitution runs on every reconcile, as in
 // Tekton, so that the status carries the substituted task spec.
-func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun, rtr *resources.ResolvedTask) (*corev1.Pod, error) {
-	pod, err := c.existingPod(cluster, tr)
+func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, m *fleet.Member, cluster logicalcluster.Name, tr *v1.TaskRun, rtr *resources.ResolvedTask) (*corev1.Pod, error) {
+	pod, err := podOn(m, cluster, tr)
 	if err != nil {
 		return nil, err
 	}
@@ -69,15 +84,15 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, clus
 	if pod != nil {
 		return pod, nil
 	}
-	pod, err = c.buildPod(ctx, cluster, tr, ts, volumes)
+	pod, err = c.buildPod(ctx, m, cluster, tr, ts, volumes)
 	if err != nil {
 		tr.Status.MarkResourceFailed(podconvert.ReasonPodCreationFailed, fmt.Errorf("failed to create task run pod %q: %w", tr.Name, err))
 		return nil, nil
 	}
-	if err := workload.EnsureNamespace(ctx, c.workload, cluster, tr.Namespace); err != nil {
+	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tr.Namespace); err != nil {
 		return nil, err
 	}
-	if err := c.carryPodSources(ctx, cluster, tr, pod); err != nil {
+	if err := c.carryPodSources(ctx, m, cluster, tr, pod); err != nil {
 		var missing missingSourceError
 		if errors.As(err, &missing) {
 			tr.Status.MarkResourceFailed(v1.TaskRunReasonCreateContainerConfigError, err)
@@ -85,17 +100,17 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, clus
 		}
 		return nil, err
 	}
-	if err := c.ensureServiceAccount(ctx, pod.Namespace, pod.Spec.ServiceAccountName); err != nil {
+	if err := ensureServiceAccount(ctx, m, pod.Namespace, pod.Spec.ServiceAccountName); err != nil {
 		return nil, err
 	}
-	created, err := c.workload.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	created, err := m.Client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
-		return c.workload.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		return m.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	log.Infow("created pod", "podNamespace", created.Namespace, "pod", created.Name)
+	log.Infow("created pod", "cluster", m.Name, "podNamespace", created.Namespace, "pod", created.Name)
 	return created, nil
 }
 
@@ -148,7 +163,7 @@ func substitute(ctx context.Context, tr *v1.TaskRun, rtr *resources.ResolvedTask
 
 // buildPod builds the pod with Tekton's pod builder, for the workload
 // namespace, with labels leading back to the tenant TaskRun.
-func (c *Controller) buildPod(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun, spec *v1.TaskSpec, volumes map[string]corev1.Volume) (*corev1.Pod, error) {
+func (c *Controller) buildPod(ctx context.Context, m *fleet.Member, cluster logicalcluster.Name, tr *v1.TaskRun, spec *v1.TaskSpec, volumes map[string]corev1.Volume) (*corev1.Pod, error) {
 	ts := spec.DeepCopy()
 	if err := v1.ValidateUsageOfDeclaredParameters(ctx, ts.Steps, ts.Params); err != nil {
 		return nil, err
@@ -169,7 +184,7 @@ func (c *Controller) buildPod(ctx context.Context, cluster logicalcluster.Name, 
 	if tr.Spec.PodTemplate != nil {
 		wtr.Spec.PodTemplate = resources.ApplyPodTemplateReplacements(tr.Spec.PodTemplate, tr, ts.Params...)
 	}
-	builder := podconvert.Builder{Images: c.images, KubeClient: c.workload}
+	builder := podconvert.Builder{Images: c.images, KubeClient: m.Client}
 	return builder.Build(ctx, wtr, *ts, c.forWorkload(cluster, tr))
 }
 
@@ -236,7 +251,7 @@ func (c *Controller) resolveCommands(ctx context.Context, ts *v1.TaskSpec) error
 
 // ensureServiceAccount creates the pod's service account in the workload
 // namespace: an identity without workload-cluster credentials.
-func (c *Controller) ensureServiceAccount(ctx context.Context, namespace, name string) error {
+func ensureServiceAccount(ctx context.Context, m *fleet.Member, namespace, name string) error {
 	if name == "" || name == "default" {
 		return nil
 	}
@@ -244,7 +259,7 @@ func (c *Controller) ensureServiceAccount(ctx context.Context, namespace, name s
 		ObjectMeta:                   metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{workload.LabelManagedBy: workload.ManagedByValue}},
 		AutomountServiceAccountToken: ptr.To(false),
 	}
-	_, err := c.workload.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{})
+	_, err := m.Client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}

@@ -28,7 +28,8 @@ func (c *Controller) resolveStepActions(ctx context.Context, cluster logicalclus
 			}
 		}
 	}
-	steps, err := resources.GetStepActionsData(ctx, *spec, tr, client, c.workload, nil)
+	// The Kubernetes client serves remote resolution only, refused above.
+	steps, err := resources.GetStepActionsData(ctx, *spec, tr, client, nil, nil)
 	if err != nil {
 		return err
 	}

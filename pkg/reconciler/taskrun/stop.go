@@ -25,7 +25,11 @@ func (c *Controller) failTaskRun(ctx context.Context, cluster logicalcluster.Nam
 		return nil
 	}
 	terminateSteps(tr, reason, now)
-	err := c.workload.CoreV1().Pods(workload.Namespace(cluster, tr.Namespace)).Delete(ctx, tr.Status.PodName, metav1.DeleteOptions{})
+	m := c.memberOf(tr)
+	if m == nil || !m.Reachable() {
+		return nil // the garbage collector removes the pod when the cluster is back
+	}
+	err := m.Client.CoreV1().Pods(workload.Namespace(cluster, tr.Namespace)).Delete(ctx, tr.Status.PodName, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete pod %s: %w", tr.Status.PodName, err)
 	}

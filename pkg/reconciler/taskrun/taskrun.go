@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"knative.dev/pkg/apis"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
@@ -32,6 +33,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	tr := &v1.TaskRun{}
 	obj, err := reconciler.Get(c.taskRuns.Lister(), key, tr)
 	if obj == nil && err == nil {
+		c.fleet.Admission().Release(key)
 		return 0, nil // gone; its finalizer already cleaned up
 	}
 	if obj == nil {
@@ -46,7 +48,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	ctx, cfgErr := c.config.WithConfig(ctx, cluster)
 
 	if tr.DeletionTimestamp != nil {
-		return 0, c.finalize(ctx, log, cluster, u, tr)
+		return 0, c.finalize(ctx, log, key, cluster, u, tr)
 	}
 	if !c.finalizers.Has(u) {
 		if u, err = c.finalizers.Add(ctx, cluster, u); err != nil {
@@ -56,8 +58,12 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 
 	before := tr.DeepCopy()
 	requeue, err := c.reconcile(ctx, log, cluster, tr, cfgErr)
-	if retried := retryIfRetriable(tr); retried {
+	retried := retryIfRetriable(tr)
+	if retried {
 		log.Infow("TaskRun failed, retrying", "attempt", len(tr.Status.RetriesStatus)+1, "retries", tr.Spec.Retries)
+	}
+	if retried || tr.IsDone() {
+		c.fleet.Admission().Release(key)
 	}
 	beforeCond := before.Status.GetCondition(apis.ConditionSucceeded)
 	if tr.IsDone() && !beforeCond.IsTrue() && !beforeCond.IsFalse() {
@@ -115,8 +121,8 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 	}
 
 	if tr.HasTimedOut(ctx, c.clock) {
-		if pod, err := c.existingPod(cluster, tr); err == nil && pod != nil {
-			if status, err := c.statusFromPod(ctx, log, cluster, tr, pod, rtr.TaskSpec); err == nil {
+		if m, pod := c.memberOf(tr), c.podIfAny(cluster, tr); m != nil && pod != nil && m.Reachable() {
+			if status, err := c.statusFromPod(ctx, log, m, cluster, tr, pod, rtr.TaskSpec); err == nil {
 				tr.Status = status
 			}
 		}
@@ -124,16 +130,23 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 			fmt.Sprintf("TaskRun %q failed to finish within %q", tr.Name, tr.GetTimeout(ctx)))
 	}
 
-	pod, err := c.ensurePod(ctx, log, cluster, tr, rtr)
+	m, wait, err := c.placedMember(ctx, log, cluster, tr)
+	if err != nil || m == nil {
+		return wait, err
+	}
+	if admitted, err := c.admit(m, cluster, tr); err != nil || !admitted {
+		return waitRequeue, err
+	}
+	pod, err := c.ensurePod(ctx, log, m, cluster, tr, rtr)
 	if err != nil || pod == nil {
 		return 0, err
 	}
 	if podconvert.SidecarsReady(pod.Status) {
-		if err := podconvert.UpdateReady(ctx, c.workload, *pod); err != nil {
+		if err := podconvert.UpdateReady(ctx, m.Client, *pod); err != nil {
 			return 0, err
 		}
 	}
-	status, err := c.statusFromPod(ctx, log, cluster, tr, pod, rtr.TaskSpec)
+	status, err := c.statusFromPod(ctx, log, m, cluster, tr, pod, rtr.TaskSpec)
 	if isResultSizeExceeded(err) {
 		return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonResultLargerThanAllowedLimit,
 			fmt.Sprintf("%s TaskRun %q failed: %s", pipelineerrors.UserErrorLabel, tr.Name, err))
@@ -183,10 +196,10 @@ func (c *Controller) untilTimeout(ctx context.Context, tr *v1.TaskRun) time.Dura
 // statusFromPod is Tekton's TaskRun status from the pod. Tekton reads
 // results from the sidecar's logs in the TaskRun's namespace: here that is
 // the pod's, on the workload cluster.
-func (c *Controller) statusFromPod(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun, pod *corev1.Pod, spec *v1.TaskSpec) (v1.TaskRunStatus, error) {
+func (c *Controller) statusFromPod(ctx context.Context, log *zap.SugaredLogger, m *fleet.Member, cluster logicalcluster.Name, tr *v1.TaskRun, pod *corev1.Pod, spec *v1.TaskSpec) (v1.TaskRunStatus, error) {
 	wtr := *tr
 	wtr.Namespace = workload.Namespace(cluster, tr.Namespace)
-	return podconvert.MakeTaskRunStatus(ctx, log, wtr, pod, c.workload, spec)
+	return podconvert.MakeTaskRunStatus(ctx, log, wtr, pod, m.Client, spec)
 }
 
 // isResultSizeExceeded tells Tekton's internal sidecarlogresults

@@ -1,0 +1,40 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+	"github.com/pipelines-service/pipelines-service/pkg/provider"
+)
+
+// registerWorkloadClusters registers every workload cluster of the stack
+// in the provider workspace (a WorkloadCluster with its labels and a
+// Secret with its admin kubeconfig), as a platform operator would.
+func (s *Stack) registerWorkloadClusters(ctx context.Context) error {
+	clients, err := s.providerClients()
+	if err != nil {
+		return err
+	}
+	for _, wc := range s.cfg.WorkloadClusters() {
+		kubeconfig, err := os.ReadFile(s.cfg.WorkloadClusterKubeconfig(wc.Name))
+		if err != nil {
+			return fmt.Errorf("workload cluster %s: %w", wc.Name, err)
+		}
+		if err := provider.RegisterWorkloadCluster(ctx, clients, providerPath(), wc.Name, wc.Labels, kubeconfig, fleetv1alpha1.ClusterLimits{}); err != nil {
+			return componentErr("kcp provider", s.cfg.LogFile("kcp"), err)
+		}
+	}
+	return nil
+}
+
+// SetTenantPolicy sets the platform's policy of a tenant workspace (its
+// logical cluster name, or "default").
+func (s *Stack) SetTenantPolicy(ctx context.Context, workspace string, spec fleetv1alpha1.TenantPolicySpec) error {
+	clients, err := s.providerClients()
+	if err != nil {
+		return err
+	}
+	return provider.SetTenantPolicy(ctx, clients, providerPath(), workspace, spec)
+}

@@ -1,0 +1,189 @@
+package fleet
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// staleWaiter is how long a waiting TaskRun counts without asking again
+// (waiting runs ask at least every few seconds).
+const staleWaiter = time.Minute
+
+// Admission decides which TaskRuns may start their pod. At most a
+// workspace's limit of its TaskRuns run at once and at most a cluster's
+// limit on a cluster; a workspace's waiting runs start in the order they
+// came; and when a cluster is full, a freed slot goes to the waiting
+// workspace with the fewest running TaskRuns, so that one tenant's burst
+// cannot starve the others. A TaskRun runs from admission until Release.
+type Admission struct {
+	workspaceLimit func(workspace string) int
+	clusterLimit   func(cluster string) int
+	now            func() time.Time
+
+	mu      sync.Mutex
+	running map[string]slot
+	waiting map[string]waiter
+	wake    func(keys []string)
+}
+
+type slot struct{ workspace, cluster string }
+
+type waiter struct {
+	slot
+	since, asked time.Time
+}
+
+// NewAdmission returns an Admission with the given limits (0: none).
+func NewAdmission(workspaceLimit, clusterLimit func(string) int) *Admission {
+	return &Admission{
+		workspaceLimit: workspaceLimit, clusterLimit: clusterLimit, now: time.Now,
+		running: map[string]slot{}, waiting: map[string]waiter{},
+	}
+}
+
+// OnWake sets what is called with the waiting keys when a slot frees.
+func (a *Admission) OnWake(wake func(keys []string)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.wake = wake
+}
+
+// MarkRunning records a TaskRun that already runs (its pod exists), e.g.
+// when the controller starts.
+func (a *Admission) MarkRunning(key, workspace, cluster string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.running[key] = slot{workspace, cluster}
+	delete(a.waiting, key)
+}
+
+// Admit says whether the TaskRun of key may start its pod on cluster; if
+// not, why, and it waits in the queue.
+func (a *Admission) Admit(key, workspace, cluster string) (bool, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s, ok := a.running[key]; ok && s.cluster == cluster {
+		return true, ""
+	}
+	now := a.now()
+	a.pruneWaiters(now)
+	me := waiter{slot: slot{workspace, cluster}, since: now, asked: now}
+	if w, ok := a.waiting[key]; ok {
+		me.since = w.since
+	}
+	if why := a.mustWait(key, me); why != "" {
+		a.waiting[key] = me
+		return false, why
+	}
+	delete(a.waiting, key)
+	a.running[key] = me.slot
+	return true, ""
+}
+
+// mustWait says why the TaskRun me must wait, "" if it may run.
+func (a *Admission) mustWait(key string, me waiter) string {
+	mine := a.countRunning(func(s slot) bool { return s.workspace == me.workspace })
+	if limit := a.workspaceLimit(me.workspace); limit > 0 {
+		if mine >= limit {
+			return fmt.Sprintf("%d of the workspace's %d concurrent TaskRuns are running", mine, limit)
+		}
+		if earlier := a.earlierInWorkspace(key, me); earlier >= limit-mine {
+			return fmt.Sprintf("%d of the workspace's TaskRuns waited longer", earlier)
+		}
+	}
+	limit := a.clusterLimit(me.cluster)
+	if limit <= 0 {
+		return ""
+	}
+	onCluster := a.countRunning(func(s slot) bool { return s.cluster == me.cluster })
+	if onCluster >= limit {
+		return fmt.Sprintf("workload cluster %s runs its limit of %d TaskRuns", me.cluster, limit)
+	}
+	if better := a.fairerWorkspaces(me, mine); better >= limit-onCluster {
+		return fmt.Sprintf("workload cluster %s is nearly full; %d workspaces with fewer running TaskRuns go first", me.cluster, better)
+	}
+	return ""
+}
+
+// earlierInWorkspace counts the workspace's runs that waited longer.
+func (a *Admission) earlierInWorkspace(key string, me waiter) int {
+	n := 0
+	for k, w := range a.waiting {
+		if k != key && w.workspace == me.workspace && w.since.Before(me.since) {
+			n++
+		}
+	}
+	return n
+}
+
+// fairerWorkspaces counts the other workspaces waiting for me's cluster
+// that should have a slot first: fewer running, or as many and waiting
+// longer.
+func (a *Admission) fairerWorkspaces(me waiter, mine int) int {
+	oldest := map[string]time.Time{}
+	for _, w := range a.waiting {
+		if w.cluster != me.cluster || w.workspace == me.workspace {
+			continue
+		}
+		if t, ok := oldest[w.workspace]; !ok || w.since.Before(t) {
+			oldest[w.workspace] = w.since
+		}
+	}
+	n := 0
+	for ws, since := range oldest {
+		theirs := a.countRunning(func(s slot) bool { return s.workspace == ws })
+		if limit := a.workspaceLimit(ws); limit > 0 && theirs >= limit {
+			continue // they wait for their own limit, not for the cluster
+		}
+		if theirs < mine || (theirs == mine && since.Before(me.since)) {
+			n++
+		}
+	}
+	return n
+}
+
+func (a *Admission) countRunning(match func(slot) bool) int {
+	n := 0
+	for _, s := range a.running {
+		if match(s) {
+			n++
+		}
+	}
+	return n
+}
+
+func (a *Admission) pruneWaiters(now time.Time) {
+	for k, w := range a.waiting {
+		if now.Sub(w.asked) > staleWaiter {
+			delete(a.waiting, k)
+		}
+	}
+}
+
+// Release ends the TaskRun's run (done, failed or deleted) or its wait,
+// and wakes the waiting TaskRuns.
+func (a *Admission) Release(key string) {
+	a.mu.Lock()
+	_, wasRunning := a.running[key]
+	delete(a.running, key)
+	delete(a.waiting, key)
+	var keys []string
+	if wasRunning {
+		for k := range a.waiting {
+			keys = append(keys, k)
+		}
+	}
+	wake := a.wake
+	a.mu.Unlock()
+	if wake != nil && len(keys) > 0 {
+		wake(keys)
+	}
+}
+
+// Running counts the admitted TaskRuns of a workspace.
+func (a *Admission) Running(workspace string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.countRunning(func(s slot) bool { return s.workspace == workspace })
+}

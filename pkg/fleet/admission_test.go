@@ -1,0 +1,94 @@
+package fleet
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// step is one call on an Admission in a scenario.
+type step struct {
+	admit, release string // key "<workspace>/<n>"
+	cluster        string // default "c"
+	want           bool
+}
+
+func TestAdmission(t *testing.T) {
+	tests := []struct {
+		name           string
+		workspaceLimit map[string]int
+		clusterLimit   int
+		steps          []step
+	}{{
+		name:           "workspace limit",
+		workspaceLimit: map[string]int{"a": 2},
+		steps: []step{
+			{admit: "a/1", want: true}, {admit: "a/2", want: true}, {admit: "a/3", want: false},
+			{admit: "b/1", want: true}, // another workspace does not wait behind a
+			{release: "a/1"}, {admit: "a/3", want: true}, {admit: "a/4", want: false},
+		},
+	}, {
+		name:           "a workspace's waiting runs start in order",
+		workspaceLimit: map[string]int{"a": 1},
+		steps: []step{
+			{admit: "a/1", want: true}, {admit: "a/2", want: false}, {admit: "a/3", want: false},
+			{release: "a/1"}, {admit: "a/3", want: false}, {admit: "a/2", want: true},
+		},
+	}, {
+		name:         "cluster limit, fair share across workspaces",
+		clusterLimit: 3,
+		steps: []step{
+			{admit: "a/1", want: true}, {admit: "a/2", want: true}, {admit: "a/3", want: true},
+			{admit: "a/4", want: false}, {admit: "b/1", want: false},
+			{release: "a/1"},
+			{admit: "a/4", want: false}, // b runs none: its turn
+			{admit: "b/1", want: true},
+			{admit: "a/4", want: false},
+		},
+	}, {
+		name:         "limits are per cluster",
+		clusterLimit: 1,
+		steps: []step{
+			{admit: "a/1", want: true}, {admit: "a/2", want: false}, {admit: "a/2", cluster: "d", want: true},
+		},
+	}, {
+		name: "no limits",
+		steps: []step{
+			{admit: "a/1", want: true}, {admit: "a/2", want: true}, {admit: "a/1", want: true},
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := time.Unix(0, 0)
+			a := NewAdmission(func(ws string) int { return tt.workspaceLimit[ws] }, func(string) int { return tt.clusterLimit })
+			a.now = func() time.Time { clock = clock.Add(time.Second); return clock }
+			for i, s := range tt.steps {
+				if s.release != "" {
+					a.Release(s.release)
+					continue
+				}
+				cluster := s.cluster
+				if cluster == "" {
+					cluster = "c"
+				}
+				ws := s.admit[:1]
+				got, why := a.Admit(s.admit, ws, cluster)
+				if got != s.want {
+					t.Fatalf("step %d: Admit(%s on %s) = %v (%s), want %v", i, s.admit, cluster, got, why, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestAdmissionWakesWaiters(t *testing.T) {
+	a := NewAdmission(func(string) int { return 1 }, func(string) int { return 0 })
+	var woken []string
+	a.OnWake(func(keys []string) { woken = append(woken, keys...) })
+	a.Admit("a/1", "a", "c")
+	a.Admit("a/2", "a", "c")
+	a.Release("a/1")
+	if fmt.Sprint(woken) != "[a/2]" {
+		t.Fatalf("woken %v, want [a/2]", woken)
+	}
+}

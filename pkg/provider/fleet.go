@@ -1,0 +1,137 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pipelines-service/pipelines-service/apis/fleet"
+	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+)
+
+// FleetNamespace is the provider workspace's namespace holding the
+// kubeconfig Secrets of workload clusters.
+const FleetNamespace = "pipelines-service"
+
+var crdsResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// ensureFleetAPI installs the fleet API's CRDs in the provider workspace
+// (they are the platform's, not exported) and the namespace of the
+// kubeconfig Secrets, and waits until the CRDs are served.
+func ensureFleetAPI(ctx context.Context, c Clients, provider logicalcluster.Path) error {
+	crds, err := fleet.CRDs()
+	if err != nil {
+		return err
+	}
+	client := c.Dynamic.Cluster(provider).Resource(crdsResource)
+	for _, crd := range crds {
+		existing, err := client.Get(ctx, crd.GetName(), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = client.Create(ctx, crd, metav1.CreateOptions{})
+		case err == nil:
+			crd.SetResourceVersion(existing.GetResourceVersion())
+			_, err = client.Update(ctx, crd, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("CRD %s: %w", crd.GetName(), err)
+		}
+		if err := waitEstablished(ctx, c, provider, crd.GetName()); err != nil {
+			return err
+		}
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: FleetNamespace}}
+	if _, err := c.Kube.Cluster(provider).CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", FleetNamespace, err)
+	}
+	return nil
+}
+
+func waitEstablished(ctx context.Context, c Clients, provider logicalcluster.Path, name string) error {
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		u, err := c.Dynamic.Cluster(provider).Resource(crdsResource).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		for _, cond := range conds {
+			m, _ := cond.(map[string]any)
+			if m["type"] == "Established" && m["status"] == "True" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+// RegisterWorkloadCluster stores a workload cluster's kubeconfig in a
+// Secret and creates or updates its WorkloadCluster in the provider
+// workspace.
+func RegisterWorkloadCluster(ctx context.Context, c Clients, provider logicalcluster.Path, name string, labels map[string]string, kubeconfig []byte, limits fleetv1alpha1.ClusterLimits) error {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-kubeconfig", Namespace: FleetNamespace},
+		Data:       map[string][]byte{"kubeconfig": kubeconfig},
+	}
+	secrets := c.Kube.Cluster(provider).CoreV1().Secrets(FleetNamespace)
+	if _, err := secrets.Create(ctx, secret, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{})
+		if err != nil {
+			return fmt.Errorf("update Secret %s: %w", secret.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("create Secret %s: %w", secret.Name, err)
+	}
+	wc := &fleetv1alpha1.WorkloadCluster{
+		TypeMeta:   metav1.TypeMeta{APIVersion: fleetv1alpha1.SchemeGroupVersion.String(), Kind: "WorkloadCluster"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Spec: fleetv1alpha1.WorkloadClusterSpec{
+			KubeconfigSecretRef: fleetv1alpha1.SecretKeyRef{Namespace: FleetNamespace, Name: secret.Name, Key: "kubeconfig"},
+			Limits:              limits,
+		},
+	}
+	return applySpec(ctx, c, provider, fleetv1alpha1.WorkloadClustersResource, wc)
+}
+
+// SetTenantPolicy creates or replaces the policy of a tenant workspace
+// (its logical cluster name) or the default policy.
+func SetTenantPolicy(ctx context.Context, c Clients, provider logicalcluster.Path, name string, spec fleetv1alpha1.TenantPolicySpec) error {
+	policy := &fleetv1alpha1.TenantPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: fleetv1alpha1.SchemeGroupVersion.String(), Kind: "TenantPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       spec,
+	}
+	return applySpec(ctx, c, provider, fleetv1alpha1.TenantPoliciesResource, policy)
+}
+
+// applySpec creates obj or replaces the labels and spec of the existing
+// object of its name.
+func applySpec(ctx context.Context, c Clients, provider logicalcluster.Path, resource schema.GroupVersionResource, obj any) error {
+	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	want := &unstructured.Unstructured{Object: content}
+	unstructured.RemoveNestedField(want.Object, "status")
+	client := c.Dynamic.Cluster(provider).Resource(resource)
+	existing, err := client.Get(ctx, want.GetName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = client.Create(ctx, want, metav1.CreateOptions{})
+		return wrap(err, "create %s %s", resource.Resource, want.GetName())
+	}
+	if err != nil {
+		return err
+	}
+	existing.SetLabels(want.GetLabels())
+	existing.Object["spec"] = want.Object["spec"]
+	_, err = client.Update(ctx, existing, metav1.UpdateOptions{})
+	return wrap(err, "update %s %s", resource.Resource, want.GetName())
+}

@@ -1,0 +1,235 @@
+// Package workloadgc removes what the service made on workload clusters
+// and no tenant object accounts for any more: objects of runs and claims
+// that are gone, that moved to another cluster, or whose cluster was lost
+// while they ran. It sweeps each cluster when it becomes ready (after a
+// controller restart, or when a lost cluster is back) and periodically.
+package workloadgc
+
+import (
+	"context"
+	"time"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
+)
+
+// Options configure a Collector.
+type Options struct {
+	Fleet           *fleet.Fleet
+	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
+	// Grace spares objects younger than this (their tenant object may not
+	// be in the informer cache yet). Default 30s.
+	Grace time.Duration
+	// Interval between periodic sweeps. Default 1m.
+	Interval time.Duration
+	Log      *zap.SugaredLogger
+}
+
+// Collector sweeps workload clusters.
+type Collector struct {
+	opts     Options
+	log      *zap.SugaredLogger
+	taskRuns kcpcache.GenericClusterLister
+	claims   kcpcache.GenericClusterLister
+	sweeps   chan *fleet.Member
+}
+
+var (
+	taskRunsResource = schema.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: "taskruns"}
+	claimsResource   = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
+)
+
+// New wires the collector to the fleet and the tenant informers.
+func New(opts Options) *Collector {
+	if opts.Grace == 0 {
+		opts.Grace = 30 * time.Second
+	}
+	if opts.Interval == 0 {
+		opts.Interval = time.Minute
+	}
+	c := &Collector{
+		opts: opts, log: opts.Log,
+		taskRuns: opts.TenantInformers.ForResource(taskRunsResource).Lister(),
+		claims:   opts.TenantInformers.ForResource(claimsResource).Lister(),
+		sweeps:   make(chan *fleet.Member, 16),
+	}
+	opts.Fleet.Listen(fleet.Listener{Changed: func(m *fleet.Member) {
+		select {
+		case c.sweeps <- m:
+		default: // a sweep is pending; the periodic one follows
+		}
+	}})
+	return c
+}
+
+// Run sweeps until ctx ends; the tenant informers must have synced.
+func (c *Collector) Run(ctx context.Context) {
+	ticker := time.NewTicker(c.opts.Interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-c.sweeps:
+			c.sweep(ctx, m)
+		case <-ticker.C:
+			for _, m := range c.opts.Fleet.Members() {
+				c.sweep(ctx, m)
+			}
+		}
+	}
+}
+
+// sweep deletes the member's orphans. It needs the member's informers
+// synced and its apiserver answering.
+func (c *Collector) sweep(ctx context.Context, m *fleet.Member) {
+	if !m.Synced() || !m.Reachable() {
+		return
+	}
+	log := c.log.With("cluster", m.Name)
+	deleted := 0
+	pods, _ := m.Pods.List(labels.Everything())
+	for _, pod := range pods {
+		if c.orphanOfTaskRun(m, pod) {
+			deleted += c.remove(ctx, log, "pod", pod, m.Client.CoreV1().Pods(pod.Namespace).Delete)
+		}
+	}
+	secrets, _ := m.Secrets.List(labels.Everything())
+	for _, s := range secrets {
+		if c.orphanOfTaskRun(m, s) {
+			deleted += c.remove(ctx, log, "secret", s, m.Client.CoreV1().Secrets(s.Namespace).Delete)
+		}
+	}
+	maps, _ := m.Maps.List(labels.Everything())
+	for _, cm := range maps {
+		if c.orphanOfTaskRun(m, cm) {
+			deleted += c.remove(ctx, log, "configmap", cm, m.Client.CoreV1().ConfigMaps(cm.Namespace).Delete)
+		}
+	}
+	claims, _ := m.Claims.List(labels.Everything())
+	for _, pvc := range claims {
+		if c.orphanClaim(m, pvc) {
+			deleted += c.remove(ctx, log, "persistentvolumeclaim", pvc, m.Client.CoreV1().PersistentVolumeClaims(pvc.Namespace).Delete)
+		}
+	}
+	deleted += c.removeEmptyNamespaces(ctx, log, m)
+	if deleted > 0 {
+		log.Infow("collected workload objects no tenant object accounts for", "deleted", deleted)
+	}
+}
+
+func (c *Collector) young(obj metav1.Object) bool {
+	return time.Since(obj.GetCreationTimestamp().Time) < c.opts.Grace
+}
+
+// orphanOfTaskRun: a pod, secret or configmap made for a TaskRun that is
+// gone, placed on another cluster, or was lost with this one.
+func (c *Collector) orphanOfTaskRun(m *fleet.Member, obj metav1.Object) bool {
+	if c.young(obj) || obj.GetDeletionTimestamp() != nil {
+		return false
+	}
+	key, ok := workload.TenantKey(obj)
+	if !ok {
+		return false
+	}
+	tr := c.tenant(c.taskRuns, key)
+	if tr == nil || string(tr.GetUID()) != obj.GetLabels()[workload.LabelTaskRunUID] {
+		return true
+	}
+	if placed := placement.Of(tr); placed != "" && placed != m.Name {
+		return true
+	}
+	return lostHere(tr)
+}
+
+// lostHere says the TaskRun ended because its cluster was lost.
+func lostHere(tr *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(tr.Object, "status", "conditions")
+	for _, cond := range conds {
+		if m, _ := cond.(map[string]any); m["type"] == "Succeeded" && m["reason"] == placement.ReasonWorkloadClusterLost {
+			return true
+		}
+	}
+	return false
+}
+
+// orphanClaim: a PVC whose tenant PVC is gone or placed elsewhere.
+func (c *Collector) orphanClaim(m *fleet.Member, pvc *corev1.PersistentVolumeClaim) bool {
+	if c.young(pvc) || pvc.DeletionTimestamp != nil {
+		return false
+	}
+	key, ok := workload.TenantObjectKey(pvc)
+	if !ok {
+		return false
+	}
+	tenant := c.tenant(c.claims, key)
+	return tenant == nil || placement.Of(tenant) != m.Name
+}
+
+// removeEmptyNamespaces deletes workload namespaces that hold none of the
+// service's pods, claims, secrets or configmaps any more.
+func (c *Collector) removeEmptyNamespaces(ctx context.Context, log *zap.SugaredLogger, m *fleet.Member) int {
+	used := map[string]bool{}
+	pods, _ := m.Pods.List(labels.Everything())
+	for _, p := range pods {
+		used[p.Namespace] = true
+	}
+	claims, _ := m.Claims.List(labels.Everything())
+	for _, p := range claims {
+		used[p.Namespace] = true
+	}
+	secrets, _ := m.Secrets.List(labels.Everything())
+	for _, s := range secrets {
+		used[s.Namespace] = true
+	}
+	maps, _ := m.Maps.List(labels.Everything())
+	for _, cm := range maps {
+		used[cm.Namespace] = true
+	}
+	deleted := 0
+	spaces, _ := m.Spaces.List(labels.Everything())
+	for _, ns := range spaces {
+		if used[ns.Name] || c.young(ns) || ns.DeletionTimestamp != nil || ns.Annotations[workload.AnnotationClusterNS] == "" {
+			continue
+		}
+		deleted += c.remove(ctx, log, "namespace", ns, func(ctx context.Context, name string, opts metav1.DeleteOptions) error {
+			return m.Client.CoreV1().Namespaces().Delete(ctx, name, opts)
+		})
+	}
+	return deleted
+}
+
+// tenant reads a tenant object by cluster-aware key, nil if it is gone.
+func (c *Collector) tenant(lister kcpcache.GenericClusterLister, key string) *unstructured.Unstructured {
+	cluster, ns, name, err := kcpcache.SplitMetaClusterNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	obj, err := lister.ByCluster(cluster).ByNamespace(ns).Get(name)
+	if err != nil {
+		return nil
+	}
+	u, _ := obj.(*unstructured.Unstructured)
+	return u
+}
+
+func (c *Collector) remove(ctx context.Context, log *zap.SugaredLogger, kind string, obj metav1.Object, del func(context.Context, string, metav1.DeleteOptions) error) int {
+	err := del(ctx, obj.GetName(), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		log.Warnw("could not collect workload object", "kind", kind, "namespace", obj.GetNamespace(), "name", obj.GetName(), "error", err)
+		return 0
+	}
+	log.Infow("collected workload object", "kind", kind, "namespace", obj.GetNamespace(), "name", obj.GetName())
+	return 1
+}
