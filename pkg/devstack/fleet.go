@@ -38,3 +38,12 @@ func (s *Stack) SetTenantPolicy(ctx context.Context, workspace string, spec flee
 	}
 	return provider.SetTenantPolicy(ctx, clients, providerPath(), workspace, spec)
 }
+
+// DeleteTenantPolicy deletes the platform's policy of a tenant workspace.
+func (s *Stack) DeleteTenantPolicy(ctx context.Context, workspace string) error {
+	clients, err := s.providerClients()
+	if err != nil {
+		return err
+	}
+	return provider.DeleteTenantPolicy(ctx, clients, providerPath(), workspace)
+}

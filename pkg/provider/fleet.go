@@ -112,6 +112,15 @@ func SetTenantPolicy(ctx context.Context, c Clients, provider logicalcluster.Pat
 	return applySpec(ctx, c, provider, fleetv1alpha1.TenantPoliciesResource, policy)
 }
 
+// DeleteTenantPolicy deletes the policy of a tenant workspace.
+func DeleteTenantPolicy(ctx context.Context, c Clients, provider logicalcluster.Path, name string) error {
+	err := c.Dynamic.Cluster(provider).Resource(fleetv1alpha1.TenantPoliciesResource).Delete(ctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
 // applySpec creates obj or replaces the labels and spec of the existing
 // object of its name.
 func applySpec(ctx context.Context, c Clients, provider logicalcluster.Path, resource schema.GroupVersionResource, obj any) error {

@@ -17,21 +17,36 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"knative.dev/pkg/apis"
 
+	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 )
 
 // Tenant is a tenant workspace bound to the Tekton export, seen with the
 // tenant's own identity (not admin).
 type Tenant struct {
-	Name       string
+	Name string
+	// Cluster is the workspace's logical cluster.
+	Cluster    logicalcluster.Name
 	Kubeconfig string
 	Rest       *rest.Config
 	Tekton     tektonclient.Interface
 	Kube       kubernetes.Interface
 }
 
-// NewTenant creates a tenant workspace with a unique name for this test.
+// NewTenant creates a tenant workspace with a unique name for this test,
+// its runs pinned to the first workload cluster (PinnedRegion): tests
+// that look at workload objects look there. Fleet tests use
+// NewFleetTenant.
 func (e *Env) NewTenant(ctx context.Context, t testing.TB, prefix string) *Tenant {
+	t.Helper()
+	return e.NewFleetTenant(ctx, t, prefix, fleetv1alpha1.TenantPolicySpec{
+		ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": PinnedRegion}},
+	})
+}
+
+// NewFleetTenant creates a tenant workspace with a unique name for this
+// test and the platform's policy for it.
+func (e *Env) NewFleetTenant(ctx context.Context, t testing.TB, prefix string, policy fleetv1alpha1.TenantPolicySpec) *Tenant {
 	t.Helper()
 	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1_000_000_000)
 	kubeconfig, err := e.Stack.AddTenant(ctx, name)
@@ -42,7 +57,18 @@ func (e *Env) NewTenant(ctx context.Context, t testing.TB, prefix string) *Tenan
 	if err != nil {
 		t.Fatal(err)
 	}
+	ws, err := e.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("read tenant workspace %s: %v", name, err)
+	}
+	tenant.Cluster = logicalcluster.Name(ws.Spec.Cluster)
+	if err := e.Stack.SetTenantPolicy(ctx, tenant.Cluster.String(), policy); err != nil {
+		t.Fatalf("set the policy of tenant %s: %v", name, err)
+	}
 	t.Cleanup(func() {
+		if err := e.Stack.DeleteTenantPolicy(context.Background(), tenant.Cluster.String()); err != nil {
+			t.Logf("delete the policy of tenant %s: %v", name, err)
+		}
 		if err := e.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces().Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
 			t.Logf("delete tenant workspace %s: %v", name, err)
 		}

@@ -1,0 +1,365 @@
+//go:build e2e
+
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
+	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
+)
+
+const (
+	ns       = "default"
+	cluster1 = "workload-1"
+	cluster2 = "workload-2"
+)
+
+// sleepPipelineRun is a PipelineRun of tasks that each sleep.
+func sleepPipelineRun(name string, tasks int, seconds int) *v1.PipelineRun {
+	spec := &v1.PipelineSpec{}
+	for i := 0; i < tasks; i++ {
+		spec.Tasks = append(spec.Tasks, v1.PipelineTask{
+			Name: fmt.Sprintf("t%d", i),
+			TaskSpec: &v1.EmbeddedTask{TaskSpec: v1.TaskSpec{Steps: []v1.Step{{
+				Name: "sleep", Image: "docker.io/library/busybox:1.36",
+				Script: fmt.Sprintf("#!/bin/sh\nsleep %d\necho done", seconds),
+			}}}},
+		})
+	}
+	return &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.PipelineRunSpec{PipelineSpec: spec}}
+}
+
+func sleepTaskRun(name string, seconds int) *v1.TaskRun {
+	return &v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{Steps: []v1.Step{{
+		Name: "sleep", Image: "docker.io/library/busybox:1.36",
+		Script: fmt.Sprintf("#!/bin/sh\nsleep %d\necho done", seconds),
+	}}}}}
+}
+
+func createPipelineRun(ctx context.Context, t *testing.T, tn *framework.Tenant, pr *v1.PipelineRun) {
+	t.Helper()
+	if _, err := tn.Tekton.TektonV1().PipelineRuns(ns).Create(ctx, pr, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create PipelineRun %s in %s: %v", pr.Name, tn.Name, err)
+	}
+}
+
+// TestSpreadAcrossClusters: 20 PipelineRuns of 2 tenants spread over both
+// workload clusters and all succeed; each PipelineRun's TaskRuns and pods
+// are on its cluster.
+func TestSpreadAcrossClusters(t *testing.T) {
+	ctx := context.Background()
+	tenants := []*framework.Tenant{
+		env.NewFleetTenant(ctx, t, "e2e-spread-a", fleetv1alpha1.TenantPolicySpec{}),
+		env.NewFleetTenant(ctx, t, "e2e-spread-b", fleetv1alpha1.TenantPolicySpec{}),
+	}
+	for _, tn := range tenants {
+		for i := 0; i < 10; i++ {
+			createPipelineRun(ctx, t, tn, sleepPipelineRun(fmt.Sprintf("spread-%d", i), 2, 1))
+		}
+	}
+	perCluster := map[string]int{}
+	for _, tn := range tenants {
+		for i := 0; i < 10; i++ {
+			name := fmt.Sprintf("spread-%d", i)
+			pr := tn.WaitPipelineRun(ctx, t, ns, name, 5*time.Minute, "done", framework.PipelineRunDone)
+			if status, reason := framework.PipelineRunCondition(pr); status != "True" {
+				t.Errorf("%s/%s ended %s/%s", tn.Name, name, status, reason)
+			}
+			where := placement.Of(pr)
+			perCluster[where]++
+			checkChildrenOn(ctx, t, tn, pr, where)
+		}
+	}
+	t.Logf("PipelineRuns per workload cluster: %v", perCluster)
+	if perCluster[cluster1] == 0 || perCluster[cluster2] == 0 || perCluster[cluster1]+perCluster[cluster2] != 20 {
+		t.Errorf("PipelineRuns per workload cluster %v: want all 20 spread over %s and %s", perCluster, cluster1, cluster2)
+	}
+}
+
+// checkChildrenOn checks that the PipelineRun's TaskRuns are placed on
+// its cluster and their pods are there.
+func checkChildrenOn(ctx context.Context, t *testing.T, tn *framework.Tenant, pr *v1.PipelineRun, where string) {
+	t.Helper()
+	client := env.WorkloadClusterClient(t, where)
+	for _, ref := range pr.Status.ChildReferences {
+		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := placement.Of(tr); got != where {
+			t.Errorf("TaskRun %s of %s is on %q, its PipelineRun on %q", tr.Name, pr.Name, got, where)
+		}
+		pods, err := framework.TenantPods(ctx, client, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range pods {
+			found = found || p.Name == tr.Status.PodName
+		}
+		if !found {
+			t.Errorf("pod %s of TaskRun %s is not on %s", tr.Status.PodName, tr.Name, where)
+		}
+	}
+}
+
+// TestFairSharing: a tenant with a limit of 2 that submits 10 TaskRuns
+// never has more than 2 running, and another tenant's TaskRuns start
+// without waiting behind them.
+func TestFairSharing(t *testing.T) {
+	ctx := context.Background()
+	limited := env.NewFleetTenant(ctx, t, "e2e-fair-limited", fleetv1alpha1.TenantPolicySpec{MaxRunningTaskRuns: 2})
+	other := env.NewFleetTenant(ctx, t, "e2e-fair-other", fleetv1alpha1.TenantPolicySpec{})
+	clients := []string{cluster1, cluster2}
+
+	var mu sync.Mutex
+	maxRunning, samples := 0, 0
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // samples the limited tenant's unfinished pods on both clusters
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			running := 0
+			for _, name := range clients {
+				pods, err := framework.TenantPods(ctx, env.WorkloadClusterClient(t, name), limited)
+				if err != nil {
+					continue
+				}
+				for _, p := range pods {
+					if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+						running++
+					}
+				}
+			}
+			mu.Lock()
+			samples++
+			if running > maxRunning {
+				maxRunning = running
+			}
+			mu.Unlock()
+		}
+	}()
+
+	for i := 0; i < 10; i++ {
+		if _, err := limited.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("burst-%d", i), 3), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := other.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("other-%d", i), 1), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		tr := other.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("other-%d", i), 3*time.Minute)
+		if status, reason := framework.Condition(tr); status != "True" {
+			t.Errorf("other tenant's TaskRun %s ended %s/%s", tr.Name, status, reason)
+		}
+	}
+	list, err := limited.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting, queued := 0, 0
+	for _, tr := range list.Items {
+		if !tr.IsDone() {
+			waiting++
+		}
+		if c := tr.Status.GetCondition("Succeeded"); c != nil && c.Reason == "Queued" {
+			queued++
+		}
+	}
+	t.Logf("when the other tenant's 3 TaskRuns were done, %d of the limited tenant's 10 were not (%d queued)", waiting, queued)
+	if waiting == 0 {
+		t.Errorf("the other tenant's TaskRuns finished only after all of the limited tenant's burst")
+	}
+	for i := 0; i < 10; i++ {
+		tr := limited.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("burst-%d", i), 5*time.Minute)
+		if status, reason := framework.Condition(tr); status != "True" {
+			t.Errorf("limited tenant's TaskRun %s ended %s/%s", tr.Name, status, reason)
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("limited tenant: at most %d unfinished pods in %d samples", maxRunning, samples)
+	if maxRunning > 2 {
+		t.Errorf("the limited tenant had %d TaskRuns running at once, limit 2", maxRunning)
+	}
+	if maxRunning < 2 {
+		t.Errorf("the limited tenant never ran 2 TaskRuns at once (max %d): the sampling saw nothing", maxRunning)
+	}
+}
+
+// TestFailover: when one cluster's apiserver stops, PipelineRuns queued
+// there complete on the other cluster, the ones running there fail with
+// WorkloadClusterLost, and once it is back nothing of theirs is left on
+// it.
+func TestFailover(t *testing.T) {
+	ctx := context.Background()
+	// "long" runs one PipelineRun on each cluster, which the stop
+	// interrupts on one of them.
+	long := env.NewFleetTenant(ctx, t, "e2e-failover-long", fleetv1alpha1.TenantPolicySpec{})
+	// "queued" may run one TaskRun at a time: its other runs are placed
+	// on both clusters but wait.
+	queued := env.NewFleetTenant(ctx, t, "e2e-failover-queued", fleetv1alpha1.TenantPolicySpec{MaxRunningTaskRuns: 1})
+	for i := 0; i < 2; i++ {
+		createPipelineRun(ctx, t, long, sleepPipelineRun(fmt.Sprintf("long-%d", i), 1, 60))
+	}
+	for i := 0; i < 6; i++ {
+		createPipelineRun(ctx, t, queued, sleepPipelineRun(fmt.Sprintf("queued-%d", i), 1, 2))
+	}
+	// Wait until a long run runs on each cluster and a queued run waits
+	// on cluster2.
+	initial := map[string]string{}
+	framework.Eventually(t, 3*time.Minute, "a long run running on each cluster, a queued run waiting on "+cluster2, func() (bool, string, error) {
+		running := map[string]bool{}
+		for i := 0; i < 2; i++ {
+			tr, err := long.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("long-%d-t0", i), metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			if c := tr.Status.GetCondition("Succeeded"); c != nil && c.Reason == "Running" {
+				running[placement.Of(tr)] = true
+			}
+		}
+		waitingOn2 := 0
+		for i := 0; i < 6; i++ {
+			pr, err := queued.Tekton.TektonV1().PipelineRuns(ns).Get(ctx, fmt.Sprintf("queued-%d", i), metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			initial[pr.Name] = placement.Of(pr)
+			if placement.Of(pr) == cluster2 && !pr.IsDone() && !hasPod(ctx, queued, pr) {
+				waitingOn2++
+			}
+		}
+		return running[cluster1] && running[cluster2] && waitingOn2 > 0,
+			fmt.Sprintf("long runs running on %v; queued runs waiting on %s: %d", running, cluster2, waitingOn2), nil
+	})
+	stopped := time.Now()
+	if err := env.Stack.StopWorkloadAPIServer(cluster2); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = env.Stack.StartWorkloadAPIServer(context.Background(), cluster2)
+		}
+	}()
+	t.Logf("stopped the apiserver of %s; queued runs were placed %v", cluster2, initial)
+
+	// The long run on cluster2 fails with the reason; the one on cluster1
+	// succeeds.
+	for i := 0; i < 2; i++ {
+		name := fmt.Sprintf("long-%d", i)
+		pr := long.WaitPipelineRun(ctx, t, ns, name, 4*time.Minute, "done", framework.PipelineRunDone)
+		tr, err := long.Tekton.TektonV1().TaskRuns(ns).Get(ctx, name+"-t0", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, reason := framework.Condition(tr)
+		switch placement.Of(tr) {
+		case cluster2:
+			if status != "False" || reason != placement.ReasonWorkloadClusterLost {
+				t.Errorf("TaskRun %s on the stopped cluster ended %s/%s, want False/%s", tr.Name, status, reason, placement.ReasonWorkloadClusterLost)
+			}
+			if prStatus, _ := framework.PipelineRunCondition(pr); prStatus != "False" {
+				t.Errorf("PipelineRun %s of the interrupted TaskRun ended %s, want False", name, prStatus)
+			}
+			t.Logf("interrupted: %s: %s", tr.Name, tr.Status.GetCondition("Succeeded").Message)
+		default:
+			if status != "True" {
+				t.Errorf("TaskRun %s on %s ended %s/%s, want True", tr.Name, placement.Of(tr), status, reason)
+			}
+		}
+	}
+	// Queued runs complete on cluster1 (those that had not started on
+	// cluster2 moved).
+	moved := 0
+	for i := 0; i < 6; i++ {
+		name := fmt.Sprintf("queued-%d", i)
+		pr := queued.WaitPipelineRun(ctx, t, ns, name, 5*time.Minute, "done", framework.PipelineRunDone)
+		status, reason := framework.PipelineRunCondition(pr)
+		if status != "True" && !interrupted(ctx, queued, pr) {
+			t.Errorf("queued PipelineRun %s (placed on %s, then %s) ended %s/%s", name, initial[name], placement.Of(pr), status, reason)
+		}
+		if initial[name] == cluster2 && placement.Of(pr) == cluster1 && status == "True" {
+			moved++
+		}
+	}
+	t.Logf("%d queued PipelineRuns moved from %s to %s and succeeded (%.0fs after the stop)", moved, cluster2, cluster1, time.Since(stopped).Seconds())
+	if moved == 0 {
+		t.Errorf("no queued PipelineRun moved from %s to %s", cluster2, cluster1)
+	}
+
+	if err := env.Stack.StartWorkloadAPIServer(ctx, cluster2); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	// Nothing of the two tenants is left on cluster2: every run there was
+	// interrupted or moved.
+	client := env.WorkloadClusterClient(t, cluster2)
+	framework.Eventually(t, 4*time.Minute, "nothing of the tenants left on "+cluster2, func() (bool, string, error) {
+		left := 0
+		var what []string
+		for _, tn := range []*framework.Tenant{long, queued} {
+			pods, err := framework.TenantPods(ctx, client, tn)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, p := range pods {
+				what = append(what, "pod "+p.Namespace+"/"+p.Name)
+			}
+			spaces, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: "pipelines-service.dev/cluster=" + tn.Cluster.String()})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, s := range spaces.Items {
+				what = append(what, "namespace "+s.Name)
+			}
+			left += len(pods) + len(spaces.Items)
+		}
+		return left == 0, fmt.Sprintf("%d left: %v", left, what), nil
+	})
+}
+
+// hasPod says a TaskRun of the PipelineRun has a pod.
+func hasPod(ctx context.Context, tn *framework.Tenant, pr *v1.PipelineRun) bool {
+	for _, ref := range pr.Status.ChildReferences {
+		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err == nil && tr.Status.PodName != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// interrupted says a TaskRun of the PipelineRun failed because its
+// cluster was lost.
+func interrupted(ctx context.Context, tn *framework.Tenant, pr *v1.PipelineRun) bool {
+	for _, ref := range pr.Status.ChildReferences {
+		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err == nil {
+			if _, reason := framework.Condition(tr); reason == placement.ReasonWorkloadClusterLost {
+				return true
+			}
+		}
+	}
+	return false
+}
+
