@@ -1,7 +1,8 @@
 // Package devstack brings up the local real stack the project is developed and
-// tested against: a kcp server, a single-node Kubernetes workload cluster
-// (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd,
-// kubelet) and a local OCI registry holding images built on this machine.
+// tested against: a kcp server, Kubernetes workload clusters (each with its
+// etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and nodes
+// that each run a containerd and a kubelet of their own, all on this machine)
+// and a local OCI registry holding images built on this machine.
 //
 // The same implementation serves `make dev-up/dev-down/dev-status` (through
 // cmd/devstack) and the e2e test framework.
@@ -39,23 +40,25 @@ type Config struct {
 	// (and can tear down) the one running stack.
 	StateDir string
 
-	// HostIP is the address of the stack's bridge. The workload node uses it
-	// as its node IP (loopback is rejected by kubelet for that), and kcp and
-	// the workload apiserver listen on it so that pods can reach them.
+	// HostIP is the bridge address of the stack's first workload node (the
+	// first address of PodNetwork's first /24). kcp listens on it so that
+	// pods can reach it.
 	HostIP net.IP
-	// PodCIDR is the pod network on the bridge; HostIP is its gateway.
-	PodCIDR *net.IPNet
-	// ServiceCIDR is the workload cluster's service range.
-	ServiceCIDR *net.IPNet
+	// PodNetwork is the network on the bridge. The i-th node of the stack
+	// (counting the nodes of all clusters in order) gets its i-th /24: the
+	// first address is the node's IP on the bridge (kubelet rejects loopback
+	// as node IP) and the gateway of the node's pods, which get the rest.
+	PodNetwork *net.IPNet
 	// BridgeName is the Linux bridge the stack creates and removes.
 	BridgeName string
 
-	KCPPort          int
-	KCPEtcdPort      int
-	WorkloadAPIPort  int
-	WorkloadEtcdPort int
-	RegistryAddr     string // host:port, loopback
-	NodeName         string
+	KCPPort      int
+	KCPEtcdPort  int
+	RegistryAddr string // host:port, loopback
+
+	// Clusters are the workload clusters. The first is the one
+	// WorkloadAdminKubeconfig and WorkloadClient address.
+	Clusters []WorkloadCluster
 }
 
 // DefaultConfig returns the configuration used by make and the e2e tests.
@@ -66,24 +69,58 @@ func DefaultConfig(repoRoot string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	_, podCIDR, _ := net.ParseCIDR("10.244.0.0/24")
-	_, svcCIDR, _ := net.ParseCIDR("10.96.0.0/24")
 	cfg := Config{
-		RepoRoot:         repoRoot,
-		CacheDir:         envOr("PIPELINES_SERVICE_CACHE_DIR", filepath.Join(home, ".cache", "pipelines-service")),
-		StateDir:         envOr("PIPELINES_SERVICE_STATE_DIR", filepath.Join(home, ".local", "state", "pipelines-service")),
-		HostIP:           net.ParseIP("10.244.0.1"),
-		PodCIDR:          podCIDR,
-		ServiceCIDR:      svcCIDR,
-		BridgeName:       "ps-br0",
-		KCPPort:          6443,
-		KCPEtcdPort:      12379,
-		WorkloadAPIPort:  7443,
-		WorkloadEtcdPort: 22379,
-		RegistryAddr:     "127.0.0.1:5001",
-		NodeName:         "workload-node",
+		RepoRoot:     repoRoot,
+		CacheDir:     envOr("PIPELINES_SERVICE_CACHE_DIR", filepath.Join(home, ".cache", "pipelines-service")),
+		StateDir:     envOr("PIPELINES_SERVICE_STATE_DIR", filepath.Join(home, ".local", "state", "pipelines-service")),
+		HostIP:       net.ParseIP("10.244.0.1"),
+		PodNetwork:   mustCIDR("10.244.0.0/16"),
+		BridgeName:   "ps-br0",
+		KCPPort:      6443,
+		KCPEtcdPort:  12379,
+		RegistryAddr: "127.0.0.1:5001",
+		Clusters:     defaultWorkloadClusters(),
 	}
 	return cfg, nil
+}
+
+// defaultWorkloadClusters are two clusters, the first with two nodes. The
+// first cluster and its first node keep the names, ports and directories of
+// the single-node stack this grew from, so that its state is reused.
+func defaultWorkloadClusters() []WorkloadCluster {
+	return []WorkloadCluster{
+		{
+			Name:   "workload-1",
+			Labels: map[string]string{"region": "local-1"},
+			Nodes:  []string{"workload-node", "workload-node-2"},
+			NodeLabels: map[string]map[string]string{
+				"workload-node":   {"node-type": "worker-1"},
+				"workload-node-2": {"node-type": "worker-2"},
+			},
+			Dir:         "workload",
+			APIPort:     7443,
+			EtcdPort:    22379,
+			ServiceCIDR: mustCIDR("10.96.0.0/24"),
+		},
+		{
+			Name:          "workload-2",
+			Labels:        map[string]string{"region": "local-2"},
+			Nodes:         []string{"workload-2-node"},
+			Dir:           "workload-2",
+			ProcessPrefix: "workload-2-",
+			APIPort:       7443,
+			EtcdPort:      22381,
+			ServiceCIDR:   mustCIDR("10.96.1.0/24"),
+		},
+	}
+}
+
+func mustCIDR(s string) *net.IPNet {
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }
 
 // FindRepoRoot walks up from dir to the directory holding third_party/kcp.
@@ -116,13 +153,6 @@ func (c Config) LogFile(component string) string { return c.Path("logs", compone
 // KCPAdminKubeconfig points at kcp's root workspace as admin.
 func (c Config) KCPAdminKubeconfig() string { return c.Path("kcp", "admin.kubeconfig") }
 
-// WorkloadAdminKubeconfig is the admin kubeconfig of the workload cluster.
-func (c Config) WorkloadAdminKubeconfig() string { return c.Path("workload", "admin.kubeconfig") }
-
 func (c Config) kcpURL() string {
 	return fmt.Sprintf("https://%s", net.JoinHostPort(c.HostIP.String(), fmt.Sprint(c.KCPPort)))
-}
-
-func (c Config) workloadAPIURL() string {
-	return fmt.Sprintf("https://%s", net.JoinHostPort(c.HostIP.String(), fmt.Sprint(c.WorkloadAPIPort)))
 }

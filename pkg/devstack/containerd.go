@@ -21,34 +21,44 @@ const (
 	sandboxImage     = "registry.k8s.io/pause:3.10"
 )
 
-func (c Config) containerdSocket() string { return c.Path("containerd", "containerd.sock") }
-
-func (c Config) containerdProcess() *process {
-	return c.newProcess("containerd", containerdBinary, "--config", c.Path("containerd", "config.toml"))
+func (c Config) containerdProcess(n workloadNode) *process {
+	return c.newProcess(n.processName("containerd"), containerdBinary, "--config", n.containerdConfig())
 }
 
-func (c Config) startContainerd(ctx context.Context) error {
+// startContainerd starts the node's containerd, restarting it when its
+// configuration changed, and waits until it serves CRI.
+func (c Config) startContainerd(ctx context.Context, n workloadNode) error {
 	for _, bin := range []string{containerdBinary, shimBinary, runcBinary, filepath.Join(cniBinDir, "bridge")} {
 		if _, err := os.Stat(bin); err != nil {
 			return componentErr("containerd", "", fmt.Errorf("%s missing: install Debian's containerd, runc and containernetworking-plugins (hack/install-deps.sh)", bin))
 		}
 	}
-	if err := c.writeContainerdConfig(); err != nil {
+	if err := c.writeContainerdConfig(n); err != nil {
 		return err
 	}
-	p := c.containerdProcess()
+	digest, err := fileDigest(n.containerdConfig())
+	if err != nil {
+		return err
+	}
+	p := c.containerdProcess(n)
+	p.env = []string{"PIPELINES_SERVICE_CONFIG=" + digest}
 	if err := p.start(); err != nil {
 		return err
 	}
 	return p.waitFor(ctx, 30*time.Second, "serving CRI", func(ctx context.Context) error {
-		return c.withCRI(ctx, func(rt runtimeapi.RuntimeServiceClient) error {
+		return withCRI(ctx, n, func(rt runtimeapi.RuntimeServiceClient) error {
 			_, err := rt.Version(ctx, &runtimeapi.VersionRequest{})
 			return err
 		})
 	})
 }
 
-func (c Config) writeContainerdConfig() error {
+// writeContainerdConfig writes the node's containerd configuration, CNI
+// configuration and registry mirrors. Everything containerd and its runc
+// keep is under the node's directory: the root, the state, the socket (which
+// also names the shims' sockets) and runc's container state.
+func (c Config) writeContainerdConfig(n workloadNode) error {
+	dir := n.containerdDir()
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -67,26 +77,27 @@ state = %q
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = %q
+        Root = %q
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = %q
     conf_dir = %q
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %q
-`, c.Path("containerd", "root"), c.Path("containerd", "state"), c.containerdSocket(), sandboxImage,
-		runcBinary, cniBinDir, c.Path("cni", "net.d"), c.Path("containerd", "certs.d"))
-	if err := writeFile(c.Path("containerd", "config.toml"), config); err != nil {
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), n.containerdSocket(), sandboxImage,
+		runcBinary, filepath.Join(dir, "state", "runc"), cniBinDir, n.cniConfDir(), filepath.Join(dir, "certs.d"))
+	if err := writeFile(n.containerdConfig(), config); err != nil {
 		return err
 	}
-	if err := c.writeCNIConfig(); err != nil {
+	if err := c.writeCNIConfig(n); err != nil {
 		return err
 	}
-	return c.writeRegistryMirrors()
+	return c.writeRegistryMirrors(n)
 }
 
 // writeRegistryMirrors points every mirrored registry, and the local one,
 // at the local registry (containerd hosts.toml).
-func (c Config) writeRegistryMirrors() error {
+func (c Config) writeRegistryMirrors(n workloadNode) error {
 	local := "http://" + c.RegistryAddr
 	for _, host := range append(MirroredRegistries(), c.RegistryAddr) {
 		upstream := "https://" + host
@@ -97,15 +108,20 @@ func (c Config) writeRegistryMirrors() error {
 			upstream = local
 		}
 		hosts := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", upstream, local)
-		if err := writeFile(c.Path("containerd", "certs.d", host, "hosts.toml"), hosts); err != nil {
+		if err := writeFile(filepath.Join(n.containerdDir(), "certs.d", host, "hosts.toml"), hosts); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c Config) writeCNIConfig() error {
-	ones, _ := c.PodCIDR.Mask.Size()
+// writeCNIConfig attaches the node's pods to the stack's bridge with
+// addresses of the node's pod range. The bridge carries the address of
+// every node, and the bridge plugin's isGateway insists on being the
+// bridge's only IPv4 address: the stack puts the addresses on the bridge
+// and IPAM gives pods their default route through their node's address.
+func (c Config) writeCNIConfig(n workloadNode) error {
+	ones, _ := n.podCIDR.Mask.Size()
 	conf := fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": "pipelines-service",
@@ -113,24 +129,25 @@ func (c Config) writeCNIConfig() error {
     {
       "type": "bridge",
       "bridge": %q,
-      "isGateway": true,
+      "isGateway": false,
       "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": "%s/%d", "gateway": %q}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": %q
       }
     }
   ]
 }
-`, c.BridgeName, c.PodCIDR.IP, ones, c.HostIP, c.Path("cni", "ipam"))
-	return writeFile(c.Path("cni", "net.d", "10-pipelines-service.conflist"), conf)
+`, c.BridgeName, n.podCIDR.IP, ones, n.ip, filepath.Join(n.dir, "cni", "ipam"))
+	return writeFile(filepath.Join(n.cniConfDir(), "10-pipelines-service.conflist"), conf)
 }
 
-// withCRI calls fn with a CRI runtime client on the stack's containerd.
-func (c Config) withCRI(ctx context.Context, fn func(runtimeapi.RuntimeServiceClient) error) error {
-	conn, err := grpc.NewClient("unix://"+c.containerdSocket(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+// withCRI calls fn with a CRI runtime client on the node's containerd.
+func withCRI(ctx context.Context, n workloadNode, fn func(runtimeapi.RuntimeServiceClient) error) error {
+	conn, err := grpc.NewClient("unix://"+n.containerdSocket(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
@@ -138,15 +155,15 @@ func (c Config) withCRI(ctx context.Context, fn func(runtimeapi.RuntimeServiceCl
 	return fn(runtimeapi.NewRuntimeServiceClient(conn))
 }
 
-// removePodSandboxes stops and removes every pod sandbox: containers end,
-// CNI tears down their network namespaces and veths.
-func (c Config) removePodSandboxes(ctx context.Context) error {
-	if _, err := os.Stat(c.containerdSocket()); err != nil || !c.containerdProcess().running() {
+// removePodSandboxes stops and removes every pod sandbox of the node:
+// containers end, CNI tears down their network namespaces and veths.
+func (c Config) removePodSandboxes(ctx context.Context, n workloadNode) error {
+	if _, err := os.Stat(n.containerdSocket()); err != nil || !c.containerdProcess(n).running() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return c.withCRI(ctx, func(rt runtimeapi.RuntimeServiceClient) error {
+	return withCRI(ctx, n, func(rt runtimeapi.RuntimeServiceClient) error {
 		list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 		if err != nil {
 			return err
@@ -163,9 +180,9 @@ func (c Config) removePodSandboxes(ctx context.Context) error {
 	})
 }
 
-// shimPIDs finds containerd shims started by the stack's containerd: their
-// command line names its socket.
-func (c Config) shimPIDs() []int {
+// shimPIDs finds the containerd shims started by the node's containerd:
+// their command line names its socket as -address.
+func shimPIDs(n workloadNode) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -177,10 +194,21 @@ func (c Config) shimPIDs() []int {
 		if err != nil {
 			continue
 		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && strings.HasSuffix(args[0], "containerd-shim-runc-v2") && strings.Contains(string(cmdline), c.containerdSocket()) {
+		if isShimOf(strings.Split(string(cmdline), "\x00"), n.containerdSocket()) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+func isShimOf(args []string, socket string) bool {
+	if len(args) == 0 || !strings.HasSuffix(args[0], "containerd-shim-runc-v2") {
+		return false
+	}
+	for i, a := range args[1:] {
+		if (a == "-address" || a == "--address") && i+2 < len(args) && args[i+2] == socket {
+			return true
+		}
+	}
+	return false
 }

@@ -59,7 +59,10 @@ func (s *Stack) Deploy(ctx context.Context) error {
 	}
 	env := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "pipelines-service-env", Namespace: deployNamespace},
-		Data:       map[string]string{"KUBERNETES_SERVICE_HOST": c.HostIP.String(), "KUBERNETES_SERVICE_PORT": fmt.Sprint(c.WorkloadAPIPort)},
+		Data: map[string]string{
+			"KUBERNETES_SERVICE_HOST": c.clusterAddress(c.Clusters[0]).String(),
+			"KUBERNETES_SERVICE_PORT": fmt.Sprint(c.Clusters[0].APIPort),
+		},
 	}
 	if err := applyObject(ctx, client, env); err != nil {
 		return err

@@ -27,32 +27,13 @@ func New(cfg Config, log *zap.SugaredLogger) *Stack { return &Stack{cfg: cfg, lo
 func (s *Stack) Config() Config { return s.cfg }
 
 // Up builds what is missing, starts what is not running and waits until kcp
-// is ready with the provider workspace created and the workload node is
-// Ready. It is idempotent.
+// is ready with the provider workspace created and every node of every
+// workload cluster is Ready. It is idempotent.
 func (s *Stack) Up(ctx context.Context) error {
-	c := s.cfg
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{"build kcp " + KCPVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kcpBuild()) }},
-		{"build kubernetes " + KubernetesVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kubernetesBuild()) }},
-		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
-		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
-		{"registry " + c.RegistryAddr, c.startRegistry},
-		{"images", c.publishImages},
-		{"etcd", c.startEtcd},
-		{"workload control plane", s.startControlPlane},
-		{"containerd", c.startContainerd},
-		{"kubelet", s.startKubelet},
-		{"storage (local-path provisioner)", c.startStorage},
-		{"kcp (ready)", c.waitKCP},
-		{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
-		{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
-		{"tenant workspace root:" + DemoTenant, func(ctx context.Context) error { _, err := s.AddTenant(ctx, DemoTenant); return err }},
-		{"controller", s.startController},
+	if err := s.cfg.validate(); err != nil {
+		return err
 	}
-	for _, step := range steps {
+	for _, step := range s.upSteps() {
 		start := time.Now()
 		if err := step.run(ctx); err != nil {
 			return fmt.Errorf("bring-up failed at %s: %w", step.name, err)
@@ -62,27 +43,50 @@ func (s *Stack) Up(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stack) startControlPlane(ctx context.Context) error {
-	c := s.cfg
-	pki, err := c.ensureWorkloadPKI()
-	if err != nil {
-		return componentErr("workload pki", "", err)
-	}
-	if err := c.startAPIServer(ctx, pki); err != nil {
-		return err
-	}
-	if err := c.controllerManagerProcess(pki).start(); err != nil {
-		return err
-	}
-	return c.schedulerProcess().start()
+// upStep is one step of the bring-up.
+type upStep struct {
+	name string
+	run  func(context.Context) error
 }
 
-func (s *Stack) startKubelet(ctx context.Context) error {
-	pki, err := s.cfg.ensureWorkloadPKI()
-	if err != nil {
-		return err
+func (s *Stack) upSteps() []upStep {
+	c := s.cfg
+	steps := []upStep{
+		{"build kcp " + KCPVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kcpBuild()) }},
+		{"build kubernetes " + KubernetesVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kubernetesBuild()) }},
+		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
+		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
+		{"registry " + c.RegistryAddr, c.startRegistry},
+		{"images", c.publishImages},
 	}
-	return s.cfg.startKubelet(ctx, pki)
+	steps = append(steps, s.workloadSteps()...)
+	return append(steps,
+		upStep{"node labels", c.labelNodes},
+		upStep{"storage (local-path provisioners)", c.startStorage},
+		upStep{"kcp (ready)", c.waitKCP},
+		upStep{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
+		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
+		upStep{"tenant workspace root:" + DemoTenant, func(ctx context.Context) error { _, err := s.AddTenant(ctx, DemoTenant); return err }},
+		upStep{"controller", s.startController},
+	)
+}
+
+// workloadSteps start each cluster's control plane, then its nodes'
+// containerd and kubelet, each node waited for until Ready.
+func (s *Stack) workloadSteps() []upStep {
+	c := s.cfg
+	var steps []upStep
+	for _, cl := range c.Clusters {
+		steps = append(steps,
+			upStep{cl.Name + " etcd", func(ctx context.Context) error { return c.startEtcd(ctx, cl) }},
+			upStep{cl.Name + " control plane", func(ctx context.Context) error { return c.startControlPlane(ctx, cl) }})
+		for _, n := range c.clusterNodes(cl) {
+			steps = append(steps,
+				upStep{n.name + " containerd", func(ctx context.Context) error { return c.startContainerd(ctx, n) }},
+				upStep{n.name + " kubelet", func(ctx context.Context) error { return c.startKubelet(ctx, cl, n) }})
+		}
+	}
+	return steps
 }
 
 func (s *Stack) ensureProviderWorkspace(ctx context.Context) error {
@@ -94,14 +98,41 @@ func (s *Stack) ensureProviderWorkspace(ctx context.Context) error {
 	return componentErr("kcp", s.cfg.LogFile("kcp"), err)
 }
 
+// StopWorkloadAPIServer stops one cluster's kube-apiserver by PID; its
+// etcd, nodes and pods keep running. The apiserver stops listening at once
+// on SIGTERM but holds its watches open for long: it gets SIGKILL after 5 s
+// (it keeps no state of its own).
+func (s *Stack) StopWorkloadAPIServer(name string) error {
+	cl, err := s.cfg.workloadCluster(name)
+	if err != nil {
+		return err
+	}
+	return s.cfg.apiserverProcess(cl, clusterPKI{}).stop(5 * time.Second)
+}
+
+// StartWorkloadAPIServer starts one cluster's kube-apiserver again and
+// waits until it is ready (/readyz).
+func (s *Stack) StartWorkloadAPIServer(ctx context.Context, name string) error {
+	cl, err := s.cfg.workloadCluster(name)
+	if err != nil {
+		return err
+	}
+	pki, err := s.cfg.ensureClusterPKI(cl)
+	if err != nil {
+		return componentErr(cl.Name+" pki", "", err)
+	}
+	return s.cfg.startAPIServer(ctx, cl, pki)
+}
+
 // processes lists the stack's processes in start order.
 func (s *Stack) processes() []*process {
 	c := s.cfg
-	pki := workloadPKI{} // arguments do not matter for finding or stopping
-	procs := []*process{
-		c.registryProcess(), c.kcpProcess(), c.etcdProcess(), c.apiserverProcess(pki),
-		c.controllerManagerProcess(pki), c.schedulerProcess(), c.containerdProcess(), c.kubeletProcess(),
-		c.provisionerProcess(""),
+	procs := []*process{c.registryProcess(), c.kcpProcess()}
+	for _, cl := range c.Clusters {
+		procs = append(procs, c.controlPlaneProcesses(cl)...)
+		for _, n := range c.clusterNodes(cl) {
+			procs = append(procs, c.containerdProcess(n), c.kubeletProcess(n), c.provisionerProcess(cl, n, ""))
+		}
 	}
 	if !c.controllerInCluster() {
 		procs = append(procs, c.controllerProcess(""))
@@ -109,16 +140,23 @@ func (s *Stack) processes() []*process {
 	return procs
 }
 
-// Down stops every process of the stack by PID, removes its pod sandboxes,
-// mounts and bridge. Data (PKI, etcd, registry) stays for the next Up.
+// Down stops every process of the stack by PID (every kubelet first),
+// removes the pod sandboxes of every node, the shims, mounts, nodes' cgroup
+// roots and the bridge. Data (PKI, etcd, registry) stays for the next Up.
 func (s *Stack) Down(ctx context.Context) error {
 	c := s.cfg
+	nodes := c.workloadNodes()
 	var errs []error
-	if err := c.kubeletProcess().stop(30 * time.Second); err != nil {
-		errs = append(errs, err)
+	for _, n := range nodes {
+		if err := c.kubeletProcess(n).stop(30 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := c.removePodSandboxes(ctx); err != nil {
-		errs = append(errs, componentErr("containerd", c.LogFile("containerd"), err))
+	for _, n := range nodes {
+		if err := c.removePodSandboxes(ctx, n); err != nil {
+			p := c.containerdProcess(n)
+			errs = append(errs, componentErr(p.name, p.logFile, err))
+		}
 	}
 	procs := s.processes()
 	for i := len(procs) - 1; i >= 0; i-- {
@@ -126,13 +164,22 @@ func (s *Stack) Down(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, pid := range c.shimPIDs() {
-		if err := killAndWait(pid, shimBinary, 5*time.Second); err != nil {
-			errs = append(errs, componentErr("containerd shim", "", err))
+	for _, n := range nodes {
+		for _, pid := range shimPIDs(n) {
+			if err := killAndWait(pid, shimBinary, 5*time.Second); err != nil {
+				errs = append(errs, componentErr("containerd shim of "+n.name, "", err))
+			}
 		}
 	}
 	if err := c.unmountAll(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, n := range nodes {
+		if n.ownsCgroupRoot() {
+			if err := removeCgroupRoot(n.cgroupRoot); err != nil {
+				errs = append(errs, componentErr(n.name, "", err))
+			}
+		}
 	}
 	if err := c.deleteBridge(); err != nil {
 		errs = append(errs, err)
@@ -188,8 +235,8 @@ func (s *Stack) Running() bool {
 }
 
 // Leftovers lists what of the stack remains on the machine: running
-// processes (including containerd shims), mounts under the state directory
-// and the bridge. After Down it is empty.
+// processes (including containerd shims), mounts under the state
+// directory, nodes' cgroup roots and the bridge. After Down it is empty.
 func (s *Stack) Leftovers() []string {
 	var out []string
 	for _, p := range s.processes() {
@@ -197,11 +244,20 @@ func (s *Stack) Leftovers() []string {
 			out = append(out, fmt.Sprintf("process %s (pid %d)", p.name, pid))
 		}
 	}
-	for _, pid := range s.cfg.shimPIDs() {
-		out = append(out, fmt.Sprintf("containerd shim (pid %d)", pid))
+	for _, n := range s.cfg.workloadNodes() {
+		for _, pid := range shimPIDs(n) {
+			out = append(out, fmt.Sprintf("containerd shim of %s (pid %d)", n.name, pid))
+		}
 	}
 	for _, mp := range s.cfg.mounts() {
 		out = append(out, "mount "+mp)
+	}
+	for _, n := range s.cfg.workloadNodes() {
+		if n.ownsCgroupRoot() {
+			for _, dir := range cgroupRootDirs(n.cgroupRoot) {
+				out = append(out, "cgroup "+dir)
+			}
+		}
 	}
 	if s.cfg.bridgeExists() {
 		out = append(out, "bridge "+s.cfg.BridgeName)
@@ -239,14 +295,19 @@ func (s *Stack) StatusLines() []string {
 	lines := []string{
 		"KCP_KUBECONFIG=" + c.KCPAdminKubeconfig(),
 		"WORKLOAD_KUBECONFIG=" + c.WorkloadAdminKubeconfig(),
-		"REGISTRY=" + c.RegistryAddr,
-		"HOST_IP=" + c.HostIP.String(),
-		"STATE_DIR=" + c.StateDir,
-		"LOG_DIR=" + c.Path("logs"),
-		"PROVIDER_WORKSPACE=root:" + ProviderWorkspace,
-		"TENANT_KUBECONFIG=" + c.TenantKubeconfig(DemoTenant),
-		"KO_DOCKER_REPO=" + c.KoDockerRepo(),
 	}
+	for _, cl := range c.Clusters {
+		lines = append(lines, envKey(cl.Name)+"_KUBECONFIG="+c.adminKubeconfig(cl))
+	}
+	lines = append(lines,
+		"REGISTRY="+c.RegistryAddr,
+		"HOST_IP="+c.HostIP.String(),
+		"STATE_DIR="+c.StateDir,
+		"LOG_DIR="+c.Path("logs"),
+		"PROVIDER_WORKSPACE=root:"+ProviderWorkspace,
+		"TENANT_KUBECONFIG="+c.TenantKubeconfig(DemoTenant),
+		"KO_DOCKER_REPO="+c.KoDockerRepo(),
+	)
 	all := true
 	for _, st := range s.Status() {
 		state := "stopped"

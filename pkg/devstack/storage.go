@@ -13,29 +13,43 @@ import (
 
 func (c Config) provisionerBinary() string { return c.Path("bin", "local-path-provisioner") }
 
-func (c Config) provisionerProcess(buildID string) *process {
-	p := c.newProcess("local-path-provisioner", c.provisionerBinary(),
-		"--kubeconfig="+c.WorkloadAdminKubeconfig(), "--node="+c.NodeName, "--dir="+c.Path("volumes"))
+func (c Config) provisionerProcess(cl WorkloadCluster, n workloadNode, buildID string) *process {
+	p := c.newProcess(n.processName("local-path-provisioner"), c.provisionerBinary(),
+		"--kubeconfig="+c.adminKubeconfig(cl), "--node="+n.name, "--dir="+n.volumesDir())
 	p.env = []string{"PIPELINES_SERVICE_BUILD=" + buildID}
 	return p
 }
 
-// startStorage gives the workload cluster a default StorageClass served
-// by the local-path provisioner (built from the checkout).
+// startStorage gives every workload cluster a default StorageClass served
+// by a local-path provisioner (built from the checkout) on each node.
 func (c Config) startStorage(ctx context.Context) error {
-	client, err := c.WorkloadClient()
+	buildID, err := c.buildFromCheckout(ctx, "./cmd/local-path-provisioner", c.provisionerBinary(), "build-local-path-provisioner")
+	if err != nil {
+		return err
+	}
+	for _, cl := range c.Clusters {
+		if err := c.ensureStorageClass(ctx, cl); err != nil {
+			return err
+		}
+		for _, n := range c.clusterNodes(cl) {
+			if err := c.provisionerProcess(cl, n, buildID).start(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c Config) ensureStorageClass(ctx context.Context, cl WorkloadCluster) error {
+	client, err := c.clusterClient(cl)
 	if err != nil {
 		return err
 	}
 	_, err = client.StorageV1().StorageClasses().Create(ctx, localpath.StorageClass(), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return componentErr("storage class", c.LogFile("kube-apiserver"), err)
+		return componentErr(cl.Name+" storage class", c.LogFile(cl.ProcessPrefix+"kube-apiserver"), err)
 	}
-	buildID, err := c.buildFromCheckout(ctx, "./cmd/local-path-provisioner", c.provisionerBinary(), "build-local-path-provisioner")
-	if err != nil {
-		return err
-	}
-	return c.provisionerProcess(buildID).start()
+	return nil
 }
 
 // buildFromCheckout builds a command of this repository and returns its

@@ -7,114 +7,122 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 const etcdBinary = "/usr/bin/etcd" // Debian package etcd-server
 
-// workloadPKI holds the files the workload cluster's components use.
-type workloadPKI struct {
-	ca, caKey                             string
-	apiserverCert, apiserverKey           string
-	kubeletClientCert, kubeletClientKey   string // apiserver -> kubelet
-	kubeletServingCert, kubeletServingKey string
-	saPub, saKey                          string
+// clusterPKI holds the files a workload cluster's control plane uses.
+type clusterPKI struct {
+	ca, caKey                           string
+	apiserverCert, apiserverKey         string
+	kubeletClientCert, kubeletClientKey string // apiserver -> kubelet
+	saPub, saKey                        string
 }
 
-func (c Config) ensureWorkloadPKI() (workloadPKI, error) {
-	dir := c.Path("workload", "pki")
-	ca, err := loadOrCreateCA(dir, "pipelines-service-workload-ca")
+// leafCert is a certificate to issue and where its files, or the kubeconfig
+// authenticating with it, go.
+type leafCert struct {
+	spec       certSpec
+	cert, key  *string
+	kubeconfig string
+}
+
+func (c Config) clusterCA(cl WorkloadCluster) (*certAuthority, error) {
+	return loadOrCreateCA(c.Path(cl.Dir, "pki"), "pipelines-service-"+cl.Dir+"-ca")
+}
+
+func (c Config) ensureClusterPKI(cl WorkloadCluster) (clusterPKI, error) {
+	ca, err := c.clusterCA(cl)
 	if err != nil {
-		return workloadPKI{}, err
+		return clusterPKI{}, err
 	}
-	var pki workloadPKI
+	var pki clusterPKI
 	pki.ca, pki.caKey = ca.files("ca")
-	svcIP := firstIP(c.ServiceCIDR)
-	issue := []struct {
-		spec       certSpec
-		cert, key  *string
-		kubeconfig string // written for client certs that need one
-	}{
+	err = c.issue(ca, cl, []leafCert{
 		{spec: certSpec{name: "apiserver", commonName: "kube-apiserver", server: true,
 			dnsNames: []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"},
-			ips:      []net.IP{c.HostIP, net.ParseIP("127.0.0.1"), svcIP}}, cert: &pki.apiserverCert, key: &pki.apiserverKey},
+			ips:      []net.IP{c.clusterAddress(cl), net.ParseIP("127.0.0.1"), firstIP(cl.ServiceCIDR)}},
+			cert: &pki.apiserverCert, key: &pki.apiserverKey},
 		{spec: certSpec{name: "apiserver-kubelet-client", commonName: "kube-apiserver-kubelet-client", organization: []string{"system:masters"}, client: true},
 			cert: &pki.kubeletClientCert, key: &pki.kubeletClientKey},
-		{spec: certSpec{name: "kubelet-serving", commonName: c.NodeName, server: true, dnsNames: []string{c.NodeName}, ips: []net.IP{c.HostIP}},
-			cert: &pki.kubeletServingCert, key: &pki.kubeletServingKey},
 		{spec: certSpec{name: "admin", commonName: "kubernetes-admin", organization: []string{"system:masters"}, client: true},
-			kubeconfig: c.WorkloadAdminKubeconfig()},
+			kubeconfig: c.adminKubeconfig(cl)},
 		{spec: certSpec{name: "controller-manager", commonName: "system:kube-controller-manager", client: true},
-			kubeconfig: c.Path("workload", "controller-manager.kubeconfig")},
+			kubeconfig: c.controllerManagerKubeconfig(cl)},
 		{spec: certSpec{name: "scheduler", commonName: "system:kube-scheduler", client: true},
-			kubeconfig: c.Path("workload", "scheduler.kubeconfig")},
-		{spec: certSpec{name: "kubelet", commonName: "system:node:" + c.NodeName, organization: []string{"system:nodes"}, client: true},
-			kubeconfig: c.Path("workload", "kubelet.kubeconfig")},
-	}
-	caData, err := os.ReadFile(pki.ca)
+			kubeconfig: c.schedulerKubeconfig(cl)},
+	})
 	if err != nil {
-		return workloadPKI{}, err
+		return clusterPKI{}, err
 	}
-	for _, i := range issue {
-		cert, key, err := ca.ensure(i.spec)
-		if err != nil {
-			return workloadPKI{}, err
-		}
-		if i.cert != nil {
-			*i.cert, *i.key = cert, key
-		}
-		if i.kubeconfig != "" {
-			if err := writeCertKubeconfig(i.kubeconfig, c.workloadAPIURL(), caData, cert, key, "workload"); err != nil {
-				return workloadPKI{}, err
-			}
-		}
-	}
-	pki.saPub, pki.saKey, err = ensureSigningKey(dir)
+	pki.saPub, pki.saKey, err = ensureSigningKey(ca.dir)
 	return pki, err
 }
 
-func firstIP(n *net.IPNet) net.IP {
-	ip := make(net.IP, len(n.IP.To4()))
-	copy(ip, n.IP.To4())
-	ip[len(ip)-1]++
-	return ip
+// issue makes the certificates that are missing and writes the kubeconfigs.
+func (c Config) issue(ca *certAuthority, cl WorkloadCluster, certs []leafCert) error {
+	caFile, _ := ca.files("ca")
+	caData, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	for _, lc := range certs {
+		cert, key, err := ca.ensure(lc.spec)
+		if err != nil {
+			return err
+		}
+		if lc.cert != nil {
+			*lc.cert, *lc.key = cert, key
+		}
+		if lc.kubeconfig != "" {
+			if err := writeCertKubeconfig(lc.kubeconfig, c.clusterAPIURL(cl), caData, cert, key, cl.Dir); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-func (c Config) etcdProcess() *process {
-	client := "http://127.0.0.1:" + strconv.Itoa(c.WorkloadEtcdPort)
-	peer := "http://127.0.0.1:" + strconv.Itoa(c.WorkloadEtcdPort+1)
-	p := c.newProcess("etcd", etcdBinary,
-		"--name=workload", "--data-dir="+c.Path("workload", "etcd"),
+func (c Config) controllerManagerKubeconfig(cl WorkloadCluster) string {
+	return c.Path(cl.Dir, "controller-manager.kubeconfig")
+}
+
+func (c Config) schedulerKubeconfig(cl WorkloadCluster) string {
+	return c.Path(cl.Dir, "scheduler.kubeconfig")
+}
+
+func (c Config) etcdProcess(cl WorkloadCluster) *process {
+	client := "http://127.0.0.1:" + strconv.Itoa(cl.EtcdPort)
+	peer := "http://127.0.0.1:" + strconv.Itoa(cl.EtcdPort+1)
+	p := c.newProcess(cl.ProcessPrefix+"etcd", etcdBinary,
+		"--name="+cl.Dir, "--data-dir="+c.Path(cl.Dir, "etcd"),
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
-		"--initial-cluster=workload="+peer, "--listen-metrics-urls=",
+		"--initial-cluster="+cl.Dir+"="+peer, "--listen-metrics-urls=",
 		"--quota-backend-bytes=4294967296")
-	p.ports = []string{"127.0.0.1:" + strconv.Itoa(c.WorkloadEtcdPort), "127.0.0.1:" + strconv.Itoa(c.WorkloadEtcdPort+1)}
+	p.ports = []string{"127.0.0.1:" + strconv.Itoa(cl.EtcdPort), "127.0.0.1:" + strconv.Itoa(cl.EtcdPort+1)}
 	p.env = []string{"ETCD_UNSUPPORTED_ARCH=amd64"}
 	return p
 }
 
-func (c Config) startEtcd(ctx context.Context) error {
-	p := c.etcdProcess()
+func (c Config) startEtcd(ctx context.Context, cl WorkloadCluster) error {
+	p := c.etcdProcess(cl)
 	if err := p.start(); err != nil {
 		return err
 	}
 	return p.waitFor(ctx, 60*time.Second, "healthy", func(ctx context.Context) error {
-		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/health", c.WorkloadEtcdPort))
+		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/health", cl.EtcdPort))
 	})
 }
 
-func (c Config) apiserverProcess(pki workloadPKI) *process {
+func (c Config) apiserverProcess(cl WorkloadCluster, pki clusterPKI) *process {
 	k := c.kubernetesBuild()
-	p := c.newProcess("kube-apiserver", c.binary(k, "kube-apiserver"),
-		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(c.WorkloadEtcdPort),
-		"--bind-address="+c.HostIP.String(), "--secure-port="+strconv.Itoa(c.WorkloadAPIPort),
-		"--advertise-address="+c.HostIP.String(),
-		"--service-cluster-ip-range="+c.ServiceCIDR.String(),
+	addr := c.clusterAddress(cl).String()
+	p := c.newProcess(cl.ProcessPrefix+"kube-apiserver", c.binary(k, "kube-apiserver"),
+		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(cl.EtcdPort),
+		"--bind-address="+addr, "--secure-port="+strconv.Itoa(cl.APIPort),
+		"--advertise-address="+addr,
+		"--service-cluster-ip-range="+cl.ServiceCIDR.String(),
 		"--client-ca-file="+pki.ca,
 		"--tls-cert-file="+pki.apiserverCert, "--tls-private-key-file="+pki.apiserverKey,
 		"--kubelet-client-certificate="+pki.kubeletClientCert, "--kubelet-client-key="+pki.kubeletClientKey,
@@ -123,17 +131,17 @@ func (c Config) apiserverProcess(pki workloadPKI) *process {
 		"--service-account-key-file="+pki.saPub, "--service-account-signing-key-file="+pki.saKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
-		"--allow-privileged=true", "--cert-dir="+c.Path("workload", "apiserver-certs"))
-	p.ports = []string{net.JoinHostPort(c.HostIP.String(), strconv.Itoa(c.WorkloadAPIPort))}
+		"--allow-privileged=true", "--cert-dir="+c.Path(cl.Dir, "apiserver-certs"))
+	p.ports = []string{net.JoinHostPort(addr, strconv.Itoa(cl.APIPort))}
 	return p
 }
 
-func (c Config) startAPIServer(ctx context.Context, pki workloadPKI) error {
-	p := c.apiserverProcess(pki)
+func (c Config) startAPIServer(ctx context.Context, cl WorkloadCluster, pki clusterPKI) error {
+	p := c.apiserverProcess(cl, pki)
 	if err := p.start(); err != nil {
 		return err
 	}
-	client, err := c.WorkloadClient()
+	client, err := c.clusterClient(cl)
 	if err != nil {
 		return err
 	}
@@ -143,128 +151,46 @@ func (c Config) startAPIServer(ctx context.Context, pki workloadPKI) error {
 	})
 }
 
-func (c Config) controllerManagerProcess(pki workloadPKI) *process {
+// The controller manager and the scheduler serve their default secure ports
+// on the cluster's address, so those of different clusters do not clash.
+func (c Config) controllerManagerProcess(cl WorkloadCluster, pki clusterPKI) *process {
 	k := c.kubernetesBuild()
-	kubeconfig := c.Path("workload", "controller-manager.kubeconfig")
-	return c.newProcess("kube-controller-manager", c.binary(k, "kube-controller-manager"),
+	kubeconfig := c.controllerManagerKubeconfig(cl)
+	return c.newProcess(cl.ProcessPrefix+"kube-controller-manager", c.binary(k, "kube-controller-manager"),
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
-		"--bind-address=127.0.0.1", "--leader-elect=false",
+		"--bind-address="+c.clusterAddress(cl).String(), "--leader-elect=false",
 		"--service-account-private-key-file="+pki.saKey, "--root-ca-file="+pki.ca,
 		"--cluster-signing-cert-file="+pki.ca, "--cluster-signing-key-file="+pki.caKey,
 		"--use-service-account-credentials=true",
-		"--service-cluster-ip-range="+c.ServiceCIDR.String())
+		"--service-cluster-ip-range="+cl.ServiceCIDR.String())
 }
 
-func (c Config) schedulerProcess() *process {
+func (c Config) schedulerProcess(cl WorkloadCluster) *process {
 	k := c.kubernetesBuild()
-	kubeconfig := c.Path("workload", "scheduler.kubeconfig")
-	return c.newProcess("kube-scheduler", c.binary(k, "kube-scheduler"),
+	kubeconfig := c.schedulerKubeconfig(cl)
+	return c.newProcess(cl.ProcessPrefix+"kube-scheduler", c.binary(k, "kube-scheduler"),
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
-		"--bind-address=127.0.0.1", "--leader-elect=false")
+		"--bind-address="+c.clusterAddress(cl).String(), "--leader-elect=false")
 }
 
-func (c Config) kubeletProcess() *process {
-	k := c.kubernetesBuild()
-	return c.newProcess("kubelet", c.binary(k, "kubelet"),
-		"--config="+c.Path("workload", "kubelet-config.yaml"),
-		"--kubeconfig="+c.Path("workload", "kubelet.kubeconfig"),
-		"--root-dir="+c.kubeletRootDir(),
-		"--node-ip="+c.HostIP.String(),
-		"--hostname-override="+c.NodeName)
+// startControlPlane starts a cluster's apiserver (waiting until it is
+// ready), controller manager and scheduler.
+func (c Config) startControlPlane(ctx context.Context, cl WorkloadCluster) error {
+	pki, err := c.ensureClusterPKI(cl)
+	if err != nil {
+		return componentErr(cl.Name+" pki", "", err)
+	}
+	if err := c.startAPIServer(ctx, cl, pki); err != nil {
+		return err
+	}
+	if err := c.controllerManagerProcess(cl, pki).start(); err != nil {
+		return err
+	}
+	return c.schedulerProcess(cl).start()
 }
 
-func (c Config) kubeletRootDir() string { return c.Path("workload", "kubelet") }
-
-func (c Config) startKubelet(ctx context.Context, pki workloadPKI) error {
-	config := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: %[1]s
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-authentication:
-  anonymous:
-    enabled: false
-  webhook:
-    enabled: true
-  x509:
-    clientCAFile: %[2]s
-authorization:
-  mode: Webhook
-tlsCertFile: %[3]s
-tlsPrivateKeyFile: %[4]s
-cgroupDriver: cgroupfs
-failCgroupV1: false
-# Pulls come from the local registry; the default 5 pulls/s turns bursts
-# of pods into ErrImagePull ("pull QPS exceeded").
-registryPullQPS: 0
-failSwapOn: false
-containerRuntimeEndpoint: unix://%[5]s
-resolvConf: /etc/resolv.conf
-clusterDomain: cluster.local
-serializeImagePulls: false
-imageGCHighThresholdPercent: 99
-imageGCLowThresholdPercent: 98
-evictionHard:
-  memory.available: 100Mi
-  nodefs.available: 1%%
-  nodefs.inodesFree: 1%%
-  imagefs.available: 1%%
-maxPods: 110
-`, c.HostIP, pki.ca, pki.kubeletServingCert, pki.kubeletServingKey, c.containerdSocket())
-	if err := writeFile(c.Path("workload", "kubelet-config.yaml"), config); err != nil {
-		return err
-	}
-	p := c.kubeletProcess()
-	digest, err := fileDigest(c.Path("workload", "kubelet-config.yaml"))
-	if err != nil {
-		return err
-	}
-	p.env = []string{"PIPELINES_SERVICE_CONFIG=" + digest} // a changed config restarts kubelet
-	if err := p.start(); err != nil {
-		return err
-	}
-	client, err := c.WorkloadClient()
-	if err != nil {
-		return err
-	}
-	started, err := p.startTime()
-	if err != nil {
-		return err
-	}
-	return p.waitFor(ctx, 120*time.Second, "a Ready node", func(ctx context.Context) error {
-		return nodeReady(ctx, client, c.NodeName, started)
-	})
-}
-
-// nodeReady requires a Ready condition heartbeat from the running kubelet:
-// after a restart the stored condition is stale until it reports again.
-func nodeReady(ctx context.Context, client kubernetes.Interface, name string, since time.Time) error {
-	node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	for _, cond := range node.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			if cond.LastHeartbeatTime.Time.Before(since.Truncate(time.Second)) {
-				return fmt.Errorf("node %s: no heartbeat from the running kubelet yet", name)
-			}
-			if cond.Status == corev1.ConditionTrue {
-				return nil
-			}
-			return fmt.Errorf("node %s not ready: %s: %s", name, cond.Reason, cond.Message)
-		}
-	}
-	return fmt.Errorf("node %s has no Ready condition yet", name)
-}
-
-// WorkloadClient is an admin client of the workload cluster.
-func (c Config) WorkloadClient() (kubernetes.Interface, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", c.WorkloadAdminKubeconfig())
-	if err != nil {
-		return nil, err
-	}
-	rc.Timeout = 10 * time.Second
-	return kubernetes.NewForConfig(rc)
+// controlPlaneProcesses are a cluster's processes in start order.
+func (c Config) controlPlaneProcesses(cl WorkloadCluster) []*process {
+	pki := clusterPKI{} // arguments do not matter for finding or stopping
+	return []*process{c.etcdProcess(cl), c.apiserverProcess(cl, pki), c.controllerManagerProcess(cl, pki), c.schedulerProcess(cl)}
 }

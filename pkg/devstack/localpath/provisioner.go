@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,10 +196,12 @@ func (p *Provisioner) provision(ctx context.Context, pvc *corev1.PersistentVolum
 	return err
 }
 
-// reclaim deletes a released volume of ours and its directory.
+// reclaim deletes a released volume of ours and its directory. Volumes of
+// other nodes are their provisioners' to delete.
 func (p *Provisioner) reclaim(ctx context.Context, pv *corev1.PersistentVolume) error {
 	if pv.Annotations[annProvisionedBy] != ProvisionerName || pv.Status.Phase != corev1.VolumeReleased ||
-		pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete || pv.Spec.Local == nil {
+		pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete || pv.Spec.Local == nil ||
+		!onNode(pv, p.node) {
 		return nil
 	}
 	path := filepath.Clean(pv.Spec.Local.Path)
@@ -216,4 +219,19 @@ func (p *Provisioner) reclaim(ctx context.Context, pv *corev1.PersistentVolume) 
 		p.log.Infow("deleted", "pv", pv.Name, "path", path)
 	}
 	return err
+}
+
+// onNode reports whether the volume's node affinity names node.
+func onNode(pv *corev1.PersistentVolume, node string) bool {
+	if pv.Spec.NodeAffinity == nil || pv.Spec.NodeAffinity.Required == nil {
+		return false
+	}
+	for _, term := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
+		for _, expr := range term.MatchExpressions {
+			if expr.Key == corev1.LabelHostname && expr.Operator == corev1.NodeSelectorOpIn && slices.Contains(expr.Values, node) {
+				return true
+			}
+		}
+	}
+	return false
 }
