@@ -124,14 +124,14 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
 	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue)
 	taskRuns, err := taskrun.New(taskrun.Options{
-		Tenants:         tenants,
-		TenantInformers: tenantInformers,
-		Fleet:           workloads,
-		Images:          cfg.TektonImages,
-		Resolver:          images.NewResolver(cfg.ImageMap),
-		Config:            tektonConfig,
-		VirtualWorkspace:  vwRest,
-		Log:               log.Named("taskrun"),
+		Tenants:          tenants,
+		TenantInformers:  tenantInformers,
+		Fleet:            workloads,
+		Images:           cfg.TektonImages,
+		Resolver:         images.NewResolver(cfg.ImageMap),
+		Config:           tektonConfig,
+		VirtualWorkspace: vwRest,
+		Log:              log.Named("taskrun"),
 	})
 	if err != nil {
 		return err

@@ -165,12 +165,12 @@ func (s *Stack) startController(ctx context.Context) error {
 		return componentErr("tekton images", c.LogFile("ko-tekton-images"), err)
 	}
 	cfg := controller.Config{
-		KCPKubeconfig:      c.ControllerKCPKubeconfig(),
-		ProviderWorkspace:  providerPath().String(),
-		TektonImages:       imgs,
-		ImageMap:           c.controllerImageMap(imgs),
-		Workers:            4,
-		DebugAddress:       ControllerDebugAddress,
+		KCPKubeconfig:     c.ControllerKCPKubeconfig(),
+		ProviderWorkspace: providerPath().String(),
+		TektonImages:      imgs,
+		ImageMap:          c.controllerImageMap(imgs),
+		Workers:           4,
+		DebugAddress:      ControllerDebugAddress,
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {

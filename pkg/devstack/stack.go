@@ -67,6 +67,7 @@ func (s *Stack) upSteps() []upStep {
 		upStep{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
 		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
 		upStep{"tenant workspace root:" + DemoTenant, func(ctx context.Context) error { _, err := s.AddTenant(ctx, DemoTenant); return err }},
+		upStep{"kcp fleet (workload clusters registered)", s.registerWorkloadClusters},
 		upStep{"controller", s.startController},
 	)
 }

@@ -77,10 +77,14 @@ type Fleet struct {
 	admission *Admission
 	recent    *recentPlacements
 
-	mu        sync.Mutex
-	ctx       context.Context
-	members   map[string]*Member
-	listeners []Listener
+	mu      sync.Mutex
+	ctx     context.Context
+	members map[string]*Member
+
+	// listenersMu is apart from mu: members are started (and listeners
+	// told) while mu is held.
+	listenersMu sync.Mutex
+	listeners   []Listener
 }
 
 // New wires the provider workspace's informers; Start starts them.
@@ -128,8 +132,8 @@ func New(opts Options) (*Fleet, error) {
 
 // Listen registers a listener; call it before Start.
 func (f *Fleet) Listen(l Listener) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.listenersMu.Lock()
+	defer f.listenersMu.Unlock()
 	f.listeners = append(f.listeners, l)
 }
 
@@ -238,9 +242,9 @@ func (f *Fleet) kubeconfig(wc *fleetv1alpha1.WorkloadCluster) ([]byte, error) {
 }
 
 func (f *Fleet) notify(m *Member, added bool) {
-	f.mu.Lock()
+	f.listenersMu.Lock()
 	listeners := append([]Listener(nil), f.listeners...)
-	f.mu.Unlock()
+	f.listenersMu.Unlock()
 	for _, l := range listeners {
 		if added && l.Added != nil {
 			l.Added(m)

@@ -134,6 +134,9 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 	if err != nil || m == nil {
 		return wait, err
 	}
+	if !m.Synced() {
+		return time.Second, nil // its informers will tell which pods exist
+	}
 	if admitted, err := c.admit(m, cluster, tr); err != nil || !admitted {
 		return waitRequeue, err
 	}

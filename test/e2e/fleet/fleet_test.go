@@ -90,7 +90,7 @@ func TestSpreadAcrossClusters(t *testing.T) {
 // its cluster and their pods are there.
 func checkChildrenOn(ctx context.Context, t *testing.T, tn *framework.Tenant, pr *v1.PipelineRun, where string) {
 	t.Helper()
-	client := env.WorkloadClusterClient(t, where)
+	client := env.ClusterClient(t, where)
 	for _, ref := range pr.Status.ChildReferences {
 		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
@@ -136,7 +136,7 @@ func TestFairSharing(t *testing.T) {
 			}
 			running := 0
 			for _, name := range clients {
-				pods, err := framework.TenantPods(ctx, env.WorkloadClusterClient(t, name), limited)
+				pods, err := framework.TenantPods(ctx, env.ClusterClient(t, name), limited)
 				if err != nil {
 					continue
 				}
@@ -313,7 +313,7 @@ func TestFailover(t *testing.T) {
 	restarted = true
 	// Nothing of the two tenants is left on cluster2: every run there was
 	// interrupted or moved.
-	client := env.WorkloadClusterClient(t, cluster2)
+	client := env.ClusterClient(t, cluster2)
 	framework.Eventually(t, 4*time.Minute, "nothing of the tenants left on "+cluster2, func() (bool, string, error) {
 		left := 0
 		var what []string
@@ -362,4 +362,3 @@ func interrupted(ctx context.Context, tn *framework.Tenant, pr *v1.PipelineRun) 
 	}
 	return false
 }
-

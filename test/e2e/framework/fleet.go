@@ -2,7 +2,6 @@ package framework
 
 import (
 	"context"
-	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,17 +13,6 @@ import (
 // PinnedRegion is the region label of the workload cluster NewTenant pins
 // tenants to (the stack's first).
 const PinnedRegion = "local-1"
-
-// WorkloadClusterClient is an admin client of one of the stack's workload
-// clusters.
-func (e *Env) WorkloadClusterClient(t testing.TB, name string) kubernetes.Interface {
-	t.Helper()
-	client, err := e.Stack.Config().WorkloadClusterClient(name)
-	if err != nil {
-		t.Fatalf("client of workload cluster %s: %v", name, err)
-	}
-	return client
-}
 
 // TenantPods lists the service's pods of a tenant on a workload cluster.
 func TenantPods(ctx context.Context, client kubernetes.Interface, tn *Tenant) ([]corev1.Pod, error) {
