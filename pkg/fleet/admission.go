@@ -63,8 +63,11 @@ func (a *Admission) MarkRunning(key, workspace, cluster string) {
 func (a *Admission) Admit(key, workspace, cluster string) (bool, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if s, ok := a.running[key]; ok && s.cluster == cluster {
-		return true, ""
+	if s, ok := a.running[key]; ok {
+		if s.cluster == cluster {
+			return true, ""
+		}
+		delete(a.running, key) // it moved: its slot on the old cluster is free
 	}
 	now := a.now()
 	a.pruneWaiters(now)

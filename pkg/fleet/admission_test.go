@@ -52,6 +52,12 @@ func TestAdmission(t *testing.T) {
 			{admit: "a/1", want: true}, {admit: "a/2", want: false}, {admit: "a/2", cluster: "d", want: true},
 		},
 	}, {
+		name:           "a run that moved holds no slot on its old cluster",
+		workspaceLimit: map[string]int{"a": 1},
+		steps: []step{
+			{admit: "a/1", want: true}, {admit: "a/1", cluster: "d", want: true}, {admit: "a/2", want: false},
+		},
+	}, {
 		name: "no limits",
 		steps: []step{
 			{admit: "a/1", want: true}, {admit: "a/2", want: true}, {admit: "a/1", want: true},

@@ -25,11 +25,13 @@ func (f *Fleet) heartbeat(ctx context.Context, m *Member) {
 	defer ticker.Stop()
 	var written fleetv1alpha1.WorkloadClusterStatus
 	var writtenAt time.Time
+	// What listeners were last told: loss comes with time, between probes.
+	ready, lost := m.Ready(), m.Lost()
 	for {
-		ready, lost := m.Ready(), m.Lost()
 		m.probe(ctx, f.opts.HeartbeatInterval)
-		if m.Ready() != ready || m.Lost() != lost {
-			m.log.Infow("workload cluster changed", "ready", m.Ready(), "lost", m.Lost())
+		if nowReady, nowLost := m.Ready(), m.Lost(); nowReady != ready || nowLost != lost {
+			ready, lost = nowReady, nowLost
+			m.log.Infow("workload cluster changed", "ready", ready, "lost", lost)
 			f.notify(m, false)
 		}
 		status := m.status()
