@@ -143,11 +143,17 @@ func (c *Collector) orphanOfTaskRun(m *fleet.Member, obj metav1.Object) bool {
 	if !ok {
 		return false
 	}
-	tr := c.tenant(c.taskRuns, key)
+	return unaccountedByTaskRun(obj, c.tenant(c.taskRuns, key), m.Name)
+}
+
+// unaccountedByTaskRun says no TaskRun accounts for obj on cluster: the
+// TaskRun (tr, nil if gone) is another one of the same name, is placed
+// elsewhere, or failed because this cluster was lost.
+func unaccountedByTaskRun(obj metav1.Object, tr *unstructured.Unstructured, cluster string) bool {
 	if tr == nil || string(tr.GetUID()) != obj.GetLabels()[workload.LabelTaskRunUID] {
 		return true
 	}
-	if placed := placement.Of(tr); placed != "" && placed != m.Name {
+	if placed := placement.Of(tr); placed != "" && placed != cluster {
 		return true
 	}
 	return lostHere(tr)

@@ -5,6 +5,7 @@ package pipelinerun
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,4 +189,39 @@ func TestTenantPersistentVolumeClaimKeepsDataAcrossRuns(t *testing.T) {
 		_, terr := tn.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "cache", metav1.GetOptions{})
 		return apierrors.IsNotFound(werr) && apierrors.IsNotFound(terr), fmt.Sprintf("workload: %v, tenant: %v", werr, terr), nil
 	})
+}
+
+// TestClaimRefusedByWorkloadCluster: a tenant PVC the workload cluster's
+// apiserver refuses (no access modes) says why in a WorkloadSynced=False
+// condition, and nothing of it is made on the workload cluster.
+func TestClaimRefusedByWorkloadCluster(t *testing.T) {
+	ctx := context.Background()
+	tn := env.NewTenant(ctx, t, "e2e-pvc-refused")
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-access-modes"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}},
+		},
+	}
+	created, err := tn.Kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, claim, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("the tenant's workspace refused the PVC: %v", err)
+	}
+	framework.Eventually(t, time.Minute, "WorkloadSynced=False on the tenant PVC", func() (bool, string, error) {
+		got, err := tn.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, claim.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == "WorkloadSynced" {
+				ok := c.Status == corev1.ConditionFalse && c.Reason == "Invalid" && strings.Contains(c.Message, "accessModes")
+				return ok, fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message), nil
+			}
+		}
+		return false, fmt.Sprintf("conditions %v", got.Status.Conditions), nil
+	})
+	wns := workload.Namespace(logicalcluster.From(created), ns)
+	if _, err := env.Workload.CoreV1().PersistentVolumeClaims(wns).Get(ctx, claim.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("workload PVC of a refused claim: %v, want NotFound", err)
+	}
 }
