@@ -98,35 +98,36 @@ func (c *Collector) sweep(ctx context.Context, m *fleet.Member) {
 		return
 	}
 	log := c.log.With("cluster", m.Name)
-	deleted := 0
+	core := m.Client.CoreV1()
+	byTaskRun := func(obj metav1.Object) bool { return c.orphanOfTaskRun(m, obj) }
 	pods, _ := m.Pods.List(labels.Everything())
-	for _, pod := range pods {
-		if c.orphanOfTaskRun(m, pod) {
-			deleted += c.remove(ctx, log, "pod", pod, m.Client.CoreV1().Pods(pod.Namespace).Delete)
-		}
-	}
+	deleted := collect(ctx, c, log, "pod", pods, byTaskRun, func(ns string) deleteFunc { return core.Pods(ns).Delete })
 	secrets, _ := m.Secrets.List(labels.Everything())
-	for _, s := range secrets {
-		if c.orphanOfTaskRun(m, s) {
-			deleted += c.remove(ctx, log, "secret", s, m.Client.CoreV1().Secrets(s.Namespace).Delete)
-		}
-	}
+	deleted += collect(ctx, c, log, "secret", secrets, byTaskRun, func(ns string) deleteFunc { return core.Secrets(ns).Delete })
 	maps, _ := m.Maps.List(labels.Everything())
-	for _, cm := range maps {
-		if c.orphanOfTaskRun(m, cm) {
-			deleted += c.remove(ctx, log, "configmap", cm, m.Client.CoreV1().ConfigMaps(cm.Namespace).Delete)
-		}
-	}
+	deleted += collect(ctx, c, log, "configmap", maps, byTaskRun, func(ns string) deleteFunc { return core.ConfigMaps(ns).Delete })
 	claims, _ := m.Claims.List(labels.Everything())
-	for _, pvc := range claims {
-		if c.orphanClaim(m, pvc) {
-			deleted += c.remove(ctx, log, "persistentvolumeclaim", pvc, m.Client.CoreV1().PersistentVolumeClaims(pvc.Namespace).Delete)
-		}
-	}
+	deleted += collect(ctx, c, log, "persistentvolumeclaim", claims,
+		func(obj metav1.Object) bool { return c.orphanClaim(m, obj.(*corev1.PersistentVolumeClaim)) },
+		func(ns string) deleteFunc { return core.PersistentVolumeClaims(ns).Delete })
 	deleted += c.removeEmptyNamespaces(ctx, log, m)
 	if deleted > 0 {
 		log.Infow("collected workload objects no tenant object accounts for", "deleted", deleted)
 	}
+}
+
+// deleteFunc deletes an object of a namespace by name.
+type deleteFunc func(context.Context, string, metav1.DeleteOptions) error
+
+// collect deletes the orphans among objs; it returns how many.
+func collect[T metav1.Object](ctx context.Context, c *Collector, log *zap.SugaredLogger, kind string, objs []T, orphan func(metav1.Object) bool, deleter func(namespace string) deleteFunc) int {
+	deleted := 0
+	for _, obj := range objs {
+		if orphan(obj) {
+			deleted += c.remove(ctx, log, kind, obj, deleter(obj.GetNamespace()))
+		}
+	}
+	return deleted
 }
 
 func (c *Collector) young(obj metav1.Object) bool {
@@ -188,21 +189,13 @@ func (c *Collector) orphanClaim(m *fleet.Member, pvc *corev1.PersistentVolumeCla
 func (c *Collector) removeEmptyNamespaces(ctx context.Context, log *zap.SugaredLogger, m *fleet.Member) int {
 	used := map[string]bool{}
 	pods, _ := m.Pods.List(labels.Everything())
-	for _, p := range pods {
-		used[p.Namespace] = true
-	}
+	markNamespaces(used, pods)
 	claims, _ := m.Claims.List(labels.Everything())
-	for _, p := range claims {
-		used[p.Namespace] = true
-	}
+	markNamespaces(used, claims)
 	secrets, _ := m.Secrets.List(labels.Everything())
-	for _, s := range secrets {
-		used[s.Namespace] = true
-	}
+	markNamespaces(used, secrets)
 	maps, _ := m.Maps.List(labels.Everything())
-	for _, cm := range maps {
-		used[cm.Namespace] = true
-	}
+	markNamespaces(used, maps)
 	deleted := 0
 	spaces, _ := m.Spaces.List(labels.Everything())
 	for _, ns := range spaces {
@@ -214,6 +207,13 @@ func (c *Collector) removeEmptyNamespaces(ctx context.Context, log *zap.SugaredL
 		})
 	}
 	return deleted
+}
+
+// markNamespaces marks the namespaces of objs as used.
+func markNamespaces[T metav1.Object](used map[string]bool, objs []T) {
+	for _, obj := range objs {
+		used[obj.GetNamespace()] = true
+	}
 }
 
 // tenant reads a tenant object by cluster-aware key, nil if it is gone.
@@ -230,7 +230,7 @@ func (c *Collector) tenant(lister kcpcache.GenericClusterLister, key string) *un
 	return u
 }
 
-func (c *Collector) remove(ctx context.Context, log *zap.SugaredLogger, kind string, obj metav1.Object, del func(context.Context, string, metav1.DeleteOptions) error) int {
+func (c *Collector) remove(ctx context.Context, log *zap.SugaredLogger, kind string, obj metav1.Object, del deleteFunc) int {
 	err := del(ctx, obj.GetName(), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		log.Warnw("could not collect workload object", "kind", kind, "namespace", obj.GetNamespace(), "name", obj.GetName(), "error", err)
