@@ -13,6 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
@@ -76,6 +79,14 @@ func (s *Stack) Bench(ctx context.Context, out io.Writer, opts BenchOptions) err
 	if err := s.Up(ctx); err != nil { // every build cached, everything running
 		return err
 	}
+	// Both controllers run on the first workload cluster: upstream Tekton
+	// is installed there, and its pods are what the benchmark watches.
+	first := s.cfg.WorkloadClusters()[0]
+	pinned := fleetv1alpha1.TenantPolicySpec{ClusterSelector: &metav1.LabelSelector{MatchLabels: first.Labels}}
+	if err := s.SetTenantPolicy(ctx, fleetv1alpha1.DefaultTenantPolicy, pinned); err != nil {
+		return err
+	}
+	defer func() { _ = s.DeleteTenantPolicy(context.Background(), fleetv1alpha1.DefaultTenantPolicy) }()
 	if opts.Stack {
 		figures, err := s.benchStack(ctx)
 		if err != nil {
