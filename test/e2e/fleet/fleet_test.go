@@ -402,3 +402,101 @@ func podStates(p *corev1.Pod) string {
 	}
 	return out + " at " + time.Now().Format("15:04:05.0")
 }
+
+// TestClusterLimitSharesFairly: on a cluster limited to 2 running
+// TaskRuns, it never runs more, and a tenant that comes after another's
+// burst gets freed slots before the burst's waiting runs (the workspace
+// with fewer running goes first).
+func TestClusterLimitSharesFairly(t *testing.T) {
+	ctx := context.Background()
+	if err := env.Stack.SetWorkloadClusterLimits(ctx, cluster1, fleetv1alpha1.ClusterLimits{MaxRunningTaskRuns: 2}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stack.SetWorkloadClusterLimits(context.Background(), cluster1, fleetv1alpha1.ClusterLimits{}); err != nil {
+			t.Errorf("lift the limit of %s: %v", cluster1, err)
+		}
+	})
+	pinned := fleetv1alpha1.TenantPolicySpec{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": framework.PinnedRegion}}}
+	burst := env.NewFleetTenant(ctx, t, "e2e-share-burst", pinned)
+	late := env.NewFleetTenant(ctx, t, "e2e-share-late", pinned)
+	client := env.ClusterClient(t, cluster1)
+	running := func() int {
+		n := 0
+		for _, tn := range []*framework.Tenant{burst, late} {
+			pods, err := framework.TenantPods(ctx, client, tn)
+			if err != nil {
+				continue
+			}
+			for i := range pods {
+				if podRunning(&pods[i]) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	var mu sync.Mutex
+	maxRunning := 0
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			n := running()
+			mu.Lock()
+			if n > maxRunning {
+				maxRunning = n
+			}
+			mu.Unlock()
+		}
+	}()
+	for i := 0; i < 8; i++ {
+		if _, err := burst.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("burst-%d", i), 4), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	framework.Eventually(t, 2*time.Minute, "the burst fills the cluster", func() (bool, string, error) {
+		n := running()
+		return n == 2, fmt.Sprintf("%d running", n), nil
+	})
+	for i := 0; i < 2; i++ {
+		if _, err := late.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("late-%d", i), 1), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if status, reason := framework.Condition(late.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("late-%d", i), 3*time.Minute)); status != "True" {
+			t.Errorf("late-%d ended %s/%s", i, status, reason)
+		}
+	}
+	list, err := burst.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notDone := 0
+	for _, tr := range list.Items {
+		if !tr.IsDone() {
+			notDone++
+		}
+	}
+	t.Logf("when the late tenant's 2 TaskRuns were done, %d of the burst's 8 were not", notDone)
+	if notDone < 3 {
+		t.Errorf("the late tenant waited behind the burst: only %d of its 8 TaskRuns were left", notDone)
+	}
+	for i := 0; i < 8; i++ {
+		if status, reason := framework.Condition(burst.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("burst-%d", i), 5*time.Minute)); status != "True" {
+			t.Errorf("burst-%d ended %s/%s", i, status, reason)
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("%s: at most %d running pods", cluster1, maxRunning)
+	if maxRunning > 2 {
+		t.Errorf("%s ran %d TaskRuns at once, limit 2", cluster1, maxRunning)
+	}
+}
