@@ -120,44 +120,9 @@ func TestFairSharing(t *testing.T) {
 	ctx := context.Background()
 	limited := env.NewFleetTenant(ctx, t, "e2e-fair-limited", fleetv1alpha1.TenantPolicySpec{MaxRunningTaskRuns: 2})
 	other := env.NewFleetTenant(ctx, t, "e2e-fair-other", fleetv1alpha1.TenantPolicySpec{})
-	clients := []string{cluster1, cluster2}
-
-	var mu sync.Mutex
-	maxRunning, samples := 0, 0
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { // samples the limited tenant's running pods on both clusters
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			running, seen := 0, []string{}
-			for _, name := range clients {
-				pods, err := framework.TenantPods(ctx, env.ClusterClient(t, name), limited)
-				if err != nil {
-					continue
-				}
-				for _, p := range pods {
-					if podRunning(&p) {
-						running++
-						seen = append(seen, podStates(&p))
-					}
-				}
-			}
-			mu.Lock()
-			samples++
-			if running > maxRunning {
-				maxRunning = running
-				if running > 2 {
-					t.Logf("%d running pods: %v", running, seen)
-				}
-			}
-			mu.Unlock()
-		}
-	}()
+	stopSampling := sampleMax(t, 2, func() (int, []string) {
+		return runningPods(ctx, t, []string{cluster1, cluster2}, limited)
+	})
 
 	for i := 0; i < 10; i++ {
 		if _, err := limited.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("burst-%d", i), 3), metav1.CreateOptions{}); err != nil {
@@ -198,8 +163,7 @@ func TestFairSharing(t *testing.T) {
 			t.Errorf("limited tenant's TaskRun %s ended %s/%s", tr.Name, status, reason)
 		}
 	}
-	close(stop)
-	<-done
+	maxRunning, samples := stopSampling()
 	t.Logf("limited tenant: at most %d running pods in %d samples", maxRunning, samples)
 	if maxRunning > 2 {
 		t.Errorf("the limited tenant had %d TaskRuns running at once, limit 2", maxRunning)
@@ -367,6 +331,63 @@ func interrupted(ctx context.Context, tn *framework.Tenant, pr *v1.PipelineRun) 
 	return false
 }
 
+// runningPods counts the tenants' running pods on the clusters, and
+// describes them (for logs).
+func runningPods(ctx context.Context, t *testing.T, clusters []string, tenants ...*framework.Tenant) (int, []string) {
+	var seen []string
+	for _, name := range clusters {
+		client := env.ClusterClient(t, name)
+		for _, tn := range tenants {
+			pods, err := framework.TenantPods(ctx, client, tn)
+			if err != nil {
+				continue
+			}
+			for i := range pods {
+				if podRunning(&pods[i]) {
+					seen = append(seen, podStates(&pods[i]))
+				}
+			}
+		}
+	}
+	return len(seen), seen
+}
+
+// sampleMax samples count every 200 ms, logging samples above limit,
+// until the returned stop is called; stop returns the largest count and
+// the number of samples.
+func sampleMax(t *testing.T, limit int, count func() (int, []string)) func() (int, int) {
+	var mu sync.Mutex
+	maxCount, samples := 0, 0
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			n, what := count()
+			mu.Lock()
+			samples++
+			if n > maxCount {
+				maxCount = n
+				if n > limit {
+					t.Logf("%d running pods: %v", n, what)
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() (int, int) {
+		close(stop)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return maxCount, samples
+	}
+}
+
 // podRunning says the pod holds or may still start containers: not
 // finished, and not every container exited (the kubelet reports the
 // Succeeded phase a moment after the last container exits; the TaskRun is
@@ -420,48 +441,15 @@ func TestClusterLimitSharesFairly(t *testing.T) {
 	pinned := fleetv1alpha1.TenantPolicySpec{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": framework.PinnedRegion}}}
 	burst := env.NewFleetTenant(ctx, t, "e2e-share-burst", pinned)
 	late := env.NewFleetTenant(ctx, t, "e2e-share-late", pinned)
-	client := env.ClusterClient(t, cluster1)
-	running := func() int {
-		n := 0
-		for _, tn := range []*framework.Tenant{burst, late} {
-			pods, err := framework.TenantPods(ctx, client, tn)
-			if err != nil {
-				continue
-			}
-			for i := range pods {
-				if podRunning(&pods[i]) {
-					n++
-				}
-			}
-		}
-		return n
-	}
-	var mu sync.Mutex
-	maxRunning := 0
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			n := running()
-			mu.Lock()
-			if n > maxRunning {
-				maxRunning = n
-			}
-			mu.Unlock()
-		}
-	}()
+	running := func() (int, []string) { return runningPods(ctx, t, []string{cluster1}, burst, late) }
+	stopSampling := sampleMax(t, 2, running)
 	for i := 0; i < 8; i++ {
 		if _, err := burst.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("burst-%d", i), 4), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	framework.Eventually(t, 2*time.Minute, "the burst fills the cluster", func() (bool, string, error) {
-		n := running()
+		n, _ := running()
 		return n == 2, fmt.Sprintf("%d running", n), nil
 	})
 	for i := 0; i < 2; i++ {
@@ -493,8 +481,7 @@ func TestClusterLimitSharesFairly(t *testing.T) {
 			t.Errorf("burst-%d ended %s/%s", i, status, reason)
 		}
 	}
-	close(stop)
-	<-done
+	maxRunning, _ := stopSampling()
 	t.Logf("%s: at most %d running pods", cluster1, maxRunning)
 	if maxRunning > 2 {
 		t.Errorf("%s ran %d TaskRuns at once, limit 2", cluster1, maxRunning)
