@@ -5,15 +5,18 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
@@ -58,6 +61,14 @@ func createPipelineRun(ctx context.Context, t *testing.T, tn *framework.Tenant, 
 // are on its cluster.
 func TestSpreadAcrossClusters(t *testing.T) {
 	ctx := context.Background()
+	for name, nodes := range map[string]int{cluster1: 2, cluster2: 1} {
+		wc := env.WorkloadCluster(ctx, t, name)
+		c := condition(wc, fleetv1alpha1.ConditionReady)
+		if c.Status != metav1.ConditionTrue || wc.Status.ReadyNodes != nodes || wc.Status.LastHeartbeatTime == nil ||
+			time.Since(wc.Status.LastHeartbeatTime.Time) > time.Minute {
+			t.Fatalf("WorkloadCluster %s status: Ready %s %s, %d ready nodes (want %d), heartbeat %v", name, c.Status, c.Reason, wc.Status.ReadyNodes, nodes, wc.Status.LastHeartbeatTime)
+		}
+	}
 	tenants := []*framework.Tenant{
 		env.NewFleetTenant(ctx, t, "e2e-spread-a", fleetv1alpha1.TenantPolicySpec{}),
 		env.NewFleetTenant(ctx, t, "e2e-spread-b", fleetv1alpha1.TenantPolicySpec{}),
@@ -223,6 +234,10 @@ func TestFailover(t *testing.T) {
 	if err := env.Stack.StopWorkloadAPIServer(cluster2); err != nil {
 		t.Fatal(err)
 	}
+	framework.Eventually(t, time.Minute, cluster2+" reported lost in its status", func() (bool, string, error) {
+		c := condition(env.WorkloadCluster(ctx, t, cluster2), fleetv1alpha1.ConditionReachable)
+		return c.Status == metav1.ConditionFalse && c.Reason == "Lost", c.Reason + ": " + c.Message, nil
+	})
 	restarted := false
 	defer func() {
 		if !restarted {
@@ -279,6 +294,14 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted = true
+	back := time.Now()
+	framework.Eventually(t, time.Minute, cluster2+" reported ready again", func() (bool, string, error) {
+		wc := env.WorkloadCluster(ctx, t, cluster2)
+		c := condition(wc, fleetv1alpha1.ConditionReady)
+		fresh := wc.Status.LastHeartbeatTime != nil && wc.Status.LastHeartbeatTime.After(back.Add(-time.Second))
+		return c.Status == metav1.ConditionTrue && wc.Status.ReadyNodes == 1 && fresh,
+			fmt.Sprintf("%s %s, %d nodes, heartbeat %v", c.Status, c.Reason, wc.Status.ReadyNodes, wc.Status.LastHeartbeatTime), nil
+	})
 	// Nothing of the two tenants is left on cluster2: every run there was
 	// interrupted or moved.
 	client := env.ClusterClient(t, cluster2)
@@ -486,4 +509,58 @@ func TestClusterLimitSharesFairly(t *testing.T) {
 	if maxRunning > 2 {
 		t.Errorf("%s ran %d TaskRuns at once, limit 2", cluster1, maxRunning)
 	}
+}
+
+// condition is a WorkloadCluster's condition of a type (empty if none).
+func condition(wc *fleetv1alpha1.WorkloadCluster, typ string) metav1.Condition {
+	for _, c := range wc.Status.Conditions {
+		if c.Type == typ {
+			return c
+		}
+	}
+	return metav1.Condition{}
+}
+
+// TestPlacementInput: a tenant selector that does not parse fails the
+// TaskRun with InvalidPlacement; one no cluster matches keeps it waiting,
+// saying why for each cluster; the waiting run can be deleted.
+func TestPlacementInput(t *testing.T) {
+	ctx := context.Background()
+	tn := env.NewFleetTenant(ctx, t, "e2e-placement-input", fleetv1alpha1.TenantPolicySpec{})
+	withSelector := func(name, selector string) *v1.TaskRun {
+		tr := sleepTaskRun(name, 1)
+		tr.Annotations = map[string]string{fleet.AnnotationClusterSelector: selector}
+		if _, err := tn.Tekton.TektonV1().TaskRuns(ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	withSelector("bad-selector", "region in ((")
+	tr := tn.WaitTaskRunDone(ctx, t, ns, "bad-selector", 2*time.Minute)
+	if status, reason := framework.Condition(tr); status != "False" || reason != placement.ReasonInvalidPlacement {
+		t.Errorf("bad selector: %s/%s, want False/%s", status, reason, placement.ReasonInvalidPlacement)
+	}
+	t.Logf("bad selector: %s", tr.Status.GetCondition("Succeeded").Message)
+
+	withSelector("no-match", "region=nowhere")
+	framework.Eventually(t, time.Minute, "no-match waits for a cluster", func() (bool, string, error) {
+		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, "no-match", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		c := tr.Status.GetCondition("Succeeded")
+		if c == nil {
+			return false, "no condition", nil
+		}
+		ok := c.IsUnknown() && c.Reason == placement.ReasonWaitingForWorkloadCluster &&
+			strings.Contains(c.Message, cluster1+": does not match") && strings.Contains(c.Message, cluster2+": does not match")
+		return ok, c.Reason + ": " + c.Message, nil
+	})
+	if err := tn.Tekton.TektonV1().TaskRuns(ns).Delete(ctx, "no-match", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, time.Minute, "the waiting TaskRun is deleted", func() (bool, string, error) {
+		_, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, "no-match", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err), nil
+	})
 }

@@ -2,11 +2,17 @@ package framework
 
 import (
 	"context"
+	"testing"
 
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	"github.com/kcp-dev/logicalcluster/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
+	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
@@ -21,4 +27,28 @@ func TenantPods(ctx context.Context, client kubernetes.Interface, tn *Tenant) ([
 		return nil, err
 	}
 	return pods.Items, nil
+}
+
+// WorkloadCluster reads a WorkloadCluster (with the status the
+// controller's heartbeat keeps) from the provider workspace.
+func (e *Env) WorkloadCluster(ctx context.Context, t testing.TB, name string) *fleetv1alpha1.WorkloadCluster {
+	t.Helper()
+	rc, err := e.Stack.Config().KCPBaseRestConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := kcpdynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := client.Cluster(logicalcluster.NewPath("root").Join(devstack.ProviderWorkspace)).
+		Resource(fleetv1alpha1.WorkloadClustersResource).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("read WorkloadCluster %s: %v", name, err)
+	}
+	wc := &fleetv1alpha1.WorkloadCluster{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, wc); err != nil {
+		t.Fatal(err)
+	}
+	return wc
 }
