@@ -196,7 +196,7 @@ func (f *Fleet) syncMembers() {
 		existing := f.members[wc.Name]
 		if err != nil {
 			if existing == nil {
-				f.log.Warnw("workload cluster not started", "cluster", wc.Name, "error", err)
+				f.reportUnusable(wc, err)
 			}
 			continue
 		}
@@ -210,7 +210,7 @@ func (f *Fleet) syncMembers() {
 		}
 		m, err := f.startMember(wc, kubeconfig, digest)
 		if err != nil {
-			f.log.Errorw("workload cluster not started", "cluster", wc.Name, "error", err)
+			f.reportUnusable(wc, err)
 			continue
 		}
 		f.members[wc.Name] = m

@@ -146,3 +146,28 @@ func (f *Fleet) writeStatus(ctx context.Context, name string, status fleetv1alph
 	_, err = client.UpdateStatus(ctx, u, metav1.UpdateOptions{})
 	return err
 }
+
+// ReasonInvalidKubeconfig: the WorkloadCluster's kubeconfig Secret is
+// missing or does not make a client; the cluster is not used.
+const ReasonInvalidKubeconfig = "InvalidKubeconfig"
+
+// reportUnusable records on a WorkloadCluster that no member could be
+// started for it, unless its status says so already (the write's own
+// update event comes back here).
+func (f *Fleet) reportUnusable(wc *fleetv1alpha1.WorkloadCluster, cause error) {
+	message := cause.Error()
+	if c := meta.FindStatusCondition(wc.Status.Conditions, fleetv1alpha1.ConditionReady); c != nil && c.Reason == ReasonInvalidKubeconfig && c.Message == message {
+		return
+	}
+	f.log.Warnw("workload cluster not used", "cluster", wc.Name, "error", cause)
+	status := fleetv1alpha1.WorkloadClusterStatus{Conditions: []metav1.Condition{
+		{Type: fleetv1alpha1.ConditionReachable, Status: metav1.ConditionFalse, Reason: ReasonInvalidKubeconfig, Message: message},
+		{Type: fleetv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonInvalidKubeconfig, Message: message},
+	}}
+	ctx := f.ctx
+	go func() {
+		if err := f.writeStatus(ctx, wc.Name, status); err != nil {
+			f.log.Warnw("could not write WorkloadCluster status", "cluster", wc.Name, "error", err)
+		}
+	}()
+}

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
@@ -563,4 +564,29 @@ func TestPlacementInput(t *testing.T) {
 		_, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, "no-match", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err), nil
 	})
+}
+
+// TestWorkloadClusterWithoutKubeconfig: a WorkloadCluster whose kubeconfig
+// Secret does not exist is not used, and its status says why.
+func TestWorkloadClusterWithoutKubeconfig(t *testing.T) {
+	ctx := context.Background()
+	clusters := env.ProviderResource(t, fleetv1alpha1.WorkloadClustersResource)
+	name := fmt.Sprintf("e2e-no-kubeconfig-%d", time.Now().UnixNano()%1_000_000)
+	wc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": fleetv1alpha1.SchemeGroupVersion.String(), "kind": "WorkloadCluster",
+		"metadata": map[string]any{"name": name},
+		"spec":     map[string]any{"kubeconfigSecretRef": map[string]any{"namespace": "pipelines-service", "name": name}},
+	}}
+	if _, err := clusters.Create(ctx, wc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = clusters.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	framework.Eventually(t, time.Minute, "the status says the kubeconfig is missing", func() (bool, string, error) {
+		c := condition(env.WorkloadCluster(ctx, t, name), fleetv1alpha1.ConditionReady)
+		ok := c.Status == metav1.ConditionFalse && c.Reason == fleet.ReasonInvalidKubeconfig && strings.Contains(c.Message, "not found")
+		return ok, fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message), nil
+	})
+	if ready := condition(env.WorkloadCluster(ctx, t, cluster1), fleetv1alpha1.ConditionReady); ready.Status != metav1.ConditionTrue {
+		t.Errorf("%s is %s %s next to a broken registration", cluster1, ready.Status, ready.Reason)
+	}
 }

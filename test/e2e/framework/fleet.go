@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
@@ -33,16 +35,7 @@ func TenantPods(ctx context.Context, client kubernetes.Interface, tn *Tenant) ([
 // controller's heartbeat keeps) from the provider workspace.
 func (e *Env) WorkloadCluster(ctx context.Context, t testing.TB, name string) *fleetv1alpha1.WorkloadCluster {
 	t.Helper()
-	rc, err := e.Stack.Config().KCPBaseRestConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := kcpdynamic.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := client.Cluster(logicalcluster.NewPath("root").Join(devstack.ProviderWorkspace)).
-		Resource(fleetv1alpha1.WorkloadClustersResource).Get(ctx, name, metav1.GetOptions{})
+	u, err := e.ProviderResource(t, fleetv1alpha1.WorkloadClustersResource).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("read WorkloadCluster %s: %v", name, err)
 	}
@@ -51,4 +44,19 @@ func (e *Env) WorkloadCluster(ctx context.Context, t testing.TB, name string) *f
 		t.Fatal(err)
 	}
 	return wc
+}
+
+// ProviderResource is an admin client of a cluster-scoped resource in the
+// provider workspace.
+func (e *Env) ProviderResource(t testing.TB, resource schema.GroupVersionResource) dynamic.ResourceInterface {
+	t.Helper()
+	rc, err := e.Stack.Config().KCPBaseRestConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := kcpdynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.Cluster(logicalcluster.NewPath("root").Join(devstack.ProviderWorkspace)).Resource(resource)
 }
