@@ -296,7 +296,9 @@ func TestFailover(t *testing.T) {
 	}
 	restarted = true
 	back := time.Now()
-	framework.Eventually(t, time.Minute, cluster2+" reported ready again", func() (bool, string, error) {
+	// Its node reports Ready only after the kubelet's next status update
+	// reaches the restarted apiserver (until then: NoReadyNodes).
+	framework.Eventually(t, 3*time.Minute, cluster2+" reported ready again", func() (bool, string, error) {
 		wc := env.WorkloadCluster(ctx, t, cluster2)
 		c := condition(wc, fleetv1alpha1.ConditionReady)
 		fresh := wc.Status.LastHeartbeatTime != nil && wc.Status.LastHeartbeatTime.After(back.Add(-time.Second))
