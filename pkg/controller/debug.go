@@ -15,17 +15,21 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // debugServer serves /readyz (200 once the informers have synced), Go's
 // profiles under /debug/pprof/, and a CPU profile spanning a benchmark
 // (/debug/cpuprofile/start, /debug/cpuprofile/stop), and the time spent per
-// reconcile and per API request (/debug/timings) on a local address.
+// reconcile and per API request (/debug/timings), and the TaskRuns the
+// fleet admitted or keeps waiting (/debug/admission) on a local address.
 type debugServer struct {
 	ready atomic.Bool
 	// timings of reconciles and API requests, served at /debug/timings.
 	timings *reconciler.Timings
+	// admission is the fleet's admission state, served at /debug/admission.
+	admission atomic.Pointer[fleet.Admission]
 
 	mu      sync.Mutex
 	profile *bytes.Buffer
@@ -74,6 +78,15 @@ func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address
 	mux.HandleFunc("/debug/timings", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(d.timings.Snapshot())
+	})
+	mux.HandleFunc("/debug/admission", func(w http.ResponseWriter, _ *http.Request) {
+		admission := d.admission.Load()
+		if admission == nil {
+			http.Error(w, "the fleet has not started yet", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(admission.State())
 	})
 	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
 	mux.HandleFunc("/debug/cpuprofile/stop", d.stopProfile)

@@ -184,9 +184,71 @@ func (a *Admission) Release(key string) {
 	}
 }
 
+// Retain ends the run or wait of every TaskRun that keep says no longer
+// exists or runs, and wakes the waiting ones if a slot freed. It squares
+// the books with what the caller's cache says, should a deletion or a
+// finish have gone unseen (a workspace removed at once, say).
+func (a *Admission) Retain(keep func(key string) bool) []string {
+	a.mu.Lock()
+	var gone, keys []string
+	for k := range a.running {
+		if !keep(k) {
+			gone = append(gone, k)
+			delete(a.running, k)
+		}
+	}
+	freed := len(gone) > 0
+	for k := range a.waiting {
+		if !keep(k) {
+			gone = append(gone, k)
+			delete(a.waiting, k)
+		}
+	}
+	if freed {
+		for k := range a.waiting {
+			keys = append(keys, k)
+		}
+	}
+	wake := a.wake
+	a.mu.Unlock()
+	if wake != nil && len(keys) > 0 {
+		wake(keys)
+	}
+	return gone
+}
+
 // Running counts the admitted TaskRuns of a workspace.
 func (a *Admission) Running(workspace string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.countRunning(func(s slot) bool { return s.workspace == workspace })
+}
+
+// AdmissionState is what the Admission holds: the admitted TaskRuns and
+// the waiting ones, by cluster-aware key.
+type AdmissionState struct {
+	Running map[string]AdmissionSlot `json:"running"`
+	Waiting map[string]AdmissionSlot `json:"waiting"`
+}
+
+// AdmissionSlot is the workspace and cluster of an admitted or waiting
+// TaskRun.
+type AdmissionSlot struct {
+	Workspace string    `json:"workspace"`
+	Cluster   string    `json:"cluster"`
+	Since     time.Time `json:"since,omitzero"`
+}
+
+// State returns a copy of what the Admission holds (for /debug/admission).
+func (a *Admission) State() AdmissionState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	state := AdmissionState{Running: map[string]AdmissionSlot{}, Waiting: map[string]AdmissionSlot{}}
+	for k, s := range a.running {
+		state.Running[k] = AdmissionSlot{Workspace: s.workspace, Cluster: s.cluster}
+	}
+	for k, w := range a.waiting {
+		state.Waiting[k] = AdmissionSlot{Workspace: w.workspace, Cluster: w.cluster, Since: w.since}
+	}
+	return state
 }

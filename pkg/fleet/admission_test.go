@@ -9,6 +9,7 @@ import (
 // step is one call on an Admission in a scenario.
 type step struct {
 	admit, release string // key "<workspace>/<n>"
+	gone           string // the cache no longer has it (Retain)
 	cluster        string // default "c"
 	want           bool
 }
@@ -58,6 +59,14 @@ func TestAdmission(t *testing.T) {
 			{admit: "a/1", want: true}, {admit: "a/1", cluster: "d", want: true}, {admit: "a/2", want: false},
 		},
 	}, {
+		name:         "a run the cache no longer has frees its slot",
+		clusterLimit: 1,
+		steps: []step{
+			{admit: "a/1", want: true}, {admit: "b/1", want: false},
+			{gone: "x/1"}, {admit: "b/1", want: false}, // nothing of ours
+			{gone: "a/1"}, {admit: "b/1", want: true},
+		},
+	}, {
 		name: "no limits",
 		steps: []step{
 			{admit: "a/1", want: true}, {admit: "a/2", want: true}, {admit: "a/1", want: true},
@@ -71,6 +80,10 @@ func TestAdmission(t *testing.T) {
 			for i, s := range tt.steps {
 				if s.release != "" {
 					a.Release(s.release)
+					continue
+				}
+				if s.gone != "" {
+					a.Retain(func(key string) bool { return key != s.gone })
 					continue
 				}
 				cluster := s.cluster
@@ -96,5 +109,14 @@ func TestAdmissionWakesWaiters(t *testing.T) {
 	a.Release("a/1")
 	if fmt.Sprint(woken) != "[a/2]" {
 		t.Fatalf("woken %v, want [a/2]", woken)
+	}
+	a.Admit("a/2", "a", "c")
+	a.Admit("a/3", "a", "c")
+	woken = nil
+	if gone := a.Retain(func(key string) bool { return key != "a/2" }); fmt.Sprint(gone) != "[a/2]" {
+		t.Fatalf("Retain dropped %v, want [a/2]", gone)
+	}
+	if fmt.Sprint(woken) != "[a/3]" {
+		t.Fatalf("after Retain woken %v, want [a/3]", woken)
 	}
 }

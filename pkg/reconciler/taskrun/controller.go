@@ -6,6 +6,7 @@ package taskrun
 
 import (
 	"context"
+	"time"
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
@@ -175,9 +176,40 @@ func runDone(u *unstructured.Unstructured) bool {
 	return false
 }
 
+// admissionAudit is how often the admission's books are squared with the
+// TaskRun cache.
+const admissionAudit = 30 * time.Second
+
+// auditAdmission frees, until ctx ends, the admission of TaskRuns the
+// cache no longer has or has as done: a slot must not stay taken because
+// a deletion or a finish went unseen.
+func (c *Controller) auditAdmission(ctx context.Context) {
+	ticker := time.NewTicker(admissionAudit)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		gone := c.fleet.Admission().Retain(func(key string) bool {
+			obj, exists, err := c.taskRuns.Informer().GetIndexer().GetByKey(key)
+			if err != nil || !exists {
+				return false
+			}
+			u, ok := obj.(*unstructured.Unstructured)
+			return ok && !runDone(u)
+		})
+		if len(gone) > 0 {
+			c.log.Warnw("admission held TaskRuns that are gone or done; freed", "keys", gone)
+		}
+	}
+}
+
 // Run runs workers until ctx ends; the informers must have synced.
 // Reconcile durations go to timings (may be nil).
 func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
 	c.seedAdmission()
+	go c.auditAdmission(ctx)
 	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "TaskRun")
 }

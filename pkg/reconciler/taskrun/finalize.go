@@ -22,6 +22,9 @@ func (c *Controller) finalize(ctx context.Context, log *zap.SugaredLogger, key s
 		return nil
 	}
 	c.fleet.Admission().Release(key)
+	if placement.Of(tr) == "" {
+		return c.finalizers.Remove(ctx, cluster, u) // never placed: nothing was made
+	}
 	m := c.memberOf(tr)
 	if m == nil || !m.Reachable() {
 		log.Infow("workload cluster of TaskRun does not answer; its objects there are collected when it is back", "cluster", placement.Of(tr))

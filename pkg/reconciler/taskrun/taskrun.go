@@ -154,15 +154,29 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 		return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonResultLargerThanAllowedLimit,
 			fmt.Sprintf("%s TaskRun %q failed: %s", pipelineerrors.UserErrorLabel, tr.Name, err))
 	}
-	if err != nil {
+	if err := applyPodStatus(log, tr, status, err); err != nil {
 		return 0, fmt.Errorf("status from pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	tr.Status = status
 	if tr.IsDone() {
 		log.Infow("TaskRun finished", "reason", tr.Status.GetCondition("Succeeded").GetReason())
 		return 0, nil
 	}
 	return c.untilTimeout(ctx, tr), nil
+}
+
+// applyPodStatus sets the TaskRun's status from its pod's, as Tekton does:
+// what was read is kept even where part of the pod's status could not be
+// (say the kubelet's "The container could not be located when the pod
+// was terminated" where a step's JSON termination message should be). A
+// run the pod ended ends with it; an unfinished one returns the error, to
+// be looked at again.
+func applyPodStatus(log *zap.SugaredLogger, tr *v1.TaskRun, status v1.TaskRunStatus, err error) error {
+	tr.Status = status
+	if err != nil && tr.IsDone() {
+		log.Warnw("the TaskRun ended, but part of its pod's status could not be read", "error", err)
+		return nil
+	}
+	return err
 }
 
 // retryIfRetriable starts another attempt of a failed TaskRun that has

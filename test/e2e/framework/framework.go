@@ -46,6 +46,13 @@ func Setup(ctx context.Context) (*Env, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	leftovers, err := env.DeleteLeftoverTenants(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(leftovers) > 0 {
+		logger.Sugar().Infow("deleted e2e tenants an unfinished run left", "workspaces", leftovers)
+	}
 	teardown := func() {
 		if wasRunning || os.Getenv("PIPELINES_SERVICE_KEEP_STACK") != "" {
 			return

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,35 @@ type Tenant struct {
 	Rest       *rest.Config
 	Tekton     tektonclient.Interface
 	Kube       kubernetes.Interface
+}
+
+// TenantPrefix begins the name of every e2e tenant workspace.
+const TenantPrefix = "e2e-"
+
+// DeleteLeftoverTenants deletes the e2e tenant workspaces (and their
+// policies) that a run which did not finish left behind: their runs would
+// otherwise take workload cluster slots from this run's. Test runs never
+// overlap, so every e2e workspace at setup is a leftover.
+func (e *Env) DeleteLeftoverTenants(ctx context.Context) ([]string, error) {
+	workspaces := e.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces()
+	list, err := workspaces.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var deleted []string
+	for _, ws := range list.Items {
+		if !strings.HasPrefix(ws.Name, TenantPrefix) || ws.DeletionTimestamp != nil {
+			continue
+		}
+		if err := e.Stack.DeleteTenantPolicy(ctx, ws.Spec.Cluster); err != nil {
+			return deleted, fmt.Errorf("delete the policy of leftover tenant %s: %w", ws.Name, err)
+		}
+		if err := workspaces.Delete(ctx, ws.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return deleted, fmt.Errorf("delete leftover tenant %s: %w", ws.Name, err)
+		}
+		deleted = append(deleted, ws.Name)
+	}
+	return deleted, nil
 }
 
 // NewTenant creates a tenant workspace with a unique name for this test,
