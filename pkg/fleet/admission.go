@@ -171,8 +171,14 @@ func (a *Admission) Release(key string) {
 	_, wasRunning := a.running[key]
 	delete(a.running, key)
 	delete(a.waiting, key)
+	a.unlockAndWake(wasRunning)
+}
+
+// unlockAndWake unlocks the Admission and, if a slot freed, wakes the
+// waiting TaskRuns (outside the lock: waking queues them).
+func (a *Admission) unlockAndWake(freed bool) {
 	var keys []string
-	if wasRunning {
+	if freed {
 		for k := range a.waiting {
 			keys = append(keys, k)
 		}
@@ -190,7 +196,7 @@ func (a *Admission) Release(key string) {
 // finish have gone unseen (a workspace removed at once, say).
 func (a *Admission) Retain(keep func(key string) bool) []string {
 	a.mu.Lock()
-	var gone, keys []string
+	var gone []string
 	for k := range a.running {
 		if !keep(k) {
 			gone = append(gone, k)
@@ -204,16 +210,7 @@ func (a *Admission) Retain(keep func(key string) bool) []string {
 			delete(a.waiting, k)
 		}
 	}
-	if freed {
-		for k := range a.waiting {
-			keys = append(keys, k)
-		}
-	}
-	wake := a.wake
-	a.mu.Unlock()
-	if wake != nil && len(keys) > 0 {
-		wake(keys)
-	}
+	a.unlockAndWake(freed)
 	return gone
 }
 
