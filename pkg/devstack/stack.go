@@ -125,6 +125,31 @@ func (s *Stack) StartWorkloadAPIServer(ctx context.Context, name string) error {
 	return s.cfg.startAPIServer(ctx, cl, pki)
 }
 
+// WipeNodeContainers makes a node lose its containers, as a node that
+// rebooted does: its kubelet stops, every pod sandbox (and so every
+// container) on it is removed, and the kubelet starts again. The pods
+// stay in the apiserver; the kubelet finds their containers gone.
+func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
+	c := s.cfg
+	for _, n := range c.workloadNodes() {
+		if n.name != node {
+			continue
+		}
+		cl, err := c.workloadCluster(n.cluster)
+		if err != nil {
+			return err
+		}
+		if err := c.kubeletProcess(n).stop(30 * time.Second); err != nil {
+			return err
+		}
+		if err := c.removePodSandboxes(ctx, n); err != nil {
+			return componentErr(c.containerdProcess(n).name, "", err)
+		}
+		return c.startKubelet(ctx, cl, n)
+	}
+	return fmt.Errorf("no workload node %q", node)
+}
+
 // processes lists the stack's processes in start order.
 func (s *Stack) processes() []*process {
 	c := s.cfg
