@@ -179,6 +179,7 @@ func TestFairSharing(t *testing.T) {
 		}
 	}
 	maxRunning, samples := stopSampling()
+	framework.WaitAdmissionReleased(t, limited, other)
 	t.Logf("limited tenant: at most %d running pods in %d samples", maxRunning, samples)
 	if maxRunning > 2 {
 		t.Errorf("the limited tenant had %d TaskRuns running at once, limit 2", maxRunning)
@@ -293,6 +294,7 @@ func TestFailover(t *testing.T) {
 	if moved == 0 {
 		t.Errorf("no queued PipelineRun moved from %s to %s", cluster2, cluster1)
 	}
+	framework.WaitAdmissionReleased(t, long, queued) // also the runs lost with the cluster
 
 	if err := env.Stack.StartWorkloadAPIServer(ctx, cluster2); err != nil {
 		t.Fatal(err)
@@ -511,6 +513,7 @@ func TestClusterLimitSharesFairly(t *testing.T) {
 		}
 	}
 	maxRunning, _ := stopSampling()
+	framework.WaitAdmissionReleased(t, burst, late)
 	t.Logf("%s: at most %d running pods", cluster1, maxRunning)
 	if maxRunning > 2 {
 		t.Errorf("%s ran %d TaskRuns at once, limit 2", cluster1, maxRunning)
