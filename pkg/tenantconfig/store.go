@@ -124,8 +124,16 @@ func Platform(managedBy string) *config.Config {
 //   - no native sidecars: Tekton reads that flag from a context without the
 //     tenant's configuration in places, so it cannot differ per tenant;
 //   - pods are deleted on cancel and timeout (keep-pod-on-cancel off);
-//   - no SPIRE and no trusted-resources verification: neither is served.
+//   - no SPIRE and no trusted-resources verification: neither is served;
+//   - no injected sidecars: the flag describes the cluster pods run on,
+//     and the workload clusters are the platform's, with nothing that
+//     injects containers into pods. So a step starts as soon as its pod
+//     runs, instead of waiting for the tekton.dev/ready annotation to
+//     reach it through the downward API (which the kubelet may deliver
+//     only at its next periodic sync, a minute later). A Task with
+//     sidecars still waits for them.
 func lock(ff *config.FeatureFlags) {
+	ff.RunningInEnvWithInjectedSidecars = false
 	ff.DisableCredsInit = true
 	ff.Coschedule = config.CoscheduleDisabled
 	ff.EnableKubernetesSidecar = false

@@ -37,10 +37,12 @@ func TestFromConfigMaps(t *testing.T) {
 		{name: "pinned flags win", flags: configMap("feature-flags", map[string]string{
 			"disable-creds-init": "false", "coschedule": "workspaces", "keep-pod-on-cancel": "true",
 			"enable-kubernetes-sidecar": "true", "trusted-resources-verification-no-match-policy": "fail",
+			"running-in-environment-with-injected-sidecars": "true",
 		}), check: func(t *testing.T, c *config.Config) {
 			ff := c.FeatureFlags
 			if !ff.DisableCredsInit || ff.Coschedule != config.CoscheduleDisabled || ff.EnableKeepPodOnCancel ||
-				ff.EnableKubernetesSidecar || ff.VerificationNoMatchPolicy != config.IgnoreNoMatchPolicy {
+				ff.EnableKubernetesSidecar || ff.VerificationNoMatchPolicy != config.IgnoreNoMatchPolicy ||
+				ff.RunningInEnvWithInjectedSidecars {
 				t.Errorf("a pinned flag follows the tenant: %+v", ff)
 			}
 		}},
