@@ -36,11 +36,16 @@ func (f Finalizers) Add(ctx context.Context, cluster logicalcluster.Name, u *uns
 	return f.Client.Cluster(cluster.Path()).Resource(f.Resource).Namespace(u.GetNamespace()).Update(ctx, out, metav1.UpdateOptions{})
 }
 
-// Remove removes the finalizer from u in its workspace.
+// Remove removes the finalizer from u in its workspace. An object already
+// gone is done: a reconcile of a stale cached copy finds its finalizer
+// removed and the object deleted.
 func (f Finalizers) Remove(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured) error {
 	out := u.DeepCopy()
 	out.SetFinalizers(slices.DeleteFunc(out.GetFinalizers(), func(n string) bool { return n == f.Name }))
 	_, err := f.Client.Cluster(cluster.Path()).Resource(f.Resource).Namespace(u.GetNamespace()).Update(ctx, out, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
 	return err
 }
 
