@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
@@ -192,17 +193,23 @@ func (c *Controller) auditAdmission(ctx context.Context) {
 			return
 		case <-ticker.C:
 		}
-		gone := c.fleet.Admission().Retain(func(key string) bool {
-			obj, exists, err := c.taskRuns.Informer().GetIndexer().GetByKey(key)
-			if err != nil || !exists {
-				return false
-			}
-			u, ok := obj.(*unstructured.Unstructured)
-			return ok && !runDone(u)
-		})
+		gone := c.fleet.Admission().Retain(unfinishedIn(c.taskRuns.Informer().GetStore()))
 		if len(gone) > 0 {
 			c.log.Warnw("admission held TaskRuns that are gone or done; freed", "keys", gone)
 		}
+	}
+}
+
+// unfinishedIn says whether the TaskRun of a cluster-aware key is in the
+// store and not done.
+func unfinishedIn(store cache.Store) func(key string) bool {
+	return func(key string) bool {
+		obj, exists, err := store.GetByKey(key)
+		if err != nil || !exists {
+			return false
+		}
+		u, ok := obj.(*unstructured.Unstructured)
+		return ok && !runDone(u)
 	}
 }
 
