@@ -207,6 +207,7 @@ func (f *Fleet) syncMembers() {
 		}
 		if existing != nil {
 			existing.stop()
+			delete(f.members, wc.Name) // a new kubeconfig that fails must not leave the stopped member placeable
 		}
 		m, err := f.startMember(wc, kubeconfig, digest)
 		if err != nil {

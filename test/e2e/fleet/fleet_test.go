@@ -4,12 +4,15 @@ package fleet
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -594,7 +597,129 @@ func TestWorkloadClusterWithoutKubeconfig(t *testing.T) {
 		ok := c.Status == metav1.ConditionFalse && c.Reason == fleet.ReasonInvalidKubeconfig && strings.Contains(c.Message, "not found")
 		return ok, fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message), nil
 	})
-	if ready := condition(env.WorkloadCluster(ctx, t, cluster1), fleetv1alpha1.ConditionReady); ready.Status != metav1.ConditionTrue {
-		t.Errorf("%s is %s %s next to a broken registration", cluster1, ready.Status, ready.Reason)
+	// A controller that just (re)started reports it Syncing first.
+	framework.Eventually(t, time.Minute, cluster1+" ready next to a broken registration", func() (bool, string, error) {
+		c := condition(env.WorkloadCluster(ctx, t, cluster1), fleetv1alpha1.ConditionReady)
+		return c.Status == metav1.ConditionTrue, fmt.Sprintf("%s %s", c.Status, c.Reason), nil
+	})
+}
+
+// TestWorkloadClusterWhoseKubeconfigTurnsBad: a registered, ready cluster
+// whose kubeconfig Secret is replaced by one that builds no client says
+// so in its status and gets no more runs: a run selecting only it waits.
+func TestWorkloadClusterWhoseKubeconfigTurnsBad(t *testing.T) {
+	ctx := context.Background()
+	name := fmt.Sprintf("e2e-turns-bad-%d", time.Now().UnixNano()%1_000_000)
+	kubeconfig, err := os.ReadFile(env.Stack.Config().WorkloadClusterKubeconfig(cluster2))
+	if err != nil {
+		t.Fatal(err)
 	}
+	secrets := env.ProviderResource(t, corev1.SchemeGroupVersion.WithResource("secrets")).Namespace("pipelines-service")
+	secret := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": name},
+		"data": map[string]any{"kubeconfig": base64.StdEncoding.EncodeToString(kubeconfig)},
+	}}
+	if _, err := secrets.Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = secrets.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	clusters := env.ProviderResource(t, fleetv1alpha1.WorkloadClustersResource)
+	wc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": fleetv1alpha1.SchemeGroupVersion.String(), "kind": "WorkloadCluster",
+		"metadata": map[string]any{"name": name, "labels": map[string]any{"region": name}},
+		"spec":     map[string]any{"kubeconfigSecretRef": map[string]any{"namespace": "pipelines-service", "name": name}},
+	}}
+	if _, err := clusters.Create(ctx, wc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = clusters.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	readyCondition := func() (bool, string, error) {
+		c := condition(env.WorkloadCluster(ctx, t, name), fleetv1alpha1.ConditionReady)
+		return c.Status == metav1.ConditionTrue, fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message), nil
+	}
+	framework.Eventually(t, time.Minute, name+" ready with a good kubeconfig", readyCondition)
+
+	bad, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Object["data"] = map[string]any{"kubeconfig": base64.StdEncoding.EncodeToString([]byte("not a kubeconfig"))}
+	if _, err := secrets.Update(ctx, bad, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, time.Minute, "the status says the kubeconfig is invalid", func() (bool, string, error) {
+		c := condition(env.WorkloadCluster(ctx, t, name), fleetv1alpha1.ConditionReady)
+		return c.Status == metav1.ConditionFalse && c.Reason == fleet.ReasonInvalidKubeconfig, fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message), nil
+	})
+	t.Logf("%s: %s", name, condition(env.WorkloadCluster(ctx, t, name), fleetv1alpha1.ConditionReady).Message)
+
+	tn := env.NewFleetTenant(ctx, t, "e2e-turns-bad", fleetv1alpha1.TenantPolicySpec{
+		ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": name}},
+	})
+	if _, err := tn.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun("only-there", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, time.Minute, "the run waits instead of going to the cluster", func() (bool, string, error) {
+		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, "only-there", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if where := placement.Of(tr); where != "" {
+			return false, "", fmt.Errorf("placed on %s, whose kubeconfig is invalid", where)
+		}
+		c := tr.Status.GetCondition("Succeeded")
+		if c == nil {
+			return false, "no condition", nil
+		}
+		return c.IsUnknown() && c.Reason == placement.ReasonWaitingForWorkloadCluster, c.Reason + ": " + c.Message, nil
+	})
+}
+
+// TestDeletedTenantFreesItsSlots: a tenant workspace deleted while one of
+// its TaskRuns runs and others wait leaves nothing held in the admission
+// and no pod on the workload clusters.
+func TestDeletedTenantFreesItsSlots(t *testing.T) {
+	ctx := context.Background()
+	tn := env.NewFleetTenant(ctx, t, "e2e-deleted-burst", fleetv1alpha1.TenantPolicySpec{MaxRunningTaskRuns: 1})
+	for i := 0; i < 3; i++ {
+		if _, err := tn.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("burst-%d", i), 120), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	framework.Eventually(t, 2*time.Minute, "one runs, two wait", func() (bool, string, error) {
+		state, err := framework.Admission()
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		running, waiting := 0, 0
+		for _, s := range state.Running {
+			if s.Workspace == tn.Cluster.String() {
+				running++
+			}
+		}
+		for _, s := range state.Waiting {
+			if s.Workspace == tn.Cluster.String() {
+				waiting++
+			}
+		}
+		n, _ := runningPods(ctx, t, []string{cluster1, cluster2}, tn)
+		return running == 1 && waiting == 2 && n == 1, fmt.Sprintf("admitted %d, waiting %d, running pods %d", running, waiting, n), nil
+	})
+	if err := env.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces().Delete(ctx, tn.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitAdmissionReleased(t, tn)
+	framework.Eventually(t, 2*time.Minute, "the tenant's pods are gone", func() (bool, string, error) {
+		var left []string
+		for _, name := range []string{cluster1, cluster2} {
+			pods, err := framework.TenantPods(ctx, env.ClusterClient(t, name), tn)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, p := range pods {
+				left = append(left, name+"/"+p.Name)
+			}
+		}
+		return len(left) == 0, fmt.Sprint(left), nil
+	})
 }

@@ -46,9 +46,9 @@ func (e *Env) WorkloadCluster(ctx context.Context, t testing.TB, name string) *f
 	return wc
 }
 
-// ProviderResource is an admin client of a cluster-scoped resource in the
+// ProviderResource is an admin client of a resource in the
 // provider workspace.
-func (e *Env) ProviderResource(t testing.TB, resource schema.GroupVersionResource) dynamic.ResourceInterface {
+func (e *Env) ProviderResource(t testing.TB, resource schema.GroupVersionResource) dynamic.NamespaceableResourceInterface {
 	t.Helper()
 	rc, err := e.Stack.Config().KCPBaseRestConfig()
 	if err != nil {
