@@ -121,7 +121,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	debug.admission.Store(workloads.Admission())
+	debug.fleet.Store(workloads)
 	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
 	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue)
 	taskRuns, err := taskrun.New(taskrun.Options{

@@ -23,13 +23,15 @@ import (
 // profiles under /debug/pprof/, and a CPU profile spanning a benchmark
 // (/debug/cpuprofile/start, /debug/cpuprofile/stop), and the time spent per
 // reconcile and per API request (/debug/timings), and the TaskRuns the
-// fleet admitted or keeps waiting (/debug/admission) on a local address.
+// fleet admitted or keeps waiting (/debug/admission), and the policies and
+// cluster limits the fleet acts on (/debug/fleet), on a local address.
 type debugServer struct {
 	ready atomic.Bool
 	// timings of reconciles and API requests, served at /debug/timings.
 	timings *reconciler.Timings
-	// admission is the fleet's admission state, served at /debug/admission.
-	admission atomic.Pointer[fleet.Admission]
+	// fleet serves its admission state at /debug/admission, and the
+	// policies and limits it acts on at /debug/fleet.
+	fleet atomic.Pointer[fleet.Fleet]
 
 	mu      sync.Mutex
 	profile *bytes.Buffer
@@ -66,6 +68,19 @@ func (d *debugServer) stopProfile(w http.ResponseWriter, _ *http.Request) {
 	d.profile = nil
 }
 
+// serveFleet serves what view reads from the fleet, as JSON.
+func (d *debugServer) serveFleet(view func(*fleet.Fleet) any) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		f := d.fleet.Load()
+		if f == nil {
+			http.Error(w, "the fleet has not started yet", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(view(f))
+	}
+}
+
 func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -79,15 +94,8 @@ func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(d.timings.Snapshot())
 	})
-	mux.HandleFunc("/debug/admission", func(w http.ResponseWriter, _ *http.Request) {
-		admission := d.admission.Load()
-		if admission == nil {
-			http.Error(w, "the fleet has not started yet", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(admission.State())
-	})
+	mux.HandleFunc("/debug/admission", d.serveFleet(func(f *fleet.Fleet) any { return f.Admission().State() }))
+	mux.HandleFunc("/debug/fleet", d.serveFleet(func(f *fleet.Fleet) any { return f.View() }))
 	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
 	mux.HandleFunc("/debug/cpuprofile/stop", d.stopProfile)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

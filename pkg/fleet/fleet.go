@@ -24,8 +24,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	psaapi "k8s.io/pod-security-admission/api"
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 )
 
 // Annotations on tenant objects.
@@ -275,6 +277,24 @@ func (f *Fleet) policy(workspace string) fleetv1alpha1.TenantPolicySpec {
 
 func (f *Fleet) workspaceLimit(workspace string) int { return f.policy(workspace).MaxRunningTaskRuns }
 
+// PodSecurityLevel is the Pod Security level of a workspace's pods, from
+// its TenantPolicy (else the default one); baseline when neither sets it.
+// The CRD admits only valid levels, so an error means a policy written
+// around it, and the caller refuses the run rather than guessing.
+func (f *Fleet) PodSecurityLevel(workspace string) (psaapi.Level, error) {
+	return podsecurity.ParseLevel(f.policy(workspace).PodSecurity)
+}
+
+// NamespaceLabels are the labels a workload namespace of the workspace
+// carries besides the service's own: its Pod Security level.
+func (f *Fleet) NamespaceLabels(workspace string) (map[string]string, error) {
+	level, err := f.PodSecurityLevel(workspace)
+	if err != nil {
+		return nil, err
+	}
+	return podsecurity.NamespaceLabels(level), nil
+}
+
 func (f *Fleet) clusterLimit(cluster string) int {
 	if m := f.Member(cluster); m != nil {
 		return m.spec().Limits.MaxRunningTaskRuns
@@ -292,4 +312,28 @@ func decodeCluster(obj any) (*fleetv1alpha1.WorkloadCluster, error) {
 		return nil, fmt.Errorf("%s: %w", u.GetName(), err)
 	}
 	return wc, nil
+}
+
+// View is what the fleet currently acts on: the TenantPolicies and the
+// registered clusters' limits its informers hold. Served at /debug/fleet,
+// so that a test, or an operator, can tell when a policy it wrote is in
+// force.
+type View struct {
+	Policies map[string]fleetv1alpha1.TenantPolicySpec      `json:"policies"`
+	Clusters map[string]fleetv1alpha1.ClusterLimits `json:"clusters"`
+}
+
+// View returns what the fleet acts on now.
+func (f *Fleet) View() View {
+	v := View{Policies: map[string]fleetv1alpha1.TenantPolicySpec{}, Clusters: map[string]fleetv1alpha1.ClusterLimits{}}
+	for _, obj := range f.policies.GetStore().List() {
+		policy := &fleetv1alpha1.TenantPolicy{}
+		if u, ok := obj.(*unstructured.Unstructured); ok && runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, policy) == nil {
+			v.Policies[policy.Name] = policy.Spec
+		}
+	}
+	for _, m := range f.Members() {
+		v.Clusters[m.Name] = m.spec().Limits
+	}
+	return v
 }

@@ -7,6 +7,7 @@ package workload
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/base32"
 	"fmt"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -59,13 +61,17 @@ func TenantAnnotation(cluster logicalcluster.Name, namespace string) string {
 	return cluster.String() + "/" + namespace
 }
 
-// NamespaceObject is the workload namespace object for a tenant namespace.
-func NamespaceObject(cluster logicalcluster.Name, namespace string) *corev1.Namespace {
+// NamespaceObject is the workload namespace object for a tenant namespace;
+// extra are further labels (the Pod Security labels of the tenant's level).
+func NamespaceObject(cluster logicalcluster.Name, namespace string, extra map[string]string) *corev1.Namespace {
 	ns := &corev1.Namespace{}
 	ns.Name = Namespace(cluster, namespace)
 	ns.Labels = map[string]string{LabelManagedBy: ManagedByValue, LabelClusterName: cluster.String()}
 	if len(namespace) <= 63 {
 		ns.Labels[LabelNamespace] = namespace
+	}
+	for k, v := range extra {
+		ns.Labels[k] = v
 	}
 	ns.Annotations = map[string]string{AnnotationClusterNS: TenantAnnotation(cluster, namespace)}
 	return ns
@@ -81,10 +87,11 @@ func CheckOwner(ns *corev1.Namespace, cluster logicalcluster.Name, namespace str
 	return nil
 }
 
-// EnsureNamespace creates the workload namespace of a tenant namespace,
-// refusing one that belongs to another tenant.
-func EnsureNamespace(ctx context.Context, client kubernetes.Interface, cluster logicalcluster.Name, namespace string) error {
-	want := NamespaceObject(cluster, namespace)
+// EnsureNamespace creates the workload namespace of a tenant namespace
+// with labels, refusing one that belongs to another tenant, and puts
+// labels back on an existing one where they were changed or removed.
+func EnsureNamespace(ctx context.Context, client kubernetes.Interface, cluster logicalcluster.Name, namespace string, labels map[string]string) error {
+	want := NamespaceObject(cluster, namespace, labels)
 	ns, err := client.CoreV1().Namespaces().Get(ctx, want.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		_, err = client.CoreV1().Namespaces().Create(ctx, want, metav1.CreateOptions{})
@@ -96,7 +103,29 @@ func EnsureNamespace(ctx context.Context, client kubernetes.Interface, cluster l
 	if err != nil {
 		return err
 	}
-	return CheckOwner(ns, cluster, namespace)
+	if err := CheckOwner(ns, cluster, namespace); err != nil {
+		return err
+	}
+	return EnsureNamespaceLabels(ctx, client, ns, labels)
+}
+
+// EnsureNamespaceLabels patches labels back onto ns where they differ.
+func EnsureNamespaceLabels(ctx context.Context, client kubernetes.Interface, ns *corev1.Namespace, labels map[string]string) error {
+	changed := map[string]string{}
+	for k, v := range labels {
+		if ns.Labels[k] != v {
+			changed[k] = v
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": changed}})
+	if err != nil {
+		return err
+	}
+	_, err = client.CoreV1().Namespaces().Patch(ctx, ns.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
 }
 
 // ManagedSelector restricts list/watch to objects the service made.

@@ -37,7 +37,7 @@ func TestNamespaceIsValidAndDistinct(t *testing.T) {
 }
 
 func TestCheckOwner(t *testing.T) {
-	ns := NamespaceObject("2x4kfu6d1ycxlfpm", "default")
+	ns := NamespaceObject("2x4kfu6d1ycxlfpm", "default", nil)
 	if err := CheckOwner(ns, "2x4kfu6d1ycxlfpm", "default"); err != nil {
 		t.Errorf("own namespace refused: %v", err)
 	}

@@ -99,4 +99,11 @@ type TenantPolicySpec struct {
 	// ClusterSelector restricts the workload clusters the workspace's
 	// runs are placed on.
 	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+	// PodSecurity is the Kubernetes Pod Security level the workspace's
+	// pods run at: "restricted", "baseline" (the default when empty) or
+	// "privileged". The controller refuses a TaskRun whose pod breaks it
+	// (reason PodSecurityViolation) and the workload namespaces enforce
+	// it. Only the platform writes TenantPolicies: a tenant cannot raise
+	// its own level.
+	PodSecurity string `json:"podSecurity,omitempty"`
 }

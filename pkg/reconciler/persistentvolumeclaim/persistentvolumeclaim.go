@@ -71,7 +71,11 @@ func (c *Controller) ensureWorkloadClaim(ctx context.Context, m *fleet.Member, c
 	if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tenant.Namespace); err != nil {
+	labels, err := c.fleet.NamespaceLabels(cluster.String())
+	if err != nil {
+		return nil, err
+	}
+	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tenant.Namespace, labels); err != nil {
 		return nil, err
 	}
 	created, err := m.Client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, forWorkload(cluster, ns, tenant), metav1.CreateOptions{})

@@ -26,6 +26,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
@@ -77,6 +78,8 @@ type Controller struct {
 	images   pipeline.Images
 	resolver *images.Resolver
 	config   *tenantconfig.Store
+	// podSecurity evaluates pods against their workspace's level.
+	podSecurity *podsecurity.Checker
 	// finalizers keep TaskRuns until their workload objects are gone.
 	finalizers reconciler.Finalizers
 	objects    reconciler.Objects
@@ -107,6 +110,11 @@ func New(opts Options) (*Controller, error) {
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: TaskRunsResource},
 		clock:      clock.RealClock{},
 	}
+	checker, err := podsecurity.NewChecker()
+	if err != nil {
+		return nil, err
+	}
+	c.podSecurity = checker
 	workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)
 	if err != nil {
 		return nil, err

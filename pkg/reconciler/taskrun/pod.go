@@ -21,6 +21,7 @@ import (
 	"knative.dev/pkg/kmeta"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
@@ -84,12 +85,21 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, m *f
 	if pod != nil {
 		return pod, nil
 	}
-	pod, err = c.buildPod(ctx, m, cluster, tr, ts, volumes)
+	level, err := c.fleet.PodSecurityLevel(cluster.String())
+	if err != nil {
+		tr.Status.MarkResourceFailed(ReasonInvalidPodSecurityLevel, fmt.Errorf("the platform's TenantPolicy of this workspace: %w", err))
+		return nil, nil
+	}
+	pod, err = c.buildPod(withTektonSecurityContext(ctx, level), m, cluster, tr, ts, volumes)
 	if err != nil {
 		tr.Status.MarkResourceFailed(podconvert.ReasonPodCreationFailed, fmt.Errorf("failed to create task run pod %q: %w", tr.Name, err))
 		return nil, nil
 	}
-	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tr.Namespace); err != nil {
+	if !c.checkPodSecurity(level, tr, pod) {
+		log.Infow("TaskRun refused: its pod breaks the workspace's Pod Security level", "level", level)
+		return nil, nil
+	}
+	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tr.Namespace, podsecurity.NamespaceLabels(level)); err != nil {
 		return nil, err
 	}
 	if err := c.carryPodSources(ctx, m, cluster, tr, pod); err != nil {

@@ -22,6 +22,8 @@ import (
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
@@ -44,6 +46,13 @@ func sleepPipelineRun(name string, tasks int, seconds int) *v1.PipelineRun {
 		})
 	}
 	return &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.PipelineRunSpec{PipelineSpec: spec}}
+}
+
+func createTaskRun(ctx context.Context, t *testing.T, tn *framework.Tenant, tr *v1.TaskRun) {
+	t.Helper()
+	if _, err := tn.Tekton.TektonV1().TaskRuns(ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create TaskRun %s in %s: %v", tr.Name, tn.Name, err)
+	}
 }
 
 func sleepTaskRun(name string, seconds int) *v1.TaskRun {
@@ -142,15 +151,21 @@ func TestFairSharing(t *testing.T) {
 		return runningPods(ctx, t, []string{cluster1, cluster2}, limited)
 	})
 
-	for i := 0; i < 10; i++ {
-		if _, err := limited.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("burst-%d", i), 3), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+	// The order is forced: two holders take the limited tenant's two
+	// slots (and show it runs 2 at once), then its burst queues behind
+	// them, then the other tenant runs.
+	for i := 0; i < 2; i++ {
+		createTaskRun(ctx, t, limited, sleepTaskRun(fmt.Sprintf("holder-%d", i), 3600))
 	}
+	for i := 0; i < 2; i++ {
+		limited.WaitTaskRunRunning(ctx, t, ns, fmt.Sprintf("holder-%d", i), 3*time.Minute)
+	}
+	for i := 0; i < 8; i++ {
+		createTaskRun(ctx, t, limited, sleepTaskRun(fmt.Sprintf("burst-%d", i), 2))
+	}
+	framework.WaitAdmissionWaiting(t, limited, 8)
 	for i := 0; i < 3; i++ {
-		if _, err := other.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("other-%d", i), 1), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		createTaskRun(ctx, t, other, sleepTaskRun(fmt.Sprintf("other-%d", i), 1))
 	}
 	for i := 0; i < 3; i++ {
 		tr := other.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("other-%d", i), 3*time.Minute)
@@ -158,24 +173,21 @@ func TestFairSharing(t *testing.T) {
 			t.Errorf("other tenant's TaskRun %s ended %s/%s", tr.Name, status, reason)
 		}
 	}
-	list, err := limited.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waiting, queued := 0, 0
-	for _, tr := range list.Items {
-		if !tr.IsDone() {
-			waiting++
+	// The burst waited, each run saying why, with no pod.
+	for i := 0; i < 8; i++ {
+		tr, err := limited.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("burst-%d", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if c := tr.Status.GetCondition("Succeeded"); c != nil && c.Reason == "Queued" {
-			queued++
+		if status, reason := framework.Condition(tr); status != "Unknown" || reason != taskrun.ReasonQueued || tr.Status.PodName != "" {
+			t.Errorf("when the other tenant's runs were done, %s was %s/%s with pod %q; want Unknown/%s and no pod", tr.Name, status, reason, tr.Status.PodName, taskrun.ReasonQueued)
 		}
 	}
-	t.Logf("when the other tenant's 3 TaskRuns were done, %d of the limited tenant's 10 were not (%d queued)", waiting, queued)
-	if waiting == 0 {
-		t.Errorf("the other tenant's TaskRuns finished only after all of the limited tenant's burst")
+	t.Logf("the other tenant's 3 TaskRuns were done while the limited tenant's 8 waited behind its 2 running")
+	for i := 0; i < 2; i++ {
+		limited.CancelTaskRun(ctx, t, ns, fmt.Sprintf("holder-%d", i))
 	}
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 8; i++ {
 		tr := limited.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("burst-%d", i), 5*time.Minute)
 		if status, reason := framework.Condition(tr); status != "True" {
 			t.Errorf("limited tenant's TaskRun %s ended %s/%s", tr.Name, status, reason)
@@ -187,115 +199,115 @@ func TestFairSharing(t *testing.T) {
 	if maxRunning > 2 {
 		t.Errorf("the limited tenant had %d TaskRuns running at once, limit 2", maxRunning)
 	}
-	if maxRunning < 2 {
-		t.Errorf("the limited tenant never ran 2 TaskRuns at once (max %d): the sampling saw nothing", maxRunning)
-	}
 }
 
 // TestFailover: when one cluster's apiserver stops, PipelineRuns queued
 // there complete on the other cluster, the ones running there fail with
 // WorkloadClusterLost, and once it is back nothing of theirs is left on
 // it.
+//
+// The order is forced, so that the test means the same whatever order
+// placement and admission take: a long run runs on each cluster (pinned by
+// selector); the queued tenant's only slot is taken by a holder on
+// cluster1 before its queued runs exist, so none of them can start before
+// the stop, and at least one is placed on cluster2 (the less loaded).
 func TestFailover(t *testing.T) {
 	ctx := context.Background()
-	// "long" runs one PipelineRun on each cluster, which the stop
-	// interrupts on one of them.
 	long := env.NewFleetTenant(ctx, t, "e2e-failover-long", fleetv1alpha1.TenantPolicySpec{})
-	// "queued" may run one TaskRun at a time: its other runs are placed
-	// on both clusters but wait.
 	queued := env.NewFleetTenant(ctx, t, "e2e-failover-queued", fleetv1alpha1.TenantPolicySpec{MaxRunningTaskRuns: 1})
-	for i := 0; i < 2; i++ {
-		createPipelineRun(ctx, t, long, sleepPipelineRun(fmt.Sprintf("long-%d", i), 1, 60))
+	region := map[string]string{cluster1: "region=local-1", cluster2: "region=local-2"}
+	// The run on cluster2 is interrupted, whatever its length; the one on
+	// cluster1 outlasts the waits before the stop.
+	longOn := map[string]*v1.PipelineRun{cluster1: sleepPipelineRun("long-0", 1, 90), cluster2: sleepPipelineRun("long-1", 1, 3600)}
+	for cluster, pr := range longOn {
+		pr.Annotations = map[string]string{fleet.AnnotationClusterSelector: region[cluster]}
+		createPipelineRun(ctx, t, long, pr)
 	}
+	holder := sleepTaskRun("holder", 3600)
+	holder.Annotations = map[string]string{fleet.AnnotationClusterSelector: region[cluster1]}
+	createTaskRun(ctx, t, queued, holder)
+	for _, pr := range longOn {
+		long.WaitTaskRunRunning(ctx, t, ns, pr.Name+"-t0", 3*time.Minute)
+	}
+	queued.WaitTaskRunRunning(ctx, t, ns, holder.Name, 3*time.Minute)
 	for i := 0; i < 6; i++ {
 		createPipelineRun(ctx, t, queued, sleepPipelineRun(fmt.Sprintf("queued-%d", i), 1, 2))
 	}
-	// Wait until a long run runs on each cluster and a queued run waits
-	// on cluster2.
+	framework.WaitAdmissionWaiting(t, queued, 6)
 	initial := map[string]string{}
-	framework.Eventually(t, 3*time.Minute, "a long run running on each cluster, a queued run waiting on "+cluster2, func() (bool, string, error) {
-		running := map[string]bool{}
-		for i := 0; i < 2; i++ {
-			tr, err := long.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("long-%d-t0", i), metav1.GetOptions{})
-			if err != nil {
-				return false, err.Error(), nil
-			}
-			if c := tr.Status.GetCondition("Succeeded"); c != nil && c.Reason == "Running" {
-				running[placement.Of(tr)] = true
-			}
+	onCluster2 := 0
+	for i := 0; i < 6; i++ {
+		pr, err := queued.Tekton.TektonV1().PipelineRuns(ns).Get(ctx, fmt.Sprintf("queued-%d", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		waitingOn2 := 0
-		for i := 0; i < 6; i++ {
-			pr, err := queued.Tekton.TektonV1().PipelineRuns(ns).Get(ctx, fmt.Sprintf("queued-%d", i), metav1.GetOptions{})
-			if err != nil {
-				return false, err.Error(), nil
-			}
-			initial[pr.Name] = placement.Of(pr)
-			if placement.Of(pr) == cluster2 && !pr.IsDone() && !hasPod(ctx, queued, pr) {
-				waitingOn2++
-			}
+		initial[pr.Name] = placement.Of(pr)
+		if initial[pr.Name] == cluster2 {
+			onCluster2++
 		}
-		return running[cluster1] && running[cluster2] && waitingOn2 > 0,
-			fmt.Sprintf("long runs running on %v; queued runs waiting on %s: %d", running, cluster2, waitingOn2), nil
-	})
+	}
+	if onCluster2 == 0 {
+		t.Fatalf("no queued run was placed on %s, the less loaded cluster: %v", cluster2, initial)
+	}
+
 	stopped := time.Now()
 	if err := env.Stack.StopWorkloadAPIServer(cluster2); err != nil {
 		t.Fatal(err)
 	}
-	framework.Eventually(t, time.Minute, cluster2+" reported lost in its status", func() (bool, string, error) {
-		c := condition(env.WorkloadCluster(ctx, t, cluster2), fleetv1alpha1.ConditionReachable)
-		return c.Status == metav1.ConditionFalse && c.Reason == "Lost", c.Reason + ": " + c.Message, nil
-	})
 	restarted := false
 	defer func() {
 		if !restarted {
 			_ = env.Stack.StartWorkloadAPIServer(context.Background(), cluster2)
 		}
 	}()
+	framework.Eventually(t, time.Minute, cluster2+" reported lost in its status", func() (bool, string, error) {
+		c := condition(env.WorkloadCluster(ctx, t, cluster2), fleetv1alpha1.ConditionReachable)
+		return c.Status == metav1.ConditionFalse && c.Reason == "Lost", c.Reason + ": " + c.Message, nil
+	})
 	t.Logf("stopped the apiserver of %s; queued runs were placed %v", cluster2, initial)
+	queued.CancelTaskRun(ctx, t, ns, holder.Name)
 
 	// The long run on cluster2 fails with the reason; the one on cluster1
 	// succeeds.
-	for i := 0; i < 2; i++ {
-		name := fmt.Sprintf("long-%d", i)
-		pr := long.WaitPipelineRun(ctx, t, ns, name, 4*time.Minute, "done", framework.PipelineRunDone)
-		tr, err := long.Tekton.TektonV1().TaskRuns(ns).Get(ctx, name+"-t0", metav1.GetOptions{})
+	for cluster, pr := range longOn {
+		done := long.WaitPipelineRun(ctx, t, ns, pr.Name, 4*time.Minute, "done", framework.PipelineRunDone)
+		tr, err := long.Tekton.TektonV1().TaskRuns(ns).Get(ctx, pr.Name+"-t0", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		status, reason := framework.Condition(tr)
-		switch placement.Of(tr) {
+		switch cluster {
 		case cluster2:
 			if status != "False" || reason != placement.ReasonWorkloadClusterLost {
 				t.Errorf("TaskRun %s on the stopped cluster ended %s/%s, want False/%s", tr.Name, status, reason, placement.ReasonWorkloadClusterLost)
 			}
-			if prStatus, _ := framework.PipelineRunCondition(pr); prStatus != "False" {
-				t.Errorf("PipelineRun %s of the interrupted TaskRun ended %s, want False", name, prStatus)
+			if prStatus, _ := framework.PipelineRunCondition(done); prStatus != "False" {
+				t.Errorf("PipelineRun %s of the interrupted TaskRun ended %s, want False", pr.Name, prStatus)
 			}
 			t.Logf("interrupted: %s: %s", tr.Name, tr.Status.GetCondition("Succeeded").Message)
 		default:
-			if status != "True" {
-				t.Errorf("TaskRun %s on %s ended %s/%s, want True", tr.Name, placement.Of(tr), status, reason)
+			if status != "True" || placement.Of(tr) != cluster1 {
+				t.Errorf("TaskRun %s on %s ended %s/%s, want True on %s", tr.Name, placement.Of(tr), status, reason, cluster1)
 			}
 		}
 	}
-	// Queued runs complete on cluster1 (those that had not started on
-	// cluster2 moved).
+	// Every queued run succeeds on cluster1: those placed on cluster2 had
+	// not started, and moved.
 	moved := 0
 	for i := 0; i < 6; i++ {
 		name := fmt.Sprintf("queued-%d", i)
 		pr := queued.WaitPipelineRun(ctx, t, ns, name, 5*time.Minute, "done", framework.PipelineRunDone)
 		status, reason := framework.PipelineRunCondition(pr)
-		if status != "True" && !interrupted(ctx, queued, pr) {
-			t.Errorf("queued PipelineRun %s (placed on %s, then %s) ended %s/%s", name, initial[name], placement.Of(pr), status, reason)
+		if status != "True" || placement.Of(pr) != cluster1 {
+			t.Errorf("queued PipelineRun %s (placed on %s, then %s) ended %s/%s, want True on %s", name, initial[name], placement.Of(pr), status, reason, cluster1)
 		}
 		if initial[name] == cluster2 && placement.Of(pr) == cluster1 && status == "True" {
 			moved++
 		}
 	}
 	t.Logf("%d queued PipelineRuns moved from %s to %s and succeeded (%.0fs after the stop)", moved, cluster2, cluster1, time.Since(stopped).Seconds())
-	if moved == 0 {
-		t.Errorf("no queued PipelineRun moved from %s to %s", cluster2, cluster1)
+	if moved != onCluster2 {
+		t.Errorf("%d of the %d queued PipelineRuns placed on %s moved and succeeded", moved, onCluster2, cluster2)
 	}
 	framework.WaitAdmissionReleased(t, long, queued) // also the runs lost with the cluster
 
@@ -313,73 +325,71 @@ func TestFailover(t *testing.T) {
 		return c.Status == metav1.ConditionTrue && wc.Status.ReadyNodes == 1 && fresh,
 			fmt.Sprintf("%s %s, %d nodes, heartbeat %v", c.Status, c.Reason, wc.Status.ReadyNodes, wc.Status.LastHeartbeatTime), nil
 	})
-	// Nothing of the two tenants is left on cluster2: every run there was
-	// interrupted or moved.
+	// Nothing of the two tenants is left on cluster2: the only pod there,
+	// the interrupted long run's, is collected, and so are the namespaces.
 	client := env.ClusterClient(t, cluster2)
 	framework.Eventually(t, 4*time.Minute, "nothing of the tenants left on "+cluster2, func() (bool, string, error) {
-		left := 0
-		var what []string
+		var left []string
 		for _, tn := range []*framework.Tenant{long, queued} {
 			pods, err := framework.TenantPods(ctx, client, tn)
 			if err != nil {
 				return false, err.Error(), nil
 			}
 			for _, p := range pods {
-				what = append(what, "pod "+p.Namespace+"/"+p.Name)
+				left = append(left, "pod "+p.Namespace+"/"+p.Name)
 			}
-			spaces, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: "pipelines-service.dev/cluster=" + tn.Cluster.String()})
+			spaces, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: workload.LabelClusterName + "=" + tn.Cluster.String()})
 			if err != nil {
 				return false, err.Error(), nil
 			}
 			for _, s := range spaces.Items {
-				what = append(what, "namespace "+s.Name)
+				left = append(left, "namespace "+s.Name)
 			}
-			left += len(pods) + len(spaces.Items)
 		}
-		return left == 0, fmt.Sprintf("%d left: %v", left, what), nil
+		return len(left) == 0, fmt.Sprintf("%d left: %v", len(left), left), nil
 	})
 }
 
-// hasPod says a TaskRun of the PipelineRun has a pod.
-func hasPod(ctx context.Context, tn *framework.Tenant, pr *v1.PipelineRun) bool {
-	for _, ref := range pr.Status.ChildReferences {
-		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err == nil && tr.Status.PodName != "" {
-			return true
-		}
-	}
-	return false
-}
-
-// interrupted says a TaskRun of the PipelineRun failed because its
-// cluster was lost.
-func interrupted(ctx context.Context, tn *framework.Tenant, pr *v1.PipelineRun) bool {
-	for _, ref := range pr.Status.ChildReferences {
-		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err == nil {
-			if _, reason := framework.Condition(tr); reason == placement.ReasonWorkloadClusterLost {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// runningPods counts the tenants' running pods on the clusters, and
-// describes them (for logs).
+// runningPods counts the tenants' running pods on the clusters at one
+// instant, and describes them (for logs). One List per cluster is a
+// consistent view of it; across clusters, the instant is that of the last
+// cluster's List, and a pod of another cluster counts only when it is
+// running both in a List before and in one after that instant: running
+// only ever turns off (restartPolicy Never), so it was running then. A
+// sample may thus miss a pod, never count a freed slot and its successor
+// both.
 func runningPods(ctx context.Context, t *testing.T, clusters []string, tenants ...*framework.Tenant) (int, []string) {
-	var seen []string
-	for _, name := range clusters {
-		client := env.ClusterClient(t, name)
-		for _, tn := range tenants {
-			pods, err := framework.TenantPods(ctx, client, tn)
-			if err != nil {
-				continue
+	var workspaces []string
+	for _, tn := range tenants {
+		workspaces = append(workspaces, tn.Cluster.String())
+	}
+	selector := workload.LabelClusterName + " in (" + strings.Join(workspaces, ",") + ")"
+	running := func(cluster string) map[string]string {
+		pods, err := env.ClusterClient(t, cluster).CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: selector})
+		out := map[string]string{}
+		if err != nil {
+			return out
+		}
+		for i := range pods.Items {
+			if p := &pods.Items[i]; podRunning(p) {
+				out[p.Namespace+"/"+p.Name] = podStates(p)
 			}
-			for i := range pods {
-				if podRunning(&pods[i]) {
-					seen = append(seen, podStates(&pods[i]))
-				}
+		}
+		return out
+	}
+	others, last := clusters[:len(clusters)-1], clusters[len(clusters)-1]
+	before := map[string]map[string]string{}
+	for _, c := range others {
+		before[c] = running(c)
+	}
+	var seen []string
+	for _, state := range running(last) {
+		seen = append(seen, state)
+	}
+	for _, c := range others {
+		for key := range running(c) {
+			if state, ok := before[c][key]; ok {
+				seen = append(seen, state)
 			}
 		}
 	}
@@ -430,6 +440,12 @@ func podRunning(p *corev1.Pod) bool {
 	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 		return false
 	}
+	// A pod being deleted is one of a cancelled or timed-out TaskRun:
+	// the controller deletes it before it ends the run, so the run's slot
+	// is free while the kubelet still stops its containers.
+	if p.DeletionTimestamp != nil {
+		return false
+	}
 	statuses := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
 	if len(statuses) == 0 {
 		return true
@@ -464,60 +480,65 @@ func podStates(p *corev1.Pod) string {
 // with fewer running goes first).
 func TestClusterLimitSharesFairly(t *testing.T) {
 	ctx := context.Background()
-	if err := env.Stack.SetWorkloadClusterLimits(ctx, cluster1, fleetv1alpha1.ClusterLimits{MaxRunningTaskRuns: 2}); err != nil {
+	limit := fleetv1alpha1.ClusterLimits{MaxRunningTaskRuns: 2}
+	if err := env.Stack.SetWorkloadClusterLimits(ctx, cluster1, limit); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := env.Stack.SetWorkloadClusterLimits(context.Background(), cluster1, fleetv1alpha1.ClusterLimits{}); err != nil {
 			t.Errorf("lift the limit of %s: %v", cluster1, err)
 		}
+		framework.WaitClusterLimitsInForce(t, cluster1, fleetv1alpha1.ClusterLimits{})
 	})
+	framework.WaitClusterLimitsInForce(t, cluster1, limit)
 	pinned := fleetv1alpha1.TenantPolicySpec{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": framework.PinnedRegion}}}
 	burst := env.NewFleetTenant(ctx, t, "e2e-share-burst", pinned)
 	late := env.NewFleetTenant(ctx, t, "e2e-share-late", pinned)
-	running := func() (int, []string) { return runningPods(ctx, t, []string{cluster1}, burst, late) }
-	stopSampling := sampleMax(t, 2, running)
-	for i := 0; i < 8; i++ {
-		if _, err := burst.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("burst-%d", i), 4), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	framework.Eventually(t, 2*time.Minute, "the burst fills the cluster", func() (bool, string, error) {
-		n, _ := running()
-		return n == 2, fmt.Sprintf("%d running", n), nil
-	})
+	stopSampling := sampleMax(t, 2, func() (int, []string) { return runningPods(ctx, t, []string{cluster1}, burst, late) })
+
+	// The order is forced: the burst's two holders fill the cluster, the
+	// rest of the burst queues, then the late tenant's runs queue too.
 	for i := 0; i < 2; i++ {
-		if _, err := late.Tekton.TektonV1().TaskRuns(ns).Create(ctx, sleepTaskRun(fmt.Sprintf("late-%d", i), 1), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		createTaskRun(ctx, t, burst, sleepTaskRun(fmt.Sprintf("holder-%d", i), 3600))
 	}
+	for i := 0; i < 2; i++ {
+		burst.WaitTaskRunRunning(ctx, t, ns, fmt.Sprintf("holder-%d", i), 3*time.Minute)
+	}
+	for i := 2; i < 8; i++ {
+		createTaskRun(ctx, t, burst, sleepTaskRun(fmt.Sprintf("burst-%d", i), 2))
+	}
+	framework.WaitAdmissionWaiting(t, burst, 6)
+	for i := 0; i < 2; i++ {
+		createTaskRun(ctx, t, late, sleepTaskRun(fmt.Sprintf("late-%d", i), 1))
+	}
+	framework.WaitAdmissionWaiting(t, late, 2)
+	// One slot frees: it goes to the workspace with fewer running
+	// TaskRuns (late: 0, burst: 1), and so does the next.
+	burst.CancelTaskRun(ctx, t, ns, "holder-0")
 	for i := 0; i < 2; i++ {
 		if status, reason := framework.Condition(late.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("late-%d", i), 3*time.Minute)); status != "True" {
 			t.Errorf("late-%d ended %s/%s", i, status, reason)
 		}
 	}
-	list, err := burst.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	notDone := 0
-	for _, tr := range list.Items {
-		if !tr.IsDone() {
-			notDone++
+	for i := 2; i < 8; i++ {
+		tr, err := burst.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("burst-%d", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.IsDone() || tr.Status.PodName != "" {
+			t.Errorf("the late tenant waited behind the burst: when its runs were done, %s was done or had a pod (%q)", tr.Name, tr.Status.PodName)
 		}
 	}
-	t.Logf("when the late tenant's 2 TaskRuns were done, %d of the burst's 8 were not", notDone)
-	if notDone < 3 {
-		t.Errorf("the late tenant waited behind the burst: only %d of its 8 TaskRuns were left", notDone)
-	}
-	for i := 0; i < 8; i++ {
+	t.Logf("the late tenant's 2 TaskRuns got the freed slot before any of the burst's 6 waiting ones")
+	burst.CancelTaskRun(ctx, t, ns, "holder-1")
+	for i := 2; i < 8; i++ {
 		if status, reason := framework.Condition(burst.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("burst-%d", i), 5*time.Minute)); status != "True" {
 			t.Errorf("burst-%d ended %s/%s", i, status, reason)
 		}
 	}
-	maxRunning, _ := stopSampling()
+	maxRunning, samples := stopSampling()
 	framework.WaitAdmissionReleased(t, burst, late)
-	t.Logf("%s: at most %d running pods", cluster1, maxRunning)
+	t.Logf("%s: at most %d running pods in %d samples", cluster1, maxRunning, samples)
 	if maxRunning > 2 {
 		t.Errorf("%s ran %d TaskRuns at once, limit 2", cluster1, maxRunning)
 	}
@@ -709,7 +730,10 @@ func TestDeletedTenantFreesItsSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	framework.WaitAdmissionReleased(t, tn)
-	framework.Eventually(t, 2*time.Minute, "the tenant's pods are gone", func() (bool, string, error) {
+	// A workspace removed at once leaves its pods to the GC: objects
+	// younger than 30s are spared, sweeps come every minute, and a pod
+	// takes its termination grace period (30s) to go.
+	framework.Eventually(t, 3*time.Minute, "the tenant's pods are gone", func() (bool, string, error) {
 		var left []string
 		for _, name := range []string{cluster1, cluster2} {
 			pods, err := framework.TenantPods(ctx, env.ClusterClient(t, name), tn)

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -95,6 +96,7 @@ func (e *Env) NewFleetTenant(ctx context.Context, t testing.TB, prefix string, p
 	if err := e.Stack.SetTenantPolicy(ctx, tenant.Cluster.String(), policy); err != nil {
 		t.Fatalf("set the policy of tenant %s: %v", name, err)
 	}
+	WaitPolicyInForce(t, tenant.Cluster.String(), policy)
 	t.Cleanup(func() {
 		if err := e.Stack.DeleteTenantPolicy(context.Background(), tenant.Cluster.String()); err != nil {
 			t.Logf("delete the policy of tenant %s: %v", name, err)
@@ -167,5 +169,34 @@ func (tn *Tenant) SetFeatureFlags(ctx context.Context, t testing.TB, flags map[s
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// WaitTaskRunRunning waits until the TaskRun's pod runs its steps
+// (reason Running) and returns it.
+func (tn *Tenant) WaitTaskRunRunning(ctx context.Context, t testing.TB, namespace, name string, timeout time.Duration) *v1.TaskRun {
+	t.Helper()
+	var tr *v1.TaskRun
+	Eventually(t, timeout, "TaskRun "+tn.Name+"/"+namespace+"/"+name+" running", func() (bool, string, error) {
+		var err error
+		tr, err = tn.Tekton.TektonV1().TaskRuns(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		cond := tr.Status.GetCondition(apis.ConditionSucceeded)
+		if cond == nil {
+			return false, "no Succeeded condition yet", nil
+		}
+		return cond.IsUnknown() && cond.Reason == string(v1.TaskRunReasonRunning), fmt.Sprintf("%s %s: %s", cond.Status, cond.Reason, cond.Message), nil
+	})
+	return tr
+}
+
+// CancelTaskRun cancels a TaskRun as `tkn taskrun cancel` does.
+func (tn *Tenant) CancelTaskRun(ctx context.Context, t testing.TB, namespace, name string) {
+	t.Helper()
+	patch := []byte(`{"spec":{"status":"` + string(v1.TaskRunSpecStatusCancelled) + `"}}`)
+	if _, err := tn.Tekton.TektonV1().TaskRuns(namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("cancel TaskRun %s/%s: %v", namespace, name, err)
 	}
 }

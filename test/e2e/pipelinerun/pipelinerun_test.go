@@ -117,10 +117,9 @@ func TestCancellingStopsRunningPods(t *testing.T) {
 	}
 	t.Logf("all running pods gone %s after cancelling", time.Since(cancelled).Round(100*time.Millisecond))
 	for i := 0; i < 3; i++ {
-		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("cancel-me-sleep%d", i), metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		// The PipelineRun is Cancelled once its TaskRuns' specs say so;
+		// each TaskRun's status follows from its own reconcile.
+		tr := tn.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("cancel-me-sleep%d", i), time.Minute)
 		if status, reason := framework.Condition(tr); status != "False" || reason != string(v1.TaskRunReasonCancelled) || tr.Spec.StatusMessage != v1.TaskRunCancelledByPipelineMsg {
 			t.Errorf("TaskRun %s: %s/%s, message %q; want False/TaskRunCancelled by the pipeline", tr.Name, status, reason, tr.Spec.StatusMessage)
 		}

@@ -39,10 +39,11 @@ func TestVolumeClaimTemplateSharedThenDeleted(t *testing.T) {
 	}}
 	hold := v1.EmbeddedTask{TaskSpec: v1.TaskSpec{
 		Workspaces: []v1.WorkspaceDeclaration{{Name: "shared"}, {Name: "creds"}},
-		Steps: []v1.Step{{Name: "read", Image: "busybox", Script: `grep -q handed-over $(workspaces.shared.path)/note || exit 1
-test -s $(workspaces.creds.path)/token || exit 1
-touch /tekton/home/read-ok
-sleep 300`}},
+		Steps: []v1.Step{
+			{Name: "read", Image: "busybox", Script: `grep -q handed-over $(workspaces.shared.path)/note || exit 1
+test -s $(workspaces.creds.path)/token || exit 1`},
+			{Name: "hold", Image: "busybox", Script: "sleep 300"},
+		},
 	}}
 	createPR(ctx, t, tn, &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: "shared-volume"}, Spec: v1.PipelineRunSpec{
 		Workspaces: []v1.WorkspaceBinding{
@@ -68,6 +69,19 @@ sleep 300`}},
 	wns := workload.Namespace(logicalcluster.From(writeRun), ns)
 	var holdPod *corev1.Pod
 	framework.Eventually(t, 2*time.Minute, "hold task running after reading the note", func() (bool, string, error) {
+		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, "shared-volume-hold", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if tr.IsDone() {
+			return false, "", fmt.Errorf("the hold task ended (the read step failed?): %v", tr.Status.GetCondition("Succeeded"))
+		}
+		if len(tr.Status.Steps) != 2 || tr.Status.Steps[0].Terminated == nil || tr.Status.Steps[1].Running == nil {
+			return false, fmt.Sprintf("steps %+v", tr.Status.Steps), nil
+		}
+		if code := tr.Status.Steps[0].Terminated.ExitCode; code != 0 {
+			return false, "", fmt.Errorf("the read step exited %d", code)
+		}
 		pods := runningPods(ctx, t, tn, "shared-volume")
 		if len(pods) != 1 {
 			return false, fmt.Sprintf("%d running", len(pods)), nil
@@ -171,10 +185,17 @@ func TestTenantPersistentVolumeClaimKeepsDataAcrossRuns(t *testing.T) {
 	if tr := run("use", "grep -q warm $(workspaces.cache.path)/state"); !tr.IsSuccessful() {
 		t.Fatalf("use: the second run did not find what the first wrote: %v", tr.Status.GetCondition("Succeeded"))
 	}
-	claim, err := tn.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "cache", metav1.GetOptions{})
-	if err != nil || claim.Status.Phase != corev1.ClaimBound {
-		t.Fatalf("tenant PVC %v, %v: want Bound", claim.Status.Phase, err)
-	}
+	// The tenant PVC's status is copied from the workload PVC's, a moment
+	// later.
+	var claim *corev1.PersistentVolumeClaim
+	framework.Eventually(t, 30*time.Second, "tenant PVC cache Bound", func() (bool, string, error) {
+		var err error
+		claim, err = tn.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "cache", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return claim.Status.Phase == corev1.ClaimBound, string(claim.Status.Phase), nil
+	})
 	for _, name := range []string{"fill", "use"} {
 		if err := tn.Tekton.TektonV1().TaskRuns(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)

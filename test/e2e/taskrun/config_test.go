@@ -27,7 +27,7 @@ func TestTenantConfiguration(t *testing.T) {
 		}
 	}
 	broken.SetFeatureFlags(ctx, t, map[string]string{"enable-api-fields": "everything"})
-	framework.Eventually(t, 30*time.Second, "invalid configuration reported", func() (bool, string, error) {
+	framework.Eventually(t, 3*time.Minute, "invalid configuration reported", func() (bool, string, error) {
 		name := "probe-" + time.Now().Format("150405.000")
 		name = strings.ReplaceAll(name, ".", "")
 		create(ctx, t, broken, greetRun(name, broken.Name, "x", "y"))
