@@ -319,8 +319,8 @@ func decodeCluster(obj any) (*fleetv1alpha1.WorkloadCluster, error) {
 // so that a test, or an operator, can tell when a policy it wrote is in
 // force.
 type View struct {
-	Policies map[string]fleetv1alpha1.TenantPolicySpec      `json:"policies"`
-	Clusters map[string]fleetv1alpha1.ClusterLimits `json:"clusters"`
+	Policies map[string]fleetv1alpha1.TenantPolicySpec `json:"policies"`
+	Clusters map[string]fleetv1alpha1.ClusterLimits    `json:"clusters"`
 }
 
 // View returns what the fleet acts on now.

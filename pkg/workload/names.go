@@ -7,8 +7,8 @@ package workload
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"encoding/base32"
+	"encoding/json"
 	"fmt"
 	"strings"
 

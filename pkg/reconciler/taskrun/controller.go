@@ -26,9 +26,9 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
-	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
+	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
