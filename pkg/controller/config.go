@@ -27,6 +27,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadgc"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadnamespace"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
@@ -157,6 +158,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	namespaces := workloadnamespace.New(workloads, log.Named("workloadnamespace"))
 	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers, Log: log.Named("workloadgc")})
 	if err := tektonConfig.Start(ctx); err != nil {
 		return err
@@ -172,6 +174,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	go pipelineRuns.Run(ctx, cfg.Workers, debug.timings)
 	go claims.Run(ctx, cfg.Workers, debug.timings)
 	go collector.Run(ctx)
+	go namespaces.Run(ctx, 1, debug.timings)
 	taskRuns.Run(ctx, cfg.Workers, debug.timings)
 	return nil
 }

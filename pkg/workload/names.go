@@ -109,14 +109,24 @@ func EnsureNamespace(ctx context.Context, client kubernetes.Interface, cluster l
 	return EnsureNamespaceLabels(ctx, client, ns, labels)
 }
 
-// EnsureNamespaceLabels patches labels back onto ns where they differ.
-func EnsureNamespaceLabels(ctx context.Context, client kubernetes.Interface, ns *corev1.Namespace, labels map[string]string) error {
+// NamespaceLabelsDiffer says ns lacks one of labels, or has another value.
+func NamespaceLabelsDiffer(ns *corev1.Namespace, labels map[string]string) bool {
+	return len(changedLabels(ns, labels)) > 0
+}
+
+func changedLabels(ns *corev1.Namespace, labels map[string]string) map[string]string {
 	changed := map[string]string{}
 	for k, v := range labels {
 		if ns.Labels[k] != v {
 			changed[k] = v
 		}
 	}
+	return changed
+}
+
+// EnsureNamespaceLabels patches labels back onto ns where they differ.
+func EnsureNamespaceLabels(ctx context.Context, client kubernetes.Interface, ns *corev1.Namespace, labels map[string]string) error {
+	changed := changedLabels(ns, labels)
 	if len(changed) == 0 {
 		return nil
 	}

@@ -1,11 +1,14 @@
 package workload
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/kcp-dev/logicalcluster/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestNamespaceIsValidAndDistinct(t *testing.T) {
@@ -43,5 +46,45 @@ func TestCheckOwner(t *testing.T) {
 	}
 	if err := CheckOwner(ns, "1z8oa1n3qk2y1zd2", "default"); err == nil {
 		t.Error("namespace of another tenant accepted")
+	}
+}
+
+func TestEnsureNamespacePutsLabelsBack(t *testing.T) {
+	ctx := context.Background()
+	level := map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}
+	client := fake.NewSimpleClientset()
+	if err := EnsureNamespace(ctx, client, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
+		t.Fatal(err)
+	}
+	name := Namespace("2x4kfu6d1ycxlfpm", "default")
+	ns, err := client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "baseline" || ns.Labels[LabelManagedBy] != ManagedByValue {
+		t.Fatalf("created %v, %v: want the level and the service's labels", ns.Labels, err)
+	}
+	ns.Labels["pod-security.kubernetes.io/enforce"] = "privileged"
+	if _, err := client.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !NamespaceLabelsDiffer(ns, level) {
+		t.Fatal("a relabelled namespace is not seen as changed")
+	}
+	if err := EnsureNamespace(ctx, client, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
+		t.Fatal(err)
+	}
+	ns, _ = client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if got := ns.Labels["pod-security.kubernetes.io/enforce"]; got != "baseline" {
+		t.Errorf("enforce = %q after EnsureNamespace, want baseline", got)
+	}
+	if err := EnsureNamespace(ctx, client, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
+		t.Fatal(err)
+	}
+	patches := 0
+	for _, a := range client.Actions() {
+		if a.GetVerb() == "patch" {
+			patches++
+		}
+	}
+	if patches != 1 {
+		t.Errorf("%d patches, want 1: a namespace with its labels is left alone", patches)
 	}
 }

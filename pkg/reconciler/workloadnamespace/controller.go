@@ -1,0 +1,84 @@
+// Package workloadnamespace keeps the service's workload namespaces at
+// their tenant's Pod Security level: someone with access to a workload
+// cluster who relabels such a namespace (to let privileged pods in, say)
+// finds the labels put back at once. Namespaces are created with the
+// labels by the TaskRun and PVC reconcilers (workload.EnsureNamespace),
+// which also bring them to a changed level before the next pod.
+package workloadnamespace
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
+)
+
+// ControllerName names the controller in logs and the work queue.
+const ControllerName = "pipelines-service-workloadnamespace"
+
+// Controller restores the Pod Security labels of workload namespaces.
+type Controller struct {
+	log   *zap.SugaredLogger
+	queue workqueue.TypedRateLimitingInterface[string]
+	fleet *fleet.Fleet
+}
+
+// New watches the workload namespaces of every member of the fleet.
+func New(f *fleet.Fleet, log *zap.SugaredLogger) *Controller {
+	c := &Controller{log: log, queue: reconciler.NewQueue(ControllerName), fleet: f}
+	f.Listen(fleet.Listener{Added: func(m *fleet.Member) {
+		enqueue := func(obj any) {
+			if ns, ok := obj.(*corev1.Namespace); ok {
+				c.queue.Add(m.Name + "|" + ns.Name)
+			}
+		}
+		fleet.AddHandler(m.Informers.Core().V1().Namespaces().Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    enqueue,
+			UpdateFunc: func(_, obj any) { enqueue(obj) },
+		})
+	}})
+	return c
+}
+
+// Run reconciles until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, ControllerName)
+}
+
+// reconcileKey puts back the labels of the namespace of a
+// "<member>|<namespace>" key.
+func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
+	member, name, _ := strings.Cut(key, "|")
+	m := c.fleet.Member(member)
+	if m == nil {
+		return 0, nil // unregistered since
+	}
+	ns, err := m.Spaces.Get(name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	workspace := ns.Labels[workload.LabelClusterName]
+	if workspace == "" || ns.DeletionTimestamp != nil {
+		return 0, nil
+	}
+	want, err := c.fleet.NamespaceLabels(workspace)
+	if err != nil {
+		return 0, err
+	}
+	if workload.NamespaceLabelsDiffer(ns, want) {
+		c.log.Infow("putting back the Pod Security labels of a workload namespace", "cluster", member, "workspace", workspace, "namespace", name)
+	}
+	return 0, workload.EnsureNamespaceLabels(ctx, m.Client, ns, want)
+}
