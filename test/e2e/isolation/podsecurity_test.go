@@ -91,7 +91,6 @@ func TestHostileTaskRunsFailWithPodSecurityViolation(t *testing.T) {
 	ctx := context.Background()
 	tn := env.NewFleetTenant(ctx, t, "e2e-hostile", pinned(""))
 	cases := hostile()
-	created := time.Now()
 	for _, tc := range cases {
 		create(ctx, t, tn, tc.tr)
 	}
@@ -110,7 +109,7 @@ func TestHostileTaskRunsFailWithPodSecurityViolation(t *testing.T) {
 		if tr.Status.PodName != "" {
 			t.Errorf("%s has a pod, %s", tr.Name, tr.Status.PodName)
 		}
-		t.Logf("%s: %s/%s %.1fs after creation: %s", tr.Name, status, reason, tr.Status.CompletionTime.Sub(created).Seconds(), msg)
+		t.Logf("%s: %s/%s %.0fs after creation: %s", tr.Name, status, reason, tr.Status.CompletionTime.Sub(tr.CreationTimestamp.Time).Seconds(), msg)
 	}
 	for _, cluster := range clusters {
 		pods, err := framework.TenantPods(ctx, env.ClusterClient(t, cluster), tn)
