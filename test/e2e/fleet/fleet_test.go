@@ -55,6 +55,19 @@ func createTaskRun(ctx context.Context, t *testing.T, tn *framework.Tenant, tr *
 	}
 }
 
+// startHolders creates n holders, holder-<i>: TaskRuns that sleep until
+// cancelled, to take slots before the runs that must wait exist; it
+// returns once they all run.
+func startHolders(ctx context.Context, t *testing.T, tn *framework.Tenant, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		createTaskRun(ctx, t, tn, sleepTaskRun(fmt.Sprintf("holder-%d", i), 3600))
+	}
+	for i := 0; i < n; i++ {
+		tn.WaitTaskRunRunning(ctx, t, ns, fmt.Sprintf("holder-%d", i), 3*time.Minute)
+	}
+}
+
 func sleepTaskRun(name string, seconds int) *v1.TaskRun {
 	return &v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{Steps: []v1.Step{{
 		Name: "sleep", Image: "docker.io/library/busybox:1.36",
@@ -154,12 +167,7 @@ func TestFairSharing(t *testing.T) {
 	// The order is forced: two holders take the limited tenant's two
 	// slots (and show it runs 2 at once), then its burst queues behind
 	// them, then the other tenant runs.
-	for i := 0; i < 2; i++ {
-		createTaskRun(ctx, t, limited, sleepTaskRun(fmt.Sprintf("holder-%d", i), 3600))
-	}
-	for i := 0; i < 2; i++ {
-		limited.WaitTaskRunRunning(ctx, t, ns, fmt.Sprintf("holder-%d", i), 3*time.Minute)
-	}
+	startHolders(ctx, t, limited, 2)
 	for i := 0; i < 8; i++ {
 		createTaskRun(ctx, t, limited, sleepTaskRun(fmt.Sprintf("burst-%d", i), 2))
 	}
@@ -498,12 +506,7 @@ func TestClusterLimitSharesFairly(t *testing.T) {
 
 	// The order is forced: the burst's two holders fill the cluster, the
 	// rest of the burst queues, then the late tenant's runs queue too.
-	for i := 0; i < 2; i++ {
-		createTaskRun(ctx, t, burst, sleepTaskRun(fmt.Sprintf("holder-%d", i), 3600))
-	}
-	for i := 0; i < 2; i++ {
-		burst.WaitTaskRunRunning(ctx, t, ns, fmt.Sprintf("holder-%d", i), 3*time.Minute)
-	}
+	startHolders(ctx, t, burst, 2)
 	for i := 2; i < 8; i++ {
 		createTaskRun(ctx, t, burst, sleepTaskRun(fmt.Sprintf("burst-%d", i), 2))
 	}

@@ -129,8 +129,23 @@ func TenantFromKubeconfig(name, kubeconfig string) (*Tenant, error) {
 // longer Unknown and returns it.
 func (tn *Tenant) WaitTaskRunDone(ctx context.Context, t testing.TB, namespace, name string, timeout time.Duration) *v1.TaskRun {
 	t.Helper()
+	return tn.waitTaskRun(ctx, t, namespace, name, timeout, "done", func(c *apis.Condition) bool { return !c.IsUnknown() })
+}
+
+// WaitTaskRunRunning waits until the TaskRun's pod runs its steps
+// (reason Running) and returns it.
+func (tn *Tenant) WaitTaskRunRunning(ctx context.Context, t testing.TB, namespace, name string, timeout time.Duration) *v1.TaskRun {
+	t.Helper()
+	return tn.waitTaskRun(ctx, t, namespace, name, timeout, "running", func(c *apis.Condition) bool {
+		return c.IsUnknown() && c.Reason == string(v1.TaskRunReasonRunning)
+	})
+}
+
+// waitTaskRun waits until the TaskRun's Succeeded condition satisfies ok.
+func (tn *Tenant) waitTaskRun(ctx context.Context, t testing.TB, namespace, name string, timeout time.Duration, what string, ok func(*apis.Condition) bool) *v1.TaskRun {
+	t.Helper()
 	var tr *v1.TaskRun
-	Eventually(t, timeout, "TaskRun "+tn.Name+"/"+namespace+"/"+name+" done", func() (bool, string, error) {
+	Eventually(t, timeout, "TaskRun "+tn.Name+"/"+namespace+"/"+name+" "+what, func() (bool, string, error) {
 		var err error
 		tr, err = tn.Tekton.TektonV1().TaskRuns(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -140,7 +155,7 @@ func (tn *Tenant) WaitTaskRunDone(ctx context.Context, t testing.TB, namespace, 
 		if cond == nil {
 			return false, "no Succeeded condition yet", nil
 		}
-		return !cond.IsUnknown(), fmt.Sprintf("%s: %s", cond.Reason, cond.Message), nil
+		return ok(cond), fmt.Sprintf("%s %s: %s", cond.Status, cond.Reason, cond.Message), nil
 	})
 	return tr
 }
@@ -170,26 +185,6 @@ func (tn *Tenant) SetFeatureFlags(ctx context.Context, t testing.TB, flags map[s
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// WaitTaskRunRunning waits until the TaskRun's pod runs its steps
-// (reason Running) and returns it.
-func (tn *Tenant) WaitTaskRunRunning(ctx context.Context, t testing.TB, namespace, name string, timeout time.Duration) *v1.TaskRun {
-	t.Helper()
-	var tr *v1.TaskRun
-	Eventually(t, timeout, "TaskRun "+tn.Name+"/"+namespace+"/"+name+" running", func() (bool, string, error) {
-		var err error
-		tr, err = tn.Tekton.TektonV1().TaskRuns(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		cond := tr.Status.GetCondition(apis.ConditionSucceeded)
-		if cond == nil {
-			return false, "no Succeeded condition yet", nil
-		}
-		return cond.IsUnknown() && cond.Reason == string(v1.TaskRunReasonRunning), fmt.Sprintf("%s %s: %s", cond.Status, cond.Reason, cond.Message), nil
-	})
-	return tr
 }
 
 // CancelTaskRun cancels a TaskRun as `tkn taskrun cancel` does.

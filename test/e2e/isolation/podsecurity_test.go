@@ -167,18 +167,9 @@ func TestPodSecurityLevelIsThePlatformsPerTenant(t *testing.T) {
 	privileged := func(name string) *v1.TaskRun {
 		return run(name, v1.TaskSpec{Steps: []v1.Step{step("root", "grep CapEff /proc/self/status", &corev1.SecurityContext{Privileged: ptr.To(true)})}}, nil)
 	}
-	create(ctx, t, trusted, privileged("allowed"))
-	create(ctx, t, plain, privileged("refused"))
-	if status, reason := framework.Condition(trusted.WaitTaskRunDone(ctx, t, ns, "allowed", 3*time.Minute)); status != "True" {
-		t.Errorf("the privileged tenant's privileged step ended %s/%s, want True", status, reason)
-	}
-	if _, reason := framework.Condition(plain.WaitTaskRunDone(ctx, t, ns, "refused", 2*time.Minute)); reason != podsecurity.ReasonPodSecurityViolation {
-		t.Errorf("the default tenant's privileged step ended %s, want %s", reason, podsecurity.ReasonPodSecurityViolation)
-	}
-	create(ctx, t, plain, run("harmless", v1.TaskSpec{Steps: []v1.Step{step("echo", "echo ok", nil)}}, nil))
-	if status, reason := framework.Condition(plain.WaitTaskRunDone(ctx, t, ns, "harmless", 3*time.Minute)); status != "True" {
-		t.Errorf("the default tenant's plain step ended %s/%s, want True", status, reason)
-	}
+	runEnds(ctx, t, trusted, privileged("allowed"), "True", "Succeeded")
+	runEnds(ctx, t, plain, privileged("refused"), "False", podsecurity.ReasonPodSecurityViolation)
+	runEnds(ctx, t, plain, harmless("harmless"), "True", "Succeeded")
 	checkNamespaceLevel(ctx, t, trusted, "privileged")
 	checkNamespaceLevel(ctx, t, plain, "baseline")
 
@@ -204,14 +195,8 @@ func TestPodSecurityLevelIsThePlatformsPerTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	framework.WaitPolicyInForce(t, trusted.Cluster.String(), pinned("baseline"))
-	create(ctx, t, trusted, privileged("after-lowering"))
-	if _, reason := framework.Condition(trusted.WaitTaskRunDone(ctx, t, ns, "after-lowering", 2*time.Minute)); reason != podsecurity.ReasonPodSecurityViolation {
-		t.Errorf("a privileged step after the level was lowered ended %s, want %s", reason, podsecurity.ReasonPodSecurityViolation)
-	}
-	create(ctx, t, trusted, run("plain-after-lowering", v1.TaskSpec{Steps: []v1.Step{step("echo", "echo ok", nil)}}, nil))
-	if status, reason := framework.Condition(trusted.WaitTaskRunDone(ctx, t, ns, "plain-after-lowering", 3*time.Minute)); status != "True" {
-		t.Errorf("a plain step after the level was lowered ended %s/%s, want True", status, reason)
-	}
+	runEnds(ctx, t, trusted, privileged("after-lowering"), "False", podsecurity.ReasonPodSecurityViolation)
+	runEnds(ctx, t, trusted, harmless("plain-after-lowering"), "True", "Succeeded")
 	checkNamespaceLevel(ctx, t, trusted, "baseline")
 }
 
@@ -245,6 +230,20 @@ func TestRestrictedLevel(t *testing.T) {
 		t.Errorf("results %+v, want uid 65532", tr.Status.Results)
 	}
 	checkNamespaceLevel(ctx, t, tn, "restricted")
+}
+
+func harmless(name string) *v1.TaskRun {
+	return run(name, v1.TaskSpec{Steps: []v1.Step{step("echo", "echo ok", nil)}}, nil)
+}
+
+// runEnds creates tr and checks it ends with status and reason.
+func runEnds(ctx context.Context, t *testing.T, tn *framework.Tenant, tr *v1.TaskRun, status, reason string) {
+	t.Helper()
+	create(ctx, t, tn, tr)
+	done := tn.WaitTaskRunDone(ctx, t, ns, tr.Name, 3*time.Minute)
+	if gotStatus, gotReason := framework.Condition(done); gotStatus != status || gotReason != reason {
+		t.Errorf("%s in %s ended %s/%s (%s), want %s/%s", tr.Name, tn.Name, gotStatus, gotReason, done.Status.GetCondition("Succeeded").GetMessage(), status, reason)
+	}
 }
 
 // checkNamespaceLevel waits until the tenant's workload namespace enforces
