@@ -19,6 +19,7 @@ import (
 	"knative.dev/pkg/kmeta"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"knative.dev/pkg/kmap"
 )
@@ -107,13 +108,22 @@ func (r *run) reconcile(ctx context.Context) (time.Duration, error) {
 		return 0, permanentError{r.cfgErr}
 	}
 	r.recoverChildReferences()
+	var stranded error
 	if !pr.IsPending() {
-		if wait, err := r.place(); err != nil || wait > 0 {
+		wait, err := r.place()
+		if errors.As(err, new(strandedError)) {
+			stranded, err = err, nil
+		}
+		if err != nil || wait > 0 {
 			return wait, err
 		}
 	}
 	if err := r.run(ctx); err != nil {
 		return 0, err
+	}
+	if stranded != nil && !pr.IsDone() {
+		pr.Status.MarkRunning(placement.ReasonWaitingForWorkloadCluster, "%s", stranded)
+		return waitRequeue, nil
 	}
 	return r.requeueAfter(ctx), nil
 }

@@ -17,7 +17,8 @@ const waitRequeue = 5 * time.Second
 // place records the workload cluster the PipelineRun (all its TaskRuns)
 // runs on: chosen once, and chosen again when that cluster is lost, so
 // that its TaskRuns not started yet run elsewhere (those that ran there
-// fail). A PipelineRun no cluster fits waits, saying why.
+// fail). A PipelineRun no cluster fits waits, saying why; one that was
+// placed before is stranded (strandedError).
 func (r *run) place() (time.Duration, error) {
 	pr := r.pr
 	current := placement.Of(pr)
@@ -32,6 +33,8 @@ func (r *run) place() (time.Duration, error) {
 	}
 	name, err := r.c.placer.Place(r.cluster, pr.Namespace, pr, pr.Spec.Workspaces)
 	switch {
+	case errors.Is(err, fleet.ErrNoCluster) && current != "":
+		return 0, strandedError{err}
 	case errors.Is(err, fleet.ErrNoCluster):
 		pr.Status.MarkRunning(placement.ReasonWaitingForWorkloadCluster, "%s", err)
 		return waitRequeue, nil
@@ -47,6 +50,15 @@ func (r *run) place() (time.Duration, error) {
 	placement.Set(pr, name)
 	return 0, nil
 }
+
+// strandedError: the PipelineRun's cluster is lost and no other fits. It
+// stays placed where it was, and goes on as Tekton's would: what its
+// TaskRuns did concludes it (one that ran on the lost cluster failed with
+// WorkloadClusterLost), and the TaskRuns it starts wait for a cluster, as
+// it says while it is not done.
+type strandedError struct{ error }
+
+func (e strandedError) Unwrap() error { return e.error }
 
 // childPlacement is the cluster of a TaskRun the PipelineRun made.
 func (r *run) childPlacement() string {

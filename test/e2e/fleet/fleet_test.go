@@ -511,28 +511,30 @@ func TestClusterLimitSharesFairly(t *testing.T) {
 		createTaskRun(ctx, t, burst, sleepTaskRun(fmt.Sprintf("burst-%d", i), 2))
 	}
 	framework.WaitAdmissionWaiting(t, burst, 6)
-	for i := 0; i < 2; i++ {
-		createTaskRun(ctx, t, late, sleepTaskRun(fmt.Sprintf("late-%d", i), 1))
-	}
+	// late-1 holds the slot it gets, so that the check below sees the
+	// cluster full with late's runs, whatever the timing.
+	createTaskRun(ctx, t, late, sleepTaskRun("late-0", 1))
+	createTaskRun(ctx, t, late, sleepTaskRun("late-1", 3600))
 	framework.WaitAdmissionWaiting(t, late, 2)
 	// One slot frees: it goes to the workspace with fewer running
-	// TaskRuns (late: 0, burst: 1), and so does the next.
+	// TaskRuns (late: 0, burst: 1), and so does the next, when late-0
+	// ends.
 	burst.CancelTaskRun(ctx, t, ns, "holder-0")
-	for i := 0; i < 2; i++ {
-		if status, reason := framework.Condition(late.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("late-%d", i), 3*time.Minute)); status != "True" {
-			t.Errorf("late-%d ended %s/%s", i, status, reason)
-		}
+	if status, reason := framework.Condition(late.WaitTaskRunDone(ctx, t, ns, "late-0", 3*time.Minute)); status != "True" {
+		t.Errorf("late-0 ended %s/%s", status, reason)
 	}
+	late.WaitTaskRunRunning(ctx, t, ns, "late-1", 3*time.Minute)
 	for i := 2; i < 8; i++ {
 		tr, err := burst.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("burst-%d", i), metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tr.IsDone() || tr.Status.PodName != "" {
-			t.Errorf("the late tenant waited behind the burst: when its runs were done, %s was done or had a pod (%q)", tr.Name, tr.Status.PodName)
+		if status, reason := framework.Condition(tr); status != "Unknown" || reason != taskrun.ReasonQueued || tr.Status.PodName != "" {
+			t.Errorf("the late tenant waited behind the burst: %s was %s/%s with pod %q; want Unknown/%s and no pod", tr.Name, status, reason, tr.Status.PodName, taskrun.ReasonQueued)
 		}
 	}
-	t.Logf("the late tenant's 2 TaskRuns got the freed slot before any of the burst's 6 waiting ones")
+	t.Logf("both freed slots went to the late tenant before any of the burst's 6 waiting TaskRuns")
+	late.CancelTaskRun(ctx, t, ns, "late-1")
 	burst.CancelTaskRun(ctx, t, ns, "holder-1")
 	for i := 2; i < 8; i++ {
 		if status, reason := framework.Condition(burst.WaitTaskRunDone(ctx, t, ns, fmt.Sprintf("burst-%d", i), 5*time.Minute)); status != "True" {
