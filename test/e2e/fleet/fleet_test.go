@@ -512,8 +512,10 @@ func TestClusterLimitSharesFairly(t *testing.T) {
 	}
 	framework.WaitAdmissionWaiting(t, burst, 6)
 	// late-1 holds the slot it gets, so that the check below sees the
-	// cluster full with late's runs, whatever the timing.
+	// cluster full with late's runs, whatever the timing. A workspace's
+	// runs start in the order they began to wait: late-0 waits first.
 	createTaskRun(ctx, t, late, sleepTaskRun("late-0", 1))
+	framework.WaitAdmissionWaiting(t, late, 1)
 	createTaskRun(ctx, t, late, sleepTaskRun("late-1", 3600))
 	framework.WaitAdmissionWaiting(t, late, 2)
 	// One slot frees: it goes to the workspace with fewer running
