@@ -88,9 +88,12 @@ func createPipelineRun(ctx context.Context, t *testing.T, tn *framework.Tenant, 
 func TestSpreadAcrossClusters(t *testing.T) {
 	ctx := context.Background()
 	// The status is current: a controller that just (re)started writes
-	// it with its first heartbeats.
+	// it with its first heartbeats. A workload apiserver that setup has
+	// just started again (after an interrupted run stopped it) sees its
+	// node Ready only with the kubelet's next status report, as in
+	// TestFailover.
 	for name, nodes := range map[string]int{cluster1: 2, cluster2: 1} {
-		framework.Eventually(t, time.Minute, "WorkloadCluster "+name+" ready and current", func() (bool, string, error) {
+		framework.Eventually(t, 3*time.Minute, "WorkloadCluster "+name+" ready and current", func() (bool, string, error) {
 			wc := env.WorkloadCluster(ctx, t, name)
 			c := condition(wc, fleetv1alpha1.ConditionReady)
 			ok := c.Status == metav1.ConditionTrue && wc.Status.ReadyNodes == nodes && wc.Status.LastHeartbeatTime != nil &&
