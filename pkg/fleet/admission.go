@@ -106,14 +106,31 @@ func (a *Admission) mustWait(key string, me waiter) string {
 	if better := a.fairerWorkspaces(me, mine); better >= limit-onCluster {
 		return fmt.Sprintf("workload cluster %s is nearly full; %d workspaces with fewer running TaskRuns go first", me.cluster, better)
 	}
+	// Within the workspace, the free slots go to the runs that waited
+	// longest, also where the workspace has no limit of its own: woken
+	// runs ask in no particular order.
+	if earlier := a.earlierInWorkspaceOn(key, me); earlier >= limit-onCluster {
+		return fmt.Sprintf("workload cluster %s is nearly full; %d of the workspace's TaskRuns waited longer", me.cluster, earlier)
+	}
 	return ""
 }
 
 // earlierInWorkspace counts the workspace's runs that waited longer.
 func (a *Admission) earlierInWorkspace(key string, me waiter) int {
+	return a.countEarlier(key, me, func(w waiter) bool { return w.workspace == me.workspace })
+}
+
+// earlierInWorkspaceOn counts the workspace's runs that waited longer for
+// me's cluster.
+func (a *Admission) earlierInWorkspaceOn(key string, me waiter) int {
+	return a.countEarlier(key, me, func(w waiter) bool { return w.slot == me.slot })
+}
+
+// countEarlier counts the other waiters that match and waited longer.
+func (a *Admission) countEarlier(key string, me waiter, match func(waiter) bool) int {
 	n := 0
 	for k, w := range a.waiting {
-		if k != key && w.workspace == me.workspace && w.since.Before(me.since) {
+		if k != key && match(w) && w.since.Before(me.since) {
 			n++
 		}
 	}

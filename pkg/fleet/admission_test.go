@@ -47,6 +47,19 @@ func TestAdmission(t *testing.T) {
 			{admit: "a/4", want: false},
 		},
 	}, {
+		name:         "on a full cluster, a workspace without a limit still starts its runs in order",
+		clusterLimit: 2,
+		steps: []step{
+			{admit: "a/1", want: true}, {admit: "a/2", want: true},
+			{admit: "b/1", want: false}, {admit: "b/2", want: false},
+			{release: "a/1"},
+			{admit: "b/2", want: false}, // b/1 waited longer
+			{admit: "b/1", want: true},
+			{release: "b/1"},
+			{admit: "a/3", want: false}, // b runs fewer: b/2 goes first
+			{admit: "b/2", want: true},
+		},
+	}, {
 		name:         "limits are per cluster",
 		clusterLimit: 1,
 		steps: []step{
