@@ -68,6 +68,21 @@ func startHolders(ctx context.Context, t *testing.T, tn *framework.Tenant, n int
 	}
 }
 
+// checkQueued checks that the tenant's TaskRuns burst-<from>…burst-<to-1>
+// still wait in the admission: Unknown/Queued, with no pod.
+func checkQueued(ctx context.Context, t *testing.T, tn *framework.Tenant, from, to int, when string) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		tr, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("burst-%d", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, reason := framework.Condition(tr); status != "Unknown" || reason != taskrun.ReasonQueued || tr.Status.PodName != "" {
+			t.Errorf("%s: %s was %s/%s with pod %q; want Unknown/%s and no pod", when, tr.Name, status, reason, tr.Status.PodName, taskrun.ReasonQueued)
+		}
+	}
+}
+
 func sleepTaskRun(name string, seconds int) *v1.TaskRun {
 	return &v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{Steps: []v1.Step{{
 		Name: "sleep", Image: "docker.io/library/busybox:1.36",
@@ -185,15 +200,7 @@ func TestFairSharing(t *testing.T) {
 		}
 	}
 	// The burst waited, each run saying why, with no pod.
-	for i := 0; i < 8; i++ {
-		tr, err := limited.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("burst-%d", i), metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, reason := framework.Condition(tr); status != "Unknown" || reason != taskrun.ReasonQueued || tr.Status.PodName != "" {
-			t.Errorf("when the other tenant's runs were done, %s was %s/%s with pod %q; want Unknown/%s and no pod", tr.Name, status, reason, tr.Status.PodName, taskrun.ReasonQueued)
-		}
-	}
+	checkQueued(ctx, t, limited, 0, 8, "when the other tenant's runs were done")
 	t.Logf("the other tenant's 3 TaskRuns were done while the limited tenant's 8 waited behind its 2 running")
 	for i := 0; i < 2; i++ {
 		limited.CancelTaskRun(ctx, t, ns, fmt.Sprintf("holder-%d", i))
@@ -529,15 +536,7 @@ func TestClusterLimitSharesFairly(t *testing.T) {
 		t.Errorf("late-0 ended %s/%s", status, reason)
 	}
 	late.WaitTaskRunRunning(ctx, t, ns, "late-1", 3*time.Minute)
-	for i := 2; i < 8; i++ {
-		tr, err := burst.Tekton.TektonV1().TaskRuns(ns).Get(ctx, fmt.Sprintf("burst-%d", i), metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, reason := framework.Condition(tr); status != "Unknown" || reason != taskrun.ReasonQueued || tr.Status.PodName != "" {
-			t.Errorf("the late tenant waited behind the burst: %s was %s/%s with pod %q; want Unknown/%s and no pod", tr.Name, status, reason, tr.Status.PodName, taskrun.ReasonQueued)
-		}
-	}
+	checkQueued(ctx, t, burst, 2, 8, "the late tenant waited behind the burst")
 	t.Logf("both freed slots went to the late tenant before any of the burst's 6 waiting TaskRuns")
 	late.CancelTaskRun(ctx, t, ns, "late-1")
 	burst.CancelTaskRun(ctx, t, ns, "holder-1")
