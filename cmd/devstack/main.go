@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pipelines-service/pipelines-service/pkg/bench"
 	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 )
 
@@ -86,15 +87,15 @@ func run(ctx context.Context, verb string) error {
 		if err != nil {
 			return err
 		}
-		return stack.Bench(ctx, os.Stdout, opts)
+		return bench.Run(ctx, stack, os.Stdout, opts)
 	default:
 		return fmt.Errorf("unknown verb %q (want up, down, status or bench)", verb)
 	}
 }
 
 // benchOptions parses `devstack bench` flags; the defaults are make bench's.
-func benchOptions(args []string) (devstack.BenchOptions, error) {
-	opts := devstack.DefaultBenchOptions()
+func benchOptions(args []string) (bench.Options, error) {
+	opts := bench.DefaultOptions()
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&opts.Workspaces, "workspaces", opts.Workspaces, "tenant workspaces (and upstream namespaces) running PipelineRuns")
 	fs.IntVar(&opts.Runs, "runs", opts.Runs, "PipelineRuns per workspace")

@@ -1,4 +1,4 @@
-package devstack
+package bench
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 )
 
 // Upstream Tekton, for the benchmark only: Tekton's own controller at the
@@ -23,15 +25,15 @@ const (
 	upstreamProbesPort = "18080"
 )
 
-func (c Config) tektonControllerBuild() goBuild {
-	return goBuild{
-		component: "tekton-controller", version: TektonVersion, module: "tekton",
-		packages: []string{"github.com/tektoncd/pipeline/cmd/controller"},
+func tektonControllerBuild() devstack.ThirdPartyBuild {
+	return devstack.ThirdPartyBuild{
+		Component: "tekton-controller", Version: devstack.TektonVersion, Module: "tekton",
+		Packages: []string{"github.com/tektoncd/pipeline/cmd/controller"},
 	}
 }
 
 // tektonConfigDir is config/ of the pinned tektoncd/pipeline module.
-func (c Config) tektonConfigDir(ctx context.Context) (string, error) {
+func tektonConfigDir(ctx context.Context, c devstack.Config) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/tektoncd/pipeline")
 	cmd.Dir = filepath.Join(c.RepoRoot, "third_party", "tekton")
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly")
@@ -54,15 +56,10 @@ func upstreamManifests(dir string) ([]string, error) {
 	return append(files, configs...), nil
 }
 
-func (c Config) upstreamProcess(imgs pipeline.Images) *process {
-	p := c.newProcess("tekton-controller", c.binary(c.tektonControllerBuild(), "controller"),
-		"-kubeconfig="+c.WorkloadAdminKubeconfig(), "-disable-ha",
-		// Tekton doubles these: 50 QPS / 100 burst, as pipelines-service.
-		"-kube-api-qps=25", "-kube-api-burst=50",
-		"-entrypoint-image="+imgs.EntrypointImage, "-nop-image="+imgs.NopImage,
-		"-sidecarlogresults-image="+imgs.SidecarLogResultsImage, "-workingdirinit-image="+imgs.WorkingDirInitImage,
-		"-shell-image="+imgs.ShellImage, "-shell-image-win="+imgs.ShellImageWin)
-	p.env = []string{
+const upstreamProcessName = "tekton-controller"
+
+func upstreamProcess(c devstack.Config, imgs pipeline.Images) devstack.HostProcess {
+	env := []string{
 		"SYSTEM_NAMESPACE=" + upstreamNamespace,
 		"CONFIG_LOGGING_NAME=config-logging",
 		"CONFIG_OBSERVABILITY_NAME=config-observability",
@@ -70,31 +67,37 @@ func (c Config) upstreamProcess(imgs pipeline.Images) *process {
 		"METRICS_DOMAIN=tekton.dev/pipeline",
 		"PROBES_PORT=" + upstreamProbesPort,
 	}
-	return p
+	return c.HostProcess(upstreamProcessName, c.ThirdPartyBinary(tektonControllerBuild(), "controller"), env,
+		"-kubeconfig="+c.WorkloadAdminKubeconfig(), "-disable-ha",
+		// Tekton doubles these: 50 QPS / 100 burst, as pipelines-service.
+		"-kube-api-qps=25", "-kube-api-burst=50",
+		"-entrypoint-image="+imgs.EntrypointImage, "-nop-image="+imgs.NopImage,
+		"-sidecarlogresults-image="+imgs.SidecarLogResultsImage, "-workingdirinit-image="+imgs.WorkingDirInitImage,
+		"-shell-image="+imgs.ShellImage, "-shell-image-win="+imgs.ShellImageWin)
 }
 
-// StartUpstreamTekton builds Tekton's controller (cached), installs
+// startUpstreamTekton builds Tekton's controller (cached), installs
 // Tekton on the workload cluster and starts the controller; it returns
 // the controller's PID once it answers its readiness probe.
-func (s *Stack) StartUpstreamTekton(ctx context.Context) (int, error) {
-	c := s.cfg
-	if err := c.ensureBuilt(ctx, c.tektonControllerBuild()); err != nil {
+func (r *runner) startUpstreamTekton(ctx context.Context) (int, error) {
+	c := r.cfg
+	if err := c.EnsureThirdPartyBuild(ctx, tektonControllerBuild()); err != nil {
 		return 0, componentErr("build tekton controller", c.LogFile("build-tekton-controller"), err)
 	}
-	imgs, err := c.ensureTektonImages(ctx)
+	imgs, err := c.TektonImages(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if err := c.kubectlUpstream(ctx, "apply", "--server-side", "--force-conflicts"); err != nil {
+	if err := kubectlUpstream(ctx, c, "apply", "--server-side", "--force-conflicts"); err != nil {
 		return 0, err
 	}
 	established := exec.CommandContext(ctx, "kubectl", "--kubeconfig="+c.WorkloadAdminKubeconfig(), "wait", "--for=condition=Established", "--timeout=60s",
 		"crd/pipelineruns.tekton.dev", "crd/taskruns.tekton.dev")
-	if err := c.runLogged(established, "tekton-install-wait"); err != nil {
+	if err := c.RunLogged(established, "tekton-install-wait"); err != nil {
 		return 0, componentErr("tekton CRDs", c.LogFile("tekton-install-wait"), err)
 	}
-	proc := c.upstreamProcess(imgs)
-	if err := proc.start(); err != nil {
+	proc := upstreamProcess(c, imgs)
+	if err := proc.Start(); err != nil {
 		return 0, err
 	}
 	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
@@ -106,23 +109,23 @@ func (s *Stack) StartUpstreamTekton(ctx context.Context) (int, error) {
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		return 0, componentErr("tekton-controller", proc.logFile, err)
+		return 0, componentErr(upstreamProcessName, c.LogFile(upstreamProcessName), err)
 	}
-	return proc.pid(), nil
+	return proc.PID(), nil
 }
 
-// StopUpstreamTekton stops Tekton's controller and uninstalls Tekton from
+// stopUpstreamTekton stops Tekton's controller and uninstalls Tekton from
 // the workload cluster (its CRDs, and with them every Tekton object).
-func (s *Stack) StopUpstreamTekton(ctx context.Context) error {
-	c := s.cfg
-	if err := c.upstreamProcess(pipeline.Images{}).stop(10 * time.Second); err != nil {
+func (r *runner) stopUpstreamTekton(ctx context.Context) error {
+	c := r.cfg
+	if err := upstreamProcess(c, pipeline.Images{}).Stop(10 * time.Second); err != nil {
 		return err
 	}
-	return c.kubectlUpstream(ctx, "delete", "--ignore-not-found", "--wait=true")
+	return kubectlUpstream(ctx, c, "delete", "--ignore-not-found", "--wait=true")
 }
 
-func (c Config) kubectlUpstream(ctx context.Context, verb string, flags ...string) error {
-	dir, err := c.tektonConfigDir(ctx)
+func kubectlUpstream(ctx context.Context, c devstack.Config, verb string, flags ...string) error {
+	dir, err := tektonConfigDir(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -135,8 +138,17 @@ func (c Config) kubectlUpstream(ctx context.Context, verb string, flags ...strin
 		args = append(args, "-f", f)
 	}
 	logName := "tekton-" + verb
-	if err := c.runLogged(exec.CommandContext(ctx, "kubectl", args...), logName); err != nil {
+	if err := c.RunLogged(exec.CommandContext(ctx, "kubectl", args...), logName); err != nil {
 		return componentErr("kubectl "+verb+" tekton", c.LogFile(logName), err)
 	}
 	return nil
+}
+
+// componentErr names the component that failed and its log, as the
+// stack's own errors do.
+func componentErr(component, logFile string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &devstack.ComponentError{Component: component, LogFile: logFile, Err: err}
 }

@@ -1,4 +1,4 @@
-package devstack
+package bench
 
 import (
 	"context"
@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"knative.dev/pkg/apis"
 
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
@@ -70,9 +71,9 @@ func benchPipelineRun(prefix string, tasks int) *v1.PipelineRun {
 // workspace of target at once and waits for all of them, timing creation to
 // first pod (seen by a watch on the workload cluster) and to completion, and
 // the controller's CPU time and peak memory (pid).
-func (s *Stack) measureThroughput(ctx context.Context, target runTarget, pid int, runs, tasks int, timeout time.Duration) (ThroughputResult, error) {
+func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid int, runs, tasks int, timeout time.Duration) (ThroughputResult, error) {
 	res := ThroughputResult{Controller: target.name}
-	firstPod, stopWatch, err := s.watchFirstPods(ctx)
+	firstPod, stopWatch, err := r.watchFirstPods(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -205,8 +206,8 @@ func watchRunsDone(ctx context.Context, target runTarget) (<-chan runDone, func(
 
 // watchFirstPods records when a pod of each PipelineRun (by UID label) is
 // first seen on the workload cluster.
-func (s *Stack) watchFirstPods(ctx context.Context) (func(types.UID) (time.Time, bool), func(), error) {
-	client, err := s.cfg.WorkloadClient()
+func (r *runner) watchFirstPods(ctx context.Context) (func(types.UID) (time.Time, bool), func(), error) {
+	client, err := r.cfg.WorkloadClient()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -288,10 +289,10 @@ func procStatusMiB(pid int, key string) float64 {
 }
 
 // oursTarget makes (or reuses) w tenant workspaces bench-<i>.
-func (s *Stack) oursTarget(ctx context.Context, w int) (runTarget, error) {
+func (r *runner) oursTarget(ctx context.Context, w int) (runTarget, error) {
 	t := runTarget{name: "pipelines-service", ns: func(int) string { return "default" }}
 	for i := 0; i < w; i++ {
-		kubeconfig, err := s.AddTenant(ctx, fmt.Sprintf("bench-%d", i))
+		kubeconfig, err := r.stack.AddTenant(ctx, fmt.Sprintf("bench-%d", i))
 		if err != nil {
 			return t, err
 		}
@@ -305,13 +306,13 @@ func (s *Stack) oursTarget(ctx context.Context, w int) (runTarget, error) {
 }
 
 // upstreamTarget uses w namespaces bench-<i> of the workload cluster.
-func (s *Stack) upstreamTarget(ctx context.Context, w int) (runTarget, error) {
+func (r *runner) upstreamTarget(ctx context.Context, w int) (runTarget, error) {
 	t := runTarget{name: "tekton (upstream)", ns: func(i int) string { return fmt.Sprintf("bench-%d", i) }}
-	client, err := benchClient(s.cfg.WorkloadAdminKubeconfig())
+	client, err := benchClient(r.cfg.WorkloadAdminKubeconfig())
 	if err != nil {
 		return t, err
 	}
-	kube, err := s.cfg.WorkloadClient()
+	kube, err := r.cfg.WorkloadClient()
 	if err != nil {
 		return t, err
 	}
@@ -368,7 +369,7 @@ func clearRuns(ctx context.Context, target runTarget) error {
 // controllerTimings reads the host controller's reconcile and request
 // timings since its start.
 func controllerTimings() ([]reconciler.Timing, error) {
-	resp, err := http.Get("http://" + ControllerDebugAddress + "/debug/timings")
+	resp, err := http.Get("http://" + devstack.ControllerDebugAddress + "/debug/timings")
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +381,7 @@ func controllerTimings() ([]reconciler.Timing, error) {
 // controllerProfile starts a CPU profile of the host controller and returns
 // a function that stops it and writes it to path.
 func controllerProfile(path string) (func() error, error) {
-	base := "http://" + ControllerDebugAddress + "/debug/cpuprofile/"
+	base := "http://" + devstack.ControllerDebugAddress + "/debug/cpuprofile/"
 	resp, err := http.Post(base+"start", "text/plain", nil)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package devstack
+package bench
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 )
@@ -31,37 +32,37 @@ const idleWorkspacePrefix = "bench-idle-"
 
 func idleWorkspace(i int) string { return fmt.Sprintf("%s%04d", idleWorkspacePrefix, i) }
 
-// benchIdle binds n tenant workspaces (reusing those that exist), restarts
+// idleScale binds n tenant workspaces (reusing those that exist), restarts
 // the controller and times its start-up, then one PipelineRun in the last
 // workspace. Unless keep, the workspaces are deleted afterwards.
-func (s *Stack) benchIdle(ctx context.Context, n int, keep bool) (IdleResult, error) {
+func (r *runner) idleScale(ctx context.Context, n int, keep bool) (IdleResult, error) {
 	res := IdleResult{Workspaces: n}
-	clients, err := s.providerClients()
+	clients, err := r.stack.ProviderClients()
 	if err != nil {
 		return res, err
 	}
 	start := time.Now()
 	if err := forEach(ctx, n, 16, func(i int) error {
-		path, err := EnsureWorkspace(ctx, clients.KCP, logicalcluster.NewPath("root"), idleWorkspace(i))
+		path, err := devstack.EnsureWorkspace(ctx, clients.KCP, logicalcluster.NewPath("root"), idleWorkspace(i))
 		if err != nil {
 			return err
 		}
-		return provider.BindTenant(ctx, clients, path, providerPath(), "bench-idle")
+		return provider.BindTenant(ctx, clients, path, devstack.ProviderPath(), "bench-idle")
 	}); err != nil {
 		return res, err
 	}
 	res.SetupSeconds = time.Since(start).Seconds()
-	s.log.Infow("idle workspaces bound", "workspaces", n, "seconds", fmt.Sprintf("%.0f", res.SetupSeconds))
+	r.log.Infow("idle workspaces bound", "workspaces", n, "seconds", fmt.Sprintf("%.0f", res.SetupSeconds))
 
-	pid, startup, err := s.RestartController(ctx)
+	pid, startup, err := r.stack.RestartController(ctx)
 	if err != nil {
 		return res, err
 	}
 	res.StartupSeconds = startup.Seconds()
 	res.ControllerRSSMiB = procStatusMiB(pid, "VmRSS")
-	res.KCPRSSMiB = float64(s.cfg.kcpProcess().rssBytes()) / (1 << 20)
+	res.KCPRSSMiB = float64(r.stack.KCPRSSBytes()) / (1 << 20)
 
-	rc, err := s.cfg.KCPBaseRestConfig()
+	rc, err := r.cfg.KCPBaseRestConfig()
 	if err != nil {
 		return res, err
 	}
@@ -70,7 +71,7 @@ func (s *Stack) benchIdle(ctx context.Context, n int, keep bool) (IdleResult, er
 	if err != nil {
 		return res, err
 	}
-	firstPod, stopWatch, err := s.watchFirstPods(ctx)
+	firstPod, stopWatch, err := r.watchFirstPods(ctx)
 	if err != nil {
 		return res, err
 	}

@@ -1,4 +1,8 @@
-package devstack
+// Package bench is `devstack bench` (`make bench`): it measures the local
+// real stack (pkg/devstack), then the same PipelineRuns through
+// pipelines-service and through upstream Tekton's controller, then
+// idle-tenant scale. It drives the stack from outside the stack's package.
+package bench
 
 import (
 	"context"
@@ -13,17 +17,19 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
-// BenchOptions size `devstack bench`. The defaults finish in under ten
+// Options size `devstack bench`. The defaults finish in under ten
 // minutes on a 2-core machine; kcp binds about one workspace per second
 // there, so -idle-workspaces=1000 (the figure the README quotes) takes
 // longer (-keep-idle keeps them for the next run).
-type BenchOptions struct {
+type Options struct {
 	// Workspaces x Runs PipelineRuns of Tasks trivial parallel tasks, through
 	// each controller (0 workspaces skips the comparison).
 	Workspaces, Runs, Tasks int
@@ -41,16 +47,16 @@ type BenchOptions struct {
 	JSON string
 }
 
-// DefaultBenchOptions are `make bench`'s.
-func DefaultBenchOptions() BenchOptions {
-	return BenchOptions{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, KeepIdle: true, Stack: true, Timeout: 10 * time.Minute}
+// DefaultOptions are `make bench`'s.
+func DefaultOptions() Options {
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, KeepIdle: true, Stack: true, Timeout: 10 * time.Minute}
 }
 
-// BenchReport is the benchmark's JSON output.
-type BenchReport struct {
+// Report is the benchmark's JSON output.
+type Report struct {
 	Date     time.Time          `json:"date"`
 	Machine  string             `json:"machine"`
-	Options  BenchOptions       `json:"options"`
+	Options  Options            `json:"options"`
 	Stack    []StackFigure      `json:"stack,omitempty"`
 	Runs     []ThroughputResult `json:"runs"`
 	Ratios   map[string]float64 `json:"ratiosOursToUpstream"`
@@ -67,36 +73,44 @@ type StackFigure struct {
 	Measure, Component, Value string
 }
 
-// Bench measures the stack, then the same PipelineRuns through
+// runner is one benchmark run on a stack.
+type runner struct {
+	stack *devstack.Stack
+	cfg   devstack.Config
+	log   *zap.SugaredLogger
+}
+
+// Run measures the stack, then the same PipelineRuns through
 // pipelines-service and through upstream Tekton's controller on the same
 // workload cluster, then idle-tenant scale; it prints a table and writes
 // the report as JSON.
-func (s *Stack) Bench(ctx context.Context, out io.Writer, opts BenchOptions) error {
-	if s.cfg.controllerInCluster() {
+func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options) error {
+	r := &runner{stack: stack, cfg: stack.Config(), log: stack.Logger()}
+	if r.cfg.ControllerInCluster() {
 		return fmt.Errorf("the controller runs in the workload cluster (devstack deploy): run devstack undeploy first, the benchmark measures the host process")
 	}
-	report := BenchReport{Date: time.Now().UTC(), Machine: machine(), Options: opts}
-	if err := s.Up(ctx); err != nil { // every build cached, everything running
+	report := Report{Date: time.Now().UTC(), Machine: machine(), Options: opts}
+	if err := r.stack.Up(ctx); err != nil { // every build cached, everything running
 		return err
 	}
 	// Both controllers run on the first workload cluster: upstream Tekton
 	// is installed there, and its pods are what the benchmark watches.
-	first := s.cfg.WorkloadClusters()[0]
+	first := r.cfg.WorkloadClusters()[0]
 	pinned := fleetv1alpha1.TenantPolicySpec{ClusterSelector: &metav1.LabelSelector{MatchLabels: first.Labels}}
-	if err := s.SetTenantPolicy(ctx, fleetv1alpha1.DefaultTenantPolicy, pinned); err != nil {
+	if err := r.stack.SetTenantPolicy(ctx, fleetv1alpha1.DefaultTenantPolicy, pinned); err != nil {
 		return err
 	}
-	defer func() { _ = s.DeleteTenantPolicy(context.Background(), fleetv1alpha1.DefaultTenantPolicy) }()
+	defer func() { _ = r.stack.DeleteTenantPolicy(context.Background(), fleetv1alpha1.DefaultTenantPolicy) }()
 	if opts.Stack {
-		figures, err := s.benchStack(ctx)
+		figures, err := r.measureStack(ctx)
 		if err != nil {
 			return err
 		}
 		report.Stack = figures
 	}
-	dir := filepath.Join(s.cfg.StateDir, "bench")
+	dir := filepath.Join(r.cfg.StateDir, "bench")
 	if opts.Workspaces > 0 && opts.Runs > 0 {
-		ours, upstream, err := s.benchControllers(ctx, opts, dir, &report)
+		ours, upstream, err := r.compareControllers(ctx, opts, dir, &report)
 		if err != nil {
 			return err
 		}
@@ -104,7 +118,7 @@ func (s *Stack) Bench(ctx context.Context, out io.Writer, opts BenchOptions) err
 		report.Ratios = ratios(ours, upstream)
 	}
 	if opts.IdleWorkspaces > 0 {
-		idle, err := s.benchIdle(ctx, opts.IdleWorkspaces, opts.KeepIdle)
+		idle, err := r.idleScale(ctx, opts.IdleWorkspaces, opts.KeepIdle)
 		if err != nil {
 			return fmt.Errorf("idle scale: %w", err)
 		}
@@ -122,46 +136,46 @@ func (s *Stack) Bench(ctx context.Context, out io.Writer, opts BenchOptions) err
 	return nil
 }
 
-// benchStack: cold build times (as recorded), no-op and warm bring-up
+// measureStack: cold build times (as recorded), no-op and warm bring-up
 // times, resident memory per component.
-func (s *Stack) benchStack(ctx context.Context) ([]StackFigure, error) {
+func (r *runner) measureStack(ctx context.Context) ([]StackFigure, error) {
 	var figures []StackFigure
-	for _, rec := range s.cfg.buildRecords() {
+	for _, rec := range r.cfg.BuildRecords() {
 		figures = append(figures, StackFigure{"cold build", rec.Component + "@" + rec.Version,
 			fmt.Sprintf("%.0f s (%s, built %s)", rec.Seconds, rec.GoVersion, rec.BuiltAt.Format(time.RFC3339))})
 	}
 	start := time.Now()
-	if err := s.Up(ctx); err != nil {
+	if err := r.stack.Up(ctx); err != nil {
 		return nil, err
 	}
 	figures = append(figures, StackFigure{"no-op bring-up", "stack", fmt.Sprintf("%.1f s", time.Since(start).Seconds())})
-	if err := s.Down(ctx); err != nil {
+	if err := r.stack.Down(ctx); err != nil {
 		return nil, err
 	}
 	start = time.Now()
-	if err := s.Up(ctx); err != nil {
+	if err := r.stack.Up(ctx); err != nil {
 		return nil, err
 	}
 	figures = append(figures, StackFigure{"warm bring-up", "stack", fmt.Sprintf("%.1f s", time.Since(start).Seconds())})
-	for _, st := range s.Status() {
+	for _, st := range r.stack.Status() {
 		figures = append(figures, StackFigure{"resident memory", st.Name, fmt.Sprintf("%d MiB", st.RSSBytes>>20)})
 	}
 	return figures, nil
 }
 
-// benchControllers runs the same PipelineRuns through our controller (with
+// compareControllers runs the same PipelineRuns through our controller (with
 // a CPU profile) and then through upstream Tekton's, each freshly started
 // and alone on the workload cluster.
-func (s *Stack) benchControllers(ctx context.Context, opts BenchOptions, dir string, report *BenchReport) (ThroughputResult, ThroughputResult, error) {
+func (r *runner) compareControllers(ctx context.Context, opts Options, dir string, report *Report) (ThroughputResult, ThroughputResult, error) {
 	var ours, upstream ThroughputResult
-	oursTarget, err := s.oursTarget(ctx, opts.Workspaces)
+	oursTarget, err := r.oursTarget(ctx, opts.Workspaces)
 	if err != nil {
 		return ours, upstream, err
 	}
 	if err := clearRuns(ctx, oursTarget); err != nil {
 		return ours, upstream, err
 	}
-	pid, _, err := s.RestartController(ctx)
+	pid, _, err := r.stack.RestartController(ctx)
 	if err != nil {
 		return ours, upstream, err
 	}
@@ -170,14 +184,14 @@ func (s *Stack) benchControllers(ctx context.Context, opts BenchOptions, dir str
 	if err != nil {
 		return ours, upstream, err
 	}
-	ours, err = s.measureThroughput(ctx, oursTarget, pid, opts.Runs, opts.Tasks, opts.Timeout)
+	ours, err = r.measureThroughput(ctx, oursTarget, pid, opts.Runs, opts.Tasks, opts.Timeout)
 	if perr := stopProfile(); perr != nil && err == nil {
 		err = perr
 	}
 	if err != nil {
 		return ours, upstream, err
 	}
-	report.TopFuncs = profileTop(s.cfg.controllerBinary(), report.Profile)
+	report.TopFuncs = profileTop(r.cfg.ControllerBinary(), report.Profile)
 	if report.Timings, err = controllerTimings(); err != nil {
 		return ours, upstream, err
 	}
@@ -185,26 +199,26 @@ func (s *Stack) benchControllers(ctx context.Context, opts BenchOptions, dir str
 		return ours, upstream, err
 	}
 
-	if err := s.StopController(); err != nil {
+	if err := r.stack.StopController(); err != nil {
 		return ours, upstream, err
 	}
 	defer func() {
-		if err := s.StopUpstreamTekton(context.Background()); err != nil {
-			s.log.Errorw("uninstall upstream Tekton", "error", err)
+		if err := r.stopUpstreamTekton(context.Background()); err != nil {
+			r.log.Errorw("uninstall upstream Tekton", "error", err)
 		}
-		if err := s.startController(context.Background()); err != nil {
-			s.log.Errorw("restart controller", "error", err)
+		if err := r.stack.StartController(context.Background()); err != nil {
+			r.log.Errorw("restart controller", "error", err)
 		}
 	}()
-	upstreamPID, err := s.StartUpstreamTekton(ctx)
+	upstreamPID, err := r.startUpstreamTekton(ctx)
 	if err != nil {
 		return ours, upstream, err
 	}
-	upstreamTarget, err := s.upstreamTarget(ctx, opts.Workspaces)
+	upstreamTarget, err := r.upstreamTarget(ctx, opts.Workspaces)
 	if err != nil {
 		return ours, upstream, err
 	}
-	upstream, err = s.measureThroughput(ctx, upstreamTarget, upstreamPID, opts.Runs, opts.Tasks, opts.Timeout)
+	upstream, err = r.measureThroughput(ctx, upstreamTarget, upstreamPID, opts.Runs, opts.Tasks, opts.Timeout)
 	return ours, upstream, err
 }
 
@@ -240,7 +254,7 @@ func profileTop(binary, profile string) []string {
 	return lines
 }
 
-func printReport(out io.Writer, r BenchReport) {
+func printReport(out io.Writer, r Report) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "benchmark %s on %s\n", r.Date.Format(time.RFC3339), r.Machine)
 	if len(r.Stack) > 0 {
