@@ -6,12 +6,13 @@ set -euo pipefail
 packages=(
   etcd-server                 # the workload cluster's etcd
   containerd runc             # the workload node's container runtime
-  containernetworking-plugins # CNI bridge + host-local for pods
+  containernetworking-plugins # CNI ptp + host-local for pods
+  iptables ipset              # the nodes' packet filters (kube-router's network policies)
   docker-registry             # the local OCI registry
   debootstrap                 # the Debian base image for script steps
   busybox-static              # the busybox shell image
   gcc libc6-dev               # the static pause binary of the sandbox image
-  iproute2                    # the stack's bridge
+  iproute2                    # the stack's bridge and the nodes' network namespaces
 )
 
 missing=()

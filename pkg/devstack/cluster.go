@@ -36,14 +36,17 @@ type WorkloadCluster struct {
 	ServiceCIDR *net.IPNet
 }
 
-// workloadNode is one node of a workload cluster: its own address on the
-// bridge and pod range, its own containerd, kubelet and local-path
-// provisioner, directories and cgroup root.
+// workloadNode is one node of a workload cluster: a network namespace of
+// its own, linked to the bridge, with its own pod range, containerd,
+// kubelet, network policy agent and local-path provisioner, directories
+// and cgroup root.
 type workloadNode struct {
 	name    string
 	cluster string
-	ip      net.IP     // node IP, kubelet's address, gateway of the pods
-	podCIDR *net.IPNet // on the bridge; ip is its first address
+	index   int        // place among the stack's nodes
+	hostIP  net.IP     // the host's end of the node's link, its default gateway
+	ip      net.IP     // node IP, kubelet's address
+	podCIDR *net.IPNet // the node's pods; its first address is their gateway
 	// suffix ends the names of the node's processes and certificate files.
 	suffix string
 	// dir holds containerd/, cni/ and volumes/.
@@ -132,11 +135,16 @@ func (c Config) validate() error {
 			names[n] = true
 		}
 	}
-	if ones, _ := c.PodNetwork.Mask.Size(); ones > 24 || len(names) > 1<<(24-ones) {
-		return fmt.Errorf("pod network %s has no /24 for each of %d nodes", c.PodNetwork, len(names))
+	for _, network := range []*net.IPNet{c.NodeNetwork, c.PodNetwork} {
+		if ones, _ := network.Mask.Size(); ones > 24 || len(names) > 1<<(24-ones) {
+			return fmt.Errorf("network %s has no /24 for each of %d nodes", network, len(names))
+		}
 	}
-	if first := c.workloadNodes()[0].ip; !first.Equal(c.HostIP) {
-		return fmt.Errorf("host IP %s is not the first node's address %s", c.HostIP, first)
+	if c.NodeNetwork.Contains(c.PodNetwork.IP) || c.PodNetwork.Contains(c.NodeNetwork.IP) {
+		return fmt.Errorf("node network %s and pod network %s overlap", c.NodeNetwork, c.PodNetwork)
+	}
+	if first := c.workloadNodes()[0].hostIP; !first.Equal(c.HostIP) {
+		return fmt.Errorf("host IP %s is not the host's address towards the first node %s", c.HostIP, first)
 	}
 	return nil
 }
@@ -169,10 +177,10 @@ func (c Config) clusterNodes(cl WorkloadCluster) []workloadNode {
 // cgroup root); every other node has a directory, a pod log directory and
 // a cgroup root of its own.
 func (c Config) nodeLayout(cl WorkloadCluster, name string, index int) workloadNode {
-	podCIDR := nthSubnet(c.PodNetwork, 24, index)
+	link := nthSubnet(c.NodeNetwork, 24, index)
 	n := workloadNode{
-		name: name, cluster: cl.Name,
-		ip: firstIP(podCIDR), podCIDR: podCIDR,
+		name: name, cluster: cl.Name, index: index,
+		hostIP: nthIP(link, 1), ip: nthIP(link, 2), podCIDR: nthSubnet(c.PodNetwork, 24, index),
 		healthzPort: 10248 + index,
 	}
 	if index == 0 {
@@ -196,17 +204,20 @@ func nthSubnet(network *net.IPNet, ones, index int) *net.IPNet {
 	return &net.IPNet{IP: ip, Mask: net.CIDRMask(ones, 32)}
 }
 
-func firstIP(n *net.IPNet) net.IP {
+func firstIP(n *net.IPNet) net.IP { return nthIP(n, 1) }
+
+// nthIP is the i-th address of n (i < 256).
+func nthIP(n *net.IPNet, i int) net.IP {
 	ip := make(net.IP, len(n.IP.To4()))
 	copy(ip, n.IP.To4())
-	ip[len(ip)-1]++
+	ip[len(ip)-1] += byte(i)
 	return ip
 }
 
-// clusterAddress is where a cluster's control plane listens: the bridge
-// address of its first node.
+// clusterAddress is where a cluster's control plane listens: the host's
+// address towards the cluster's first node.
 func (c Config) clusterAddress(cl WorkloadCluster) net.IP {
-	return c.clusterNodes(cl)[0].ip
+	return c.clusterNodes(cl)[0].hostIP
 }
 
 func (c Config) clusterAPIURL(cl WorkloadCluster) string {
@@ -235,3 +246,23 @@ func (n workloadNode) kubeletAddress() string {
 func (n workloadNode) healthzAddress() string         { return "127.0.0.1:" + strconv.Itoa(n.healthzPort) }
 func (n workloadNode) ownsCgroupRoot() bool           { return n.cgroupRoot != "/" }
 func (n workloadNode) processName(base string) string { return base + n.suffix }
+
+// netns is the path of the node's network namespace (ip netns names it
+// after the node).
+func (n workloadNode) netns() string     { return filepath.Join("/run/netns", n.netnsName()) }
+func (n workloadNode) netnsName() string { return "ps-" + n.name }
+
+// hostVeth names the host's end of the node's link (at most 15 bytes).
+func (n workloadNode) hostVeth() string { return "ps-node" + strconv.Itoa(n.index) }
+
+// NodeAddresses lists every address of the stack's machines a pod could
+// aim at: for each node, the host's end of its link (where kcp, the
+// apiservers and the registry listen), the node's IP (its kubelet) and its
+// pods' gateway.
+func (c Config) NodeAddresses() []string {
+	var out []string
+	for _, n := range c.workloadNodes() {
+		out = append(out, n.hostIP.String(), n.ip.String(), firstIP(n.podCIDR).String())
+	}
+	return out
+}

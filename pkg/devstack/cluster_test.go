@@ -49,7 +49,7 @@ func TestFirstNodeKeepsTheSingleNodeLayout(t *testing.T) {
 		"api url":            c.clusterAPIURL(c.Clusters[0]),
 	}
 	want := map[string]string{
-		"ip":                 "10.244.0.1",
+		"ip":                 "10.244.0.2",
 		"containerd socket":  "/state/containerd/containerd.sock",
 		"containerd config":  "/state/containerd/config.toml",
 		"cni conf dir":       "/state/cni/net.d",
@@ -82,13 +82,22 @@ func TestNodesHaveTheirOwnAddressesDirectoriesAndCgroupRoots(t *testing.T) {
 	}
 	seen := map[string]string{}
 	for i, n := range nodes {
-		if want := fmt.Sprintf("10.244.%d.1", i); n.ip.String() != want {
+		if want := fmt.Sprintf("10.244.%d.2", i); n.ip.String() != want {
 			t.Errorf("node %s: ip %s, want %s", n.name, n.ip, want)
+		}
+		if want := fmt.Sprintf("10.244.%d.1", i); n.hostIP.String() != want {
+			t.Errorf("node %s: host's end %s, want %s", n.name, n.hostIP, want)
+		}
+		if want := fmt.Sprintf("10.245.%d.0/24", i); n.podCIDR.String() != want {
+			t.Errorf("node %s: pod range %s, want %s", n.name, n.podCIDR, want)
+		}
+		if len(n.hostVeth()) > 15 {
+			t.Errorf("node %s: interface name %s is longer than 15 bytes", n.name, n.hostVeth())
 		}
 		if i > 0 && (!n.ownsCgroupRoot() || n.podLogsDir == "/var/log/pods") {
 			t.Errorf("node %s: cgroup root %q, pod logs %q: want its own", n.name, n.cgroupRoot, n.podLogsDir)
 		}
-		for _, v := range []string{n.podCIDR.String(), n.containerdSocket(), n.cniConfDir(), n.volumesDir(), n.kubeletRootDir(),
+		for _, v := range []string{n.podCIDR.String(), n.netns(), n.hostVeth(), n.containerdSocket(), n.cniConfDir(), n.volumesDir(), n.kubeletRootDir(),
 			n.kubeletKubeconfig(), n.healthzAddress(), n.cgroupRoot, n.podLogsDir, c.kubeletProcess(n).name} {
 			if other, ok := seen[v]; ok {
 				t.Errorf("nodes %s and %s share %s", other, n.name, v)
@@ -101,7 +110,7 @@ func TestNodesHaveTheirOwnAddressesDirectoriesAndCgroupRoots(t *testing.T) {
 		}
 	}
 	if got := c.clusterAddress(c.Clusters[1]).String(); got != "10.244.2.1" {
-		t.Errorf("workload-2 address = %s, want its node's 10.244.2.1", got)
+		t.Errorf("workload-2 address = %s, want the host's end of its node's link 10.244.2.1", got)
 	}
 }
 
@@ -116,7 +125,7 @@ func TestProcessNamesAreUnique(t *testing.T) {
 	}
 	for _, want := range []string{"kube-apiserver", "kubelet", "containerd", "kubelet-workload-node-2", "containerd-workload-node-2",
 		"workload-2-etcd", "workload-2-kube-apiserver", "workload-2-kube-controller-manager", "workload-2-kube-scheduler",
-		"kubelet-workload-2-node", "local-path-provisioner-workload-2-node"} {
+		"kubelet-workload-2-node", "local-path-provisioner-workload-2-node", "network-policy-agent", "network-policy-agent-workload-2-node"} {
 		if !names[want] {
 			t.Errorf("no process %s among %v", want, names)
 		}
@@ -149,8 +158,8 @@ func TestCNIConfigGivesEachNodeItsRange(t *testing.T) {
 	}
 	var conf struct {
 		Plugins []struct {
-			Bridge string `json:"bridge"`
-			IPAM   struct {
+			Type string `json:"type"`
+			IPAM struct {
 				Ranges  [][]struct{ Subnet, Gateway string } `json:"ranges"`
 				DataDir string                               `json:"dataDir"`
 			} `json:"ipam"`
@@ -160,11 +169,28 @@ func TestCNIConfigGivesEachNodeItsRange(t *testing.T) {
 		t.Fatalf("conflist is not JSON: %v\n%s", err, data)
 	}
 	r := conf.Plugins[0].IPAM.Ranges[0][0]
-	if r.Subnet != "10.244.1.0/24" || r.Gateway != "10.244.1.1" || conf.Plugins[0].Bridge != "ps-br0" {
-		t.Errorf("range %+v on %s, want 10.244.1.0/24 via 10.244.1.1 on ps-br0", r, conf.Plugins[0].Bridge)
+	if r.Subnet != "10.245.1.0/24" || r.Gateway != "10.245.1.1" || conf.Plugins[0].Type != "ptp" {
+		t.Errorf("range %+v by %s, want 10.245.1.0/24 via 10.245.1.1 by ptp (routed by the node)", r, conf.Plugins[0].Type)
 	}
 	if !strings.HasPrefix(conf.Plugins[0].IPAM.DataDir, n.dir) {
 		t.Errorf("IPAM data dir %s is not under the node's %s", conf.Plugins[0].IPAM.DataDir, n.dir)
+	}
+}
+
+// Each node's containerd, kubelet and network policy agent run in the
+// node's network namespace: the agent filters what the node routes.
+func TestNodeProcessesRunInTheNodesNetworkNamespace(t *testing.T) {
+	c := layoutConfig(t)
+	for _, n := range c.workloadNodes() {
+		cl, _ := c.workloadCluster(n.cluster)
+		for _, p := range []*process{c.containerdProcess(n), c.kubeletProcess(n), c.networkPolicyAgentProcess(cl, n)} {
+			if p.netns != "/run/netns/ps-"+n.name {
+				t.Errorf("%s runs in %q, want the node's network namespace", p.name, p.netns)
+			}
+		}
+	}
+	if p := c.kcpProcess(); p.netns != "" {
+		t.Errorf("kcp runs in %q, want the host's network namespace", p.netns)
 	}
 }
 

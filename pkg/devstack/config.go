@@ -40,21 +40,30 @@ type Config struct {
 	// (and can tear down) the one running stack.
 	StateDir string
 
-	// HostIP is the bridge address of the stack's first workload node (the
-	// first address of PodNetwork's first /24). kcp listens on it so that
-	// pods can reach it.
+	// HostIP is the host's address towards the stack's first workload node
+	// (the first address of NodeNetwork's first /24). kcp, the first
+	// cluster's apiserver and the registry listen on it, so that nodes
+	// (and pods, where a policy lets them) reach them.
 	HostIP net.IP
-	// PodNetwork is the network on the bridge. The i-th node of the stack
-	// (counting the nodes of all clusters in order) gets its i-th /24: the
-	// first address is the node's IP on the bridge (kubelet rejects loopback
-	// as node IP) and the gateway of the node's pods, which get the rest.
+	// NodeNetwork is the network on the bridge that links the host and the
+	// nodes. The i-th node of the stack (counting the nodes of all clusters
+	// in order) gets its i-th /24: the first address is the host's end (the
+	// node's default gateway), the second the node's IP, which its kubelet
+	// serves on (kubelet rejects loopback as node IP).
+	NodeNetwork *net.IPNet
+	// PodNetwork holds the pods' addresses. The i-th node's pods get its
+	// i-th /24; the first address is their gateway, on the node.
 	PodNetwork *net.IPNet
-	// BridgeName is the Linux bridge the stack creates and removes.
+	// BridgeName is the Linux bridge the stack creates and removes. Each
+	// node is a network namespace of its own, linked to the bridge by a
+	// veth pair, as a machine is linked to a switch.
 	BridgeName string
 
-	KCPPort      int
-	KCPEtcdPort  int
-	RegistryAddr string // host:port, loopback
+	KCPPort     int
+	KCPEtcdPort int
+	// RegistryAddr is host:port of the registry, on HostIP: nodes pull
+	// from it (loopback is the node's own), the host pushes to it.
+	RegistryAddr string
 
 	// Clusters are the workload clusters. The first is the one
 	// WorkloadAdminKubeconfig and WorkloadClient address.
@@ -74,11 +83,12 @@ func DefaultConfig(repoRoot string) (Config, error) {
 		CacheDir:     envOr("PIPELINES_SERVICE_CACHE_DIR", filepath.Join(home, ".cache", "pipelines-service")),
 		StateDir:     envOr("PIPELINES_SERVICE_STATE_DIR", filepath.Join(home, ".local", "state", "pipelines-service")),
 		HostIP:       net.ParseIP("10.244.0.1"),
-		PodNetwork:   mustCIDR("10.244.0.0/16"),
+		NodeNetwork:  mustCIDR("10.244.0.0/16"),
+		PodNetwork:   mustCIDR("10.245.0.0/16"),
 		BridgeName:   "ps-br0",
 		KCPPort:      6443,
 		KCPEtcdPort:  12379,
-		RegistryAddr: "127.0.0.1:5001",
+		RegistryAddr: "10.244.0.1:5001",
 		Clusters:     defaultWorkloadClusters(),
 	}
 	return cfg, nil

@@ -21,14 +21,19 @@ const (
 	sandboxImage     = "registry.k8s.io/pause:3.10"
 )
 
+// containerdProcess runs in the node's network namespace: the pods' links
+// (made by the CNI plugins it calls) and its pulls from the registry start
+// there.
 func (c Config) containerdProcess(n workloadNode) *process {
-	return c.newProcess(n.processName("containerd"), containerdBinary, "--config", n.containerdConfig())
+	p := c.newProcess(n.processName("containerd"), containerdBinary, "--config", n.containerdConfig())
+	p.netns = n.netns()
+	return p
 }
 
 // startContainerd starts the node's containerd, restarting it when its
 // configuration changed, and waits until it serves CRI.
 func (c Config) startContainerd(ctx context.Context, n workloadNode) error {
-	for _, bin := range []string{containerdBinary, shimBinary, runcBinary, filepath.Join(cniBinDir, "bridge")} {
+	for _, bin := range []string{containerdBinary, shimBinary, runcBinary, filepath.Join(cniBinDir, "ptp")} {
 		if _, err := os.Stat(bin); err != nil {
 			return componentErr("containerd", "", fmt.Errorf("%s missing: install Debian's containerd, runc and containernetworking-plugins (hack/install-deps.sh)", bin))
 		}
@@ -115,33 +120,28 @@ func (c Config) writeRegistryMirrors(n workloadNode) error {
 	return nil
 }
 
-// writeCNIConfig attaches the node's pods to the stack's bridge with
-// addresses of the node's pod range. The bridge carries the address of
-// every node, and the bridge plugin's isGateway insists on being the
-// bridge's only IPv4 address: the stack puts the addresses on the bridge
-// and IPAM gives pods their default route through their node's address.
+// writeCNIConfig gives each pod a point-to-point link to its node with an
+// address of the node's pod range, as kind's network does. Pod traffic,
+// also between two pods of one node, is routed by the node, so that it
+// passes the node's packet filter (a bridge would switch it past).
 func (c Config) writeCNIConfig(n workloadNode) error {
-	ones, _ := n.podCIDR.Mask.Size()
 	conf := fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": "pipelines-service",
   "plugins": [
     {
-      "type": "bridge",
-      "bridge": %q,
-      "isGateway": false,
+      "type": "ptp",
       "ipMasq": false,
-      "hairpinMode": true,
       "ipam": {
         "type": "host-local",
-        "ranges": [[{"subnet": "%s/%d", "gateway": %q}]],
+        "ranges": [[{"subnet": %q, "gateway": %q}]],
         "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": %q
       }
     }
   ]
 }
-`, c.BridgeName, n.podCIDR.IP, ones, n.ip, filepath.Join(n.dir, "cni", "ipam"))
+`, n.podCIDR, firstIP(n.podCIDR), filepath.Join(n.dir, "cni", "ipam"))
 	return writeFile(filepath.Join(n.cniConfDir(), "10-pipelines-service.conflist"), conf)
 }
 

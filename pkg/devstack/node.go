@@ -45,6 +45,7 @@ func (c Config) kubeletProcess(n workloadNode) *process {
 		"--node-ip="+n.ip.String(),
 		"--hostname-override="+n.name)
 	p.ports = []string{n.kubeletAddress(), n.healthzAddress()}
+	p.netns = n.netns()
 	return p
 }
 

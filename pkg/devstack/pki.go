@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -72,10 +73,11 @@ func (ca *certAuthority) files(name string) (certFile, keyFile string) {
 	return filepath.Join(ca.dir, name+".crt"), filepath.Join(ca.dir, name+".key")
 }
 
-// ensure returns the cert and key files of spec, issuing them if missing.
+// ensure returns the cert and key files of spec, issuing them if missing
+// or if they name other addresses or hosts (the stack's layout changed).
 func (ca *certAuthority) ensure(spec certSpec) (certFile, keyFile string, err error) {
 	certFile, keyFile = ca.files(spec.name)
-	if _, _, err := readKeyPair(certFile, keyFile); err == nil {
+	if cert, _, err := readKeyPair(certFile, keyFile); err == nil && sameNames(cert, spec) {
 		return certFile, keyFile, nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -102,6 +104,19 @@ func (ca *certAuthority) ensure(spec certSpec) (certFile, keyFile string, err er
 		return "", "", err
 	}
 	return certFile, keyFile, writeKeyPair(certFile, keyFile, der, key)
+}
+
+// sameNames says cert is for exactly the hosts and addresses of spec.
+func sameNames(cert *x509.Certificate, spec certSpec) bool {
+	if !slices.Equal(cert.DNSNames, spec.dnsNames) || len(cert.IPAddresses) != len(spec.ips) {
+		return false
+	}
+	for i, ip := range spec.ips {
+		if !cert.IPAddresses[i].Equal(ip) {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureSigningKey creates the service-account token signing key pair.

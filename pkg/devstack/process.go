@@ -27,6 +27,9 @@ type process struct {
 	// ports the process listens on; checked free before start so that a
 	// conflict is reported by name instead of as a crash in the log.
 	ports []string
+	// netns is the network namespace the process runs in (a node's), ""
+	// for the host's. Its ports are checked there.
+	netns string
 }
 
 func (c Config) newProcess(name, binary string, args ...string) *process {
@@ -67,7 +70,7 @@ func (p *process) start() error {
 		}
 	}
 	for _, addr := range p.ports {
-		if err := portFree(addr); err != nil {
+		if err := inNetNS(p.netns, func() error { return portFree(addr) }); err != nil {
 			return componentErr(p.name, p.logFile, err)
 		}
 	}
@@ -87,7 +90,7 @@ func (p *process) start() error {
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	if err := inNetNS(p.netns, cmd.Start); err != nil {
 		return componentErr(p.name, p.logFile, fmt.Errorf("start %s: %w", p.binary, err))
 	}
 	if err := os.WriteFile(p.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {

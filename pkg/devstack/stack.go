@@ -83,8 +83,10 @@ func (s *Stack) workloadSteps() []upStep {
 			upStep{cl.Name + " control plane", func(ctx context.Context) error { return c.startControlPlane(ctx, cl) }})
 		for _, n := range c.clusterNodes(cl) {
 			steps = append(steps,
+				upStep{n.name + " network", func(context.Context) error { return c.ensureNodeNetwork(n) }},
 				upStep{n.name + " containerd", func(ctx context.Context) error { return c.startContainerd(ctx, n) }},
-				upStep{n.name + " kubelet", func(ctx context.Context) error { return c.startKubelet(ctx, cl, n) }})
+				upStep{n.name + " kubelet", func(ctx context.Context) error { return c.startKubelet(ctx, cl, n) }},
+				upStep{n.name + " network policy agent", func(ctx context.Context) error { return c.startNetworkPolicyAgent(ctx, cl, n) }})
 		}
 	}
 	return steps
@@ -157,7 +159,7 @@ func (s *Stack) processes() []*process {
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {
-			procs = append(procs, c.containerdProcess(n), c.kubeletProcess(n), c.provisionerProcess(cl, n, ""))
+			procs = append(procs, c.containerdProcess(n), c.kubeletProcess(n), c.networkPolicyAgentProcess(cl, n), c.provisionerProcess(cl, n, ""))
 		}
 	}
 	if !c.controllerInCluster() {
@@ -168,7 +170,8 @@ func (s *Stack) processes() []*process {
 
 // Down stops every process of the stack by PID (every kubelet first),
 // removes the pod sandboxes of every node, the shims, mounts, nodes' cgroup
-// roots and the bridge. Data (PKI, etcd, registry) stays for the next Up.
+// roots, the nodes' network namespaces and the bridge. Data (PKI, etcd,
+// registry) stays for the next Up.
 func (s *Stack) Down(ctx context.Context) error {
 	c := s.cfg
 	nodes := c.workloadNodes()
@@ -205,6 +208,11 @@ func (s *Stack) Down(ctx context.Context) error {
 			if err := removeCgroupRoot(n.cgroupRoot); err != nil {
 				errs = append(errs, componentErr(n.name, "", err))
 			}
+		}
+	}
+	for _, n := range nodes {
+		if err := c.deleteNodeNetwork(n); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := c.deleteBridge(); err != nil {
@@ -283,6 +291,11 @@ func (s *Stack) Leftovers() []string {
 			for _, dir := range cgroupRootDirs(n.cgroupRoot) {
 				out = append(out, "cgroup "+dir)
 			}
+		}
+	}
+	for _, n := range s.cfg.workloadNodes() {
+		if _, err := os.Stat(n.netns()); err == nil {
+			out = append(out, "network namespace "+n.netnsName())
 		}
 	}
 	if s.cfg.bridgeExists() {

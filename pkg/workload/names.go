@@ -89,24 +89,28 @@ func CheckOwner(ns *corev1.Namespace, cluster logicalcluster.Name, namespace str
 
 // EnsureNamespace creates the workload namespace of a tenant namespace
 // with labels, refusing one that belongs to another tenant, and puts
-// labels back on an existing one where they were changed or removed.
+// labels back on an existing one where they were changed or removed. It
+// also keeps the namespace isolated from every other (EnsureIsolation).
 func EnsureNamespace(ctx context.Context, client kubernetes.Interface, cluster logicalcluster.Name, namespace string, labels map[string]string) error {
 	want := NamespaceObject(cluster, namespace, labels)
 	ns, err := client.CoreV1().Namespaces().Get(ctx, want.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		_, err = client.CoreV1().Namespaces().Create(ctx, want, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			return nil
+			err = nil // made meanwhile by another worker, which also isolates it
 		}
-		return err
+	case err == nil:
+		if err := CheckOwner(ns, cluster, namespace); err != nil {
+			return err
+		}
+		err = EnsureNamespaceLabels(ctx, client, ns, labels)
 	}
 	if err != nil {
 		return err
 	}
-	if err := CheckOwner(ns, cluster, namespace); err != nil {
-		return err
-	}
-	return EnsureNamespaceLabels(ctx, client, ns, labels)
+	// The policy is in place before the namespace's first pod is created.
+	return EnsureIsolation(ctx, client, want.Name)
 }
 
 // NamespaceLabelsDiffer says ns lacks one of labels, or has another value.

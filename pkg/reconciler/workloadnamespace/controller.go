@@ -1,8 +1,9 @@
 // Package workloadnamespace keeps the service's workload namespaces at
-// their tenant's Pod Security level: someone with access to a workload
-// cluster who relabels such a namespace (to let privileged pods in, say)
-// finds the labels put back at once. Namespaces are created with the
-// labels by the TaskRun and PVC reconcilers (workload.EnsureNamespace),
+// their tenant's Pod Security level and isolated from each other: someone
+// with access to a workload cluster who relabels such a namespace (to let
+// privileged pods in, say), or changes or deletes its isolation
+// NetworkPolicy, finds them put back at once. Namespaces are created with
+// both by the TaskRun and PVC reconcilers (workload.EnsureNamespace),
 // which also bring them to a changed level before the next pod.
 package workloadnamespace
 
@@ -13,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -25,7 +27,8 @@ import (
 // ControllerName names the controller in logs and the work queue.
 const ControllerName = "pipelines-service-workloadnamespace"
 
-// Controller restores the Pod Security labels of workload namespaces.
+// Controller restores the Pod Security labels and the isolation policy of
+// workload namespaces.
 type Controller struct {
 	log   *zap.SugaredLogger
 	queue workqueue.TypedRateLimitingInterface[string]
@@ -45,6 +48,20 @@ func New(f *fleet.Fleet, log *zap.SugaredLogger) *Controller {
 			AddFunc:    enqueue,
 			UpdateFunc: func(_, obj any) { enqueue(obj) },
 		})
+		// A policy that loses its managed-by label leaves the (filtered)
+		// informer as if deleted: both put the namespace in the queue.
+		enqueuePolicy := func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if p, ok := obj.(*networkingv1.NetworkPolicy); ok && p.Name == workload.IsolationPolicyName {
+				c.queue.Add(m.Name + "|" + p.Namespace)
+			}
+		}
+		fleet.AddHandler(m.Informers.Networking().V1().NetworkPolicies().Informer(), cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(_, obj any) { enqueuePolicy(obj) },
+			DeleteFunc: enqueuePolicy,
+		})
 	}})
 	return c
 }
@@ -54,8 +71,8 @@ func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.T
 	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, ControllerName)
 }
 
-// reconcileKey puts back the labels of the namespace of a
-// "<member>|<namespace>" key.
+// reconcileKey puts back the labels and the isolation policy of the
+// namespace of a "<member>|<namespace>" key.
 func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
 	member, name, _ := strings.Cut(key, "|")
 	m := c.fleet.Member(member)
@@ -80,5 +97,16 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	if workload.NamespaceLabelsDiffer(ns, want) {
 		c.log.Infow("putting back the Pod Security labels of a workload namespace", "cluster", member, "workspace", workspace, "namespace", name)
 	}
-	return 0, workload.EnsureNamespaceLabels(ctx, m.Client, ns, want)
+	if err := workload.EnsureNamespaceLabels(ctx, m.Client, ns, want); err != nil {
+		return 0, err
+	}
+	policy, err := m.Informers.Networking().V1().NetworkPolicies().Lister().NetworkPolicies(name).Get(workload.IsolationPolicyName)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
+	if err == nil && !workload.IsolationDiffers(policy) {
+		return 0, nil
+	}
+	c.log.Infow("putting back the isolation policy of a workload namespace", "cluster", member, "workspace", workspace, "namespace", name)
+	return 0, workload.EnsureIsolation(ctx, m.Client, name)
 }

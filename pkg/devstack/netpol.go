@@ -1,0 +1,126 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	rbacapply "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// KubeRouterVersion is the kube-router release whose network policy
+// controller enforces NetworkPolicies on the stack's nodes. It is the only
+// release the module proxy serves; its advisories (GO-2026-4724, the
+// service proxy; GHSA-v5mh-h5hx-7v92, the BGP router's gRPC server) are in
+// controllers the stack does not run.
+const KubeRouterVersion = "v2.1.0"
+
+// networkPolicyAgentUser is the identity of every node's agent in a
+// cluster; networkPolicyAgentRole grants it what kube-router's informers
+// read, and nothing else.
+const (
+	networkPolicyAgentUser = "pipelines-service:network-policy-agent"
+	networkPolicyAgentRole = "pipelines-service:network-policy-agent"
+	ipsetBinary            = "/usr/sbin/ipset" // Debian package ipset
+)
+
+func (c Config) kubeRouterBuild() goBuild {
+	return goBuild{
+		component: "kube-router", version: KubeRouterVersion, module: "kube-router",
+		packages: []string{"github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
+		ldflags:  []string{"-X", "github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=" + KubeRouterVersion},
+	}
+}
+
+func (c Config) networkPolicyAgentKubeconfig(cl WorkloadCluster) string {
+	return c.Path(cl.Dir, "network-policy-agent.kubeconfig")
+}
+
+// networkPolicyAgentProcess is kube-router with only its network policy
+// controller (no BGP router, no service proxy, no health, metrics or
+// pprof port), in the node's network namespace, whose packet filter it
+// owns: each sync rewrites the namespace's whole filter table, so one
+// agent per namespace. NODE_NAME names the node (the host name is the
+// host's in every namespace).
+func (c Config) networkPolicyAgentProcess(cl WorkloadCluster, n workloadNode) *process {
+	p := c.newProcess(n.processName("network-policy-agent"), c.binary(c.kubeRouterBuild(), "kube-router"),
+		"--kubeconfig="+c.networkPolicyAgentKubeconfig(cl),
+		"--hostname-override="+n.name,
+		"--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+		"--service-cluster-ip-range="+cl.ServiceCIDR.String(),
+		"--health-port=0", "--metrics-port=0")
+	p.env = []string{"NODE_NAME=" + n.name}
+	p.netns = n.netns()
+	return p
+}
+
+// startNetworkPolicyAgent starts the node's agent once its node is
+// registered (the agent finds its node IP there) and waits until the
+// agent has installed its chains in the node's filter.
+func (c Config) startNetworkPolicyAgent(ctx context.Context, cl WorkloadCluster, n workloadNode) error {
+	name := n.processName("network-policy-agent")
+	if _, err := os.Stat(ipsetBinary); err != nil {
+		return componentErr(name, "", fmt.Errorf("%s missing: install Debian's iptables and ipset (hack/install-deps.sh)", ipsetBinary))
+	}
+	if err := c.ensureBuilt(ctx, c.kubeRouterBuild()); err != nil {
+		return componentErr(name, c.LogFile("build-kube-router"), err)
+	}
+	if err := c.ensureNetworkPolicyAgentAccess(ctx, cl); err != nil {
+		return componentErr(name, "", err)
+	}
+	p := c.networkPolicyAgentProcess(cl, n)
+	if err := p.start(); err != nil {
+		return err
+	}
+	return p.waitFor(ctx, 90*time.Second, "its chains in the node's filter", func(context.Context) error {
+		return inNetNS(n.netns(), func() error {
+			if out, err := exec.Command("iptables", "-t", "filter", "-S", "KUBE-ROUTER-FORWARD").CombinedOutput(); err != nil {
+				return fmt.Errorf("iptables -S KUBE-ROUTER-FORWARD: %v: %s", err, out)
+			}
+			return nil
+		})
+	})
+}
+
+// ensureNetworkPolicyAgentAccess issues the agents' kubeconfig and grants
+// their identity read access to what kube-router watches.
+func (c Config) ensureNetworkPolicyAgentAccess(ctx context.Context, cl WorkloadCluster) error {
+	ca, err := c.clusterCA(cl)
+	if err != nil {
+		return err
+	}
+	if err := c.issue(ca, cl, []leafCert{{
+		spec:       certSpec{name: "network-policy-agent", commonName: networkPolicyAgentUser, client: true},
+		kubeconfig: c.networkPolicyAgentKubeconfig(cl),
+	}}); err != nil {
+		return err
+	}
+	client, err := c.clusterClient(cl)
+	if err != nil {
+		return err
+	}
+	return applyNetworkPolicyAgentRBAC(ctx, client)
+}
+
+func applyNetworkPolicyAgentRBAC(ctx context.Context, client kubernetes.Interface) error {
+	read := []string{"get", "list", "watch"}
+	role := rbacapply.ClusterRole(networkPolicyAgentRole).WithRules(
+		rbacapply.PolicyRule().WithAPIGroups("").WithResources("pods", "namespaces", "nodes", "services", "endpoints").WithVerbs(read...),
+		rbacapply.PolicyRule().WithAPIGroups("discovery.k8s.io").WithResources("endpointslices").WithVerbs(read...),
+		rbacapply.PolicyRule().WithAPIGroups("networking.k8s.io").WithResources("networkpolicies").WithVerbs(read...),
+	)
+	opts := metav1.ApplyOptions{FieldManager: "pipelines-service-devstack", Force: true}
+	if _, err := client.RbacV1().ClusterRoles().Apply(ctx, role, opts); err != nil {
+		return err
+	}
+	binding := rbacapply.ClusterRoleBinding(networkPolicyAgentRole).
+		WithRoleRef(rbacapply.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(networkPolicyAgentRole)).
+		WithSubjects(rbacapply.Subject().WithAPIGroup(rbacv1.GroupName).WithKind(rbacv1.UserKind).WithName(networkPolicyAgentUser))
+	_, err := client.RbacV1().ClusterRoleBindings().Apply(ctx, binding, opts)
+	return err
+}

@@ -1,0 +1,199 @@
+//go:build e2e
+
+package isolation
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
+	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
+)
+
+// platformPorts are where the platform listens on the stack's machines:
+// kcp, the workload apiservers, the kubelets, a workload etcd, the
+// registry.
+var platformPorts = []int{6443, 7443, 10250, 22379, 5001}
+
+// probeScript prints "open <host>:<port>" or "closed <host>:<port>" for
+// each "<host> <port>" target: closed when the connection was refused or
+// timed out, open when it was made (a server that then waits for a TLS
+// hello is cut short by timeout, and still counts as open).
+func probeScript(targets []string) string {
+	return `probe() {
+  out=$(timeout 6 nc -w 4 "$1" "$2" </dev/null 2>&1)
+  case "$out" in
+    *"can't connect"*|*"timed out"*) echo "closed $1:$2" ;;
+    *) echo "open $1:$2" ;;
+  esac
+}
+printf '%s\n' ` + quoteAll(targets) + ` | while read -r host port; do probe "$host" "$port"; done
+`
+}
+
+// server is a step (or sidecar script) that serves its name over HTTP on
+// port until the run is cancelled.
+func serverScript(name string, port int) string {
+	return fmt.Sprintf("mkdir -p /tmp/www && echo %s > /tmp/www/index.html && exec httpd -f -p %d -h /tmp/www", name, port)
+}
+
+// TestTenantNetworkIsolation: from a plain step, every platform port on
+// every address of the stack's machines, and another tenant's running pod,
+// are refused or time out; in the same run the step reaches its own
+// sidecar on localhost and a second pod of its tenant by pod IP. A pod the
+// service did not make (no isolation policy) reaches the platform ports,
+// so what refuses the tenant is the policy, not an empty port. The policy
+// is put back when someone deletes it on the workload cluster.
+func TestTenantNetworkIsolation(t *testing.T) {
+	ctx := context.Background()
+	victim := env.NewFleetTenant(ctx, t, "e2e-victim", pinned(""))
+	attacker := env.NewFleetTenant(ctx, t, "e2e-attacker", pinned(""))
+
+	serve := func(tn *framework.Tenant, name string) (ip string) {
+		create(ctx, t, tn, run(name, v1.TaskSpec{Steps: []v1.Step{step("serve", serverScript(name, 8080), nil)}}, nil))
+		tn.WaitTaskRunRunning(ctx, t, ns, name, 3*time.Minute)
+		t.Cleanup(func() { tn.CancelTaskRun(context.Background(), t, ns, name) })
+		return servingPodIP(ctx, t, tn, name)
+	}
+	victimIP := serve(victim, "victim")
+	peerIP := serve(attacker, "peer")
+
+	var targets []string
+	for _, addr := range env.Stack.Config().NodeAddresses() {
+		for _, port := range platformPorts {
+			targets = append(targets, fmt.Sprintf("%s %d", addr, port))
+		}
+	}
+	victimTarget := victimIP + " 8080"
+	script := `probes() {
+` + probeScript(append(targets, victimTarget)) + `
+  echo "victim-http $(wget -q -T 5 -O- http://` + victimIP + `:8080/ 2>&1 | head -1)"
+  echo "sidecar-http $(wget -q -T 5 -O- http://127.0.0.1:8081/ 2>&1 | head -1)"
+  echo "peer-http $(wget -q -T 5 -O- http://` + peerIP + `:8080/ 2>&1 | head -1)"
+}
+probes > $(results.report.path)
+`
+	probe := run("probe", v1.TaskSpec{
+		Results:  []v1.TaskResult{{Name: "report"}},
+		Steps:    []v1.Step{step("probe", script, nil)},
+		Sidecars: []v1.Sidecar{{Name: "web", Image: "docker.io/library/busybox:1.36", Script: "#!/bin/sh\n" + serverScript("sidecar", 8081)}},
+	}, nil)
+	create(ctx, t, attacker, probe)
+	tr := attacker.WaitTaskRunDone(ctx, t, ns, "probe", 5*time.Minute)
+	if status, reason := framework.Condition(tr); status != "True" {
+		t.Fatalf("probe ended %s/%s: %s", status, reason, tr.Status.GetCondition("Succeeded").GetMessage())
+	}
+	report := map[string]string{}
+	for _, r := range tr.Status.Results {
+		if r.Name != "report" {
+			continue
+		}
+		for _, line := range strings.Split(strings.TrimSpace(r.Value.StringVal), "\n") {
+			verdict, what, _ := strings.Cut(line, " ")
+			report[what] = verdict
+		}
+	}
+	for _, target := range append(targets, victimTarget) {
+		what := strings.Replace(target, " ", ":", 1)
+		if got := report[what]; got != "closed" {
+			t.Errorf("a tenant's step connecting to %s: %q, want closed (refused or timed out)", what, got)
+		}
+	}
+	if got := report["victim-http"]; strings.Contains(got, "victim") {
+		t.Errorf("a tenant's step read another tenant's server: %q", got)
+	}
+	if got := report["sidecar-http"]; got != "sidecar" {
+		t.Errorf("a step reading its own sidecar on localhost got %q, want sidecar", got)
+	}
+	if got := report["peer-http"]; got != "peer" {
+		t.Errorf("a step reading its tenant's other pod at %s got %q, want peer", peerIP, got)
+	}
+	t.Logf("probe report: %d targets closed; sidecar %q, peer %q", len(targets)+1, report["sidecar-http"], report["peer-http"])
+
+	checkPlatformReachableWithoutPolicy(ctx, t)
+	checkPolicyPutBack(ctx, t, attacker)
+}
+
+// servingPodIP waits until the pod of a running TaskRun has an IP.
+func servingPodIP(ctx context.Context, t *testing.T, tn *framework.Tenant, taskRun string) string {
+	t.Helper()
+	var ip string
+	framework.Eventually(t, 2*time.Minute, "a pod IP for "+taskRun, func() (bool, string, error) {
+		pods, err := framework.TenantPods(ctx, env.Workload, tn)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		for _, p := range pods {
+			if strings.HasPrefix(p.Name, taskRun+"-pod") && p.Status.PodIP != "" && p.Status.Phase == corev1.PodRunning {
+				ip = p.Status.PodIP
+				return true, "", nil
+			}
+		}
+		return false, fmt.Sprintf("%d pods of %s", len(pods), tn.Name), nil
+	})
+	return ip
+}
+
+// checkPlatformReachableWithoutPolicy runs the probe from a pod the service
+// did not make, in a namespace without the isolation policy: kcp, the
+// first cluster's apiserver, the registry and its node's kubelet answer.
+func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
+	t.Helper()
+	c := env.Stack.Config()
+	addrs := c.NodeAddresses()
+	hostEnd, nodeIP := addrs[0], addrs[1]
+	want := []string{hostEnd + " 6443", hostEnd + " 7443", hostEnd + " 5001", nodeIP + " 10250"}
+	namespace := framework.CreateNamespace(ctx, t, env.Workload, "e2e-open")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			NodeName:      "workload-node", // the node whose IP is probed
+			Containers: []corev1.Container{{Name: "probe", Image: "docker.io/library/busybox:1.36",
+				Command: []string{"sh", "-c", probeScript(want)}}},
+		},
+	}
+	logs := framework.RunPodToCompletion(ctx, t, env.Workload, namespace, pod, 3*time.Minute)
+	for _, w := range want {
+		if what := strings.Replace(w, " ", ":", 1); !strings.Contains(logs, "open "+what) {
+			t.Errorf("a pod without the isolation policy connecting to %s: want open (so the policy is what closes it); logs:\n%s", what, logs)
+		}
+	}
+}
+
+// checkPolicyPutBack deletes the tenant's isolation policy on the
+// workload cluster and waits for the controller to put it back.
+func checkPolicyPutBack(ctx context.Context, t *testing.T, tn *framework.Tenant) {
+	t.Helper()
+	name := workload.Namespace(tn.Cluster, ns)
+	policies := env.Workload.NetworkingV1().NetworkPolicies(name)
+	if err := policies.Delete(ctx, workload.IsolationPolicyName, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete the isolation policy of %s: %v", name, err)
+	}
+	framework.Eventually(t, 30*time.Second, "the isolation policy of "+name+" is back", func() (bool, string, error) {
+		p, err := policies.Get(ctx, workload.IsolationPolicyName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, "not found", nil
+		}
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return !workload.IsolationDiffers(p), fmt.Sprint(p.Spec), nil
+	})
+}
+
+func quoteAll(lines []string) string {
+	quoted := make([]string, len(lines))
+	for i, l := range lines {
+		quoted[i] = "'" + l + "'"
+	}
+	return strings.Join(quoted, " ")
+}
