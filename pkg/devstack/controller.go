@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -35,6 +36,41 @@ var tektonImagePackages = []string{
 	"github.com/tektoncd/pipeline/cmd/nop",
 	"github.com/tektoncd/pipeline/cmd/sidecarlogresults",
 	"github.com/tektoncd/pipeline/cmd/workingdirinit",
+}
+
+// tektonImagesFromKo names the images ko printed for tektonImagePackages.
+// ko builds the packages concurrently and prints each image when it is
+// published, in no fixed order: each is matched to its package by its
+// repository, which -B names after the package's last element.
+func (c Config) tektonImagesFromKo(refs []string) (pipeline.Images, error) {
+	byName := map[string]string{}
+	for _, ref := range refs {
+		repo, _, _ := strings.Cut(ref, "@")
+		byName[path.Base(repo)] = ref
+	}
+	image := func(pkg string) string { return byName[path.Base(pkg)] }
+	imgs := pipeline.Images{
+		EntrypointImage:        image(tektonImagePackages[0]),
+		NopImage:               image(tektonImagePackages[1]),
+		SidecarLogResultsImage: image(tektonImagePackages[2]),
+		WorkingDirInitImage:    image(tektonImagePackages[3]),
+		ShellImage:             c.RegistryAddr + "/pipelines-service/shell:latest",
+		// Never used on Linux nodes; Tekton requires a value.
+		ShellImageWin: "mcr.microsoft.com/powershell:nanoserver",
+	}
+	for _, pkg := range tektonImagePackages {
+		if image(pkg) == "" {
+			return imgs, fmt.Errorf("ko printed no image for %s among %q", pkg, refs)
+		}
+	}
+	return imgs, nil
+}
+
+// recordedInPlace says each recorded image is its package's (a record
+// written before images were matched by name may have them swapped).
+func (c Config) recordedInPlace(imgs pipeline.Images) bool {
+	again, err := c.tektonImagesFromKo([]string{imgs.WorkingDirInitImage, imgs.SidecarLogResultsImage, imgs.NopImage, imgs.EntrypointImage})
+	return err == nil && again == imgs
 }
 
 // KoDockerRepo is where ko pushes the project's images.
@@ -66,7 +102,7 @@ func (c Config) koEnv() []string {
 func (c Config) ensureTektonImages(ctx context.Context) (pipeline.Images, error) {
 	record := c.Path("controller", "tekton-images.json")
 	var imgs pipeline.Images
-	if data, err := os.ReadFile(record); err == nil && json.Unmarshal(data, &imgs) == nil && c.imagesExist(ctx, imgs) {
+	if data, err := os.ReadFile(record); err == nil && json.Unmarshal(data, &imgs) == nil && c.recordedInPlace(imgs) && c.imagesExist(ctx, imgs) {
 		return imgs, nil
 	}
 	if err := c.ensureKo(ctx); err != nil {
@@ -81,18 +117,9 @@ func (c Config) ensureTektonImages(ctx context.Context) (pipeline.Images, error)
 	if err := c.runLogged(cmd, "ko-tekton-images"); err != nil {
 		return imgs, err
 	}
-	refs := strings.Fields(out.String())
-	if len(refs) != len(tektonImagePackages) {
-		return imgs, fmt.Errorf("ko printed %d images for %d packages: %q", len(refs), len(tektonImagePackages), out.String())
-	}
-	imgs = pipeline.Images{
-		EntrypointImage:        refs[0],
-		NopImage:               refs[1],
-		SidecarLogResultsImage: refs[2],
-		WorkingDirInitImage:    refs[3],
-		ShellImage:             c.RegistryAddr + "/pipelines-service/shell:latest",
-		// Never used on Linux nodes; Tekton requires a value.
-		ShellImageWin: "mcr.microsoft.com/powershell:nanoserver",
+	imgs, err := c.tektonImagesFromKo(strings.Fields(out.String()))
+	if err != nil {
+		return imgs, componentErr("tekton images", c.LogFile("ko-tekton-images"), err)
 	}
 	data, _ := json.MarshalIndent(imgs, "", "  ")
 	return imgs, writeFile(record, string(data))

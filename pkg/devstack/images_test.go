@@ -49,3 +49,29 @@ func TestBusyboxImageAndAliasLayers(t *testing.T) {
 		t.Errorf("alias config entrypoint %v cmd %v", cf.Config.Entrypoint, cf.Config.Cmd)
 	}
 }
+
+// ko prints the images of several packages in the order they were
+// published; each must still land in its own field.
+func TestTektonImagesFromKoMatchesByRepository(t *testing.T) {
+	c := layoutConfig(t)
+	ref := func(name string) string { return c.KoDockerRepo() + "/" + name + "@sha256:" + name }
+	imgs, err := c.tektonImagesFromKo([]string{ref("workingdirinit"), ref("nop"), ref("entrypoint"), ref("sidecarlogresults")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imgs.EntrypointImage != ref("entrypoint") || imgs.NopImage != ref("nop") ||
+		imgs.SidecarLogResultsImage != ref("sidecarlogresults") || imgs.WorkingDirInitImage != ref("workingdirinit") {
+		t.Errorf("images %+v: each is not its package's", imgs)
+	}
+	if !c.recordedInPlace(imgs) {
+		t.Error("a correct record is not recognised")
+	}
+	swapped := imgs
+	swapped.EntrypointImage, swapped.WorkingDirInitImage = imgs.WorkingDirInitImage, imgs.EntrypointImage
+	if c.recordedInPlace(swapped) {
+		t.Error("a record with swapped images is taken")
+	}
+	if _, err := c.tektonImagesFromKo([]string{ref("entrypoint")}); err == nil {
+		t.Error("a missing image is not reported")
+	}
+}
