@@ -35,12 +35,38 @@ func (s *Stack) Up(ctx context.Context) error {
 	}
 	for _, step := range s.upSteps() {
 		start := time.Now()
-		if err := step.run(ctx); err != nil {
+		stop := s.reportProgress(step.name, start)
+		err := step.run(ctx)
+		stop()
+		if err != nil {
 			return fmt.Errorf("bring-up failed at %s: %w", step.name, err)
 		}
 		s.log.Infow("ready", "step", step.name, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
 	}
 	return nil
+}
+
+// progressInterval bounds the silence of a long step (a cold build of
+// kcp or Kubernetes takes minutes): whoever waits sees it is still going.
+const progressInterval = 30 * time.Second
+
+// reportProgress logs every progressInterval that step is still running,
+// until the returned func is called.
+func (s *Stack) reportProgress(step string, start time.Time) (stop func()) {
+	done := make(chan struct{})
+	ticker := time.NewTicker(progressInterval)
+	go func() {
+		defer ticker.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ticker.C:
+				s.log.Infow("still working", "step", step, "seconds", fmt.Sprintf("%.0f", time.Since(start).Seconds()))
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // upStep is one step of the bring-up.
