@@ -5,13 +5,13 @@ set -euo pipefail
 
 packages=(
   etcd-server                 # the workload cluster's etcd
-  containerd runc             # the workload node's container runtime
+  libseccomp-dev              # runc, built from third_party/runc, links libseccomp
   containernetworking-plugins # CNI ptp + host-local for pods
   iptables ipset              # the nodes' packet filters (kube-router's network policies)
   docker-registry             # the local OCI registry
   debootstrap                 # the Debian base image for script steps
   busybox-static              # the busybox shell image
-  gcc libc6-dev               # the static pause binary of the sandbox image
+  gcc libc6-dev               # the static pause binary of the sandbox image; runc's cgo
   iproute2                    # the stack's bridge and the nodes' network namespaces
 )
 

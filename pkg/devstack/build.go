@@ -18,6 +18,8 @@ type goBuild struct {
 	module    string // directory under third_party/
 	packages  []string
 	ldflags   []string
+	tags      []string // build tags
+	cgo       bool     // runc links libseccomp
 }
 
 // buildRecord is written next to a finished build; `bench` reports it.
@@ -93,10 +95,17 @@ func (c Config) ensureBuilt(ctx context.Context, b goBuild) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
-	args := append([]string{"build", "-trimpath", "-o", tmp + "/", "-ldflags", strings.Join(b.ldflags, " ")}, b.packages...)
-	cmd := exec.CommandContext(ctx, "go", args...)
+	args := []string{"build", "-trimpath", "-o", tmp + "/", "-ldflags", strings.Join(b.ldflags, " ")}
+	if len(b.tags) > 0 {
+		args = append(args, "-tags", strings.Join(b.tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, b.packages...)...)
 	cmd.Dir = filepath.Join(c.RepoRoot, "third_party", b.module)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB)
+	cgo := "CGO_ENABLED=0"
+	if b.cgo {
+		cgo = "CGO_ENABLED=1"
+	}
+	cmd.Env = append(os.Environ(), cgo, "GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB)
 	start := time.Now()
 	if err := c.runLogged(cmd, "build-"+b.component); err != nil {
 		return err
@@ -124,7 +133,7 @@ func (c Config) built(b goBuild) bool {
 // buildRecords returns the records of the cached builds.
 func (c Config) buildRecords() []buildRecord {
 	var out []buildRecord
-	for _, b := range []goBuild{c.kcpBuild(), c.kubernetesBuild(), c.kubeRouterBuild()} {
+	for _, b := range []goBuild{c.kcpBuild(), c.kubernetesBuild(), c.kubeRouterBuild(), c.containerdBuild(), c.runcBuild()} {
 		data, err := os.ReadFile(filepath.Join(c.buildDir(b.component, b.version), "build.json"))
 		if err != nil {
 			continue

@@ -53,7 +53,9 @@ type workloadNode struct {
 	dir string
 	// kubeletDir holds kubelet/ (its root directory), kubelet-config.yaml
 	// and kubelet.kubeconfig.
-	kubeletDir  string
+	kubeletDir string
+	// runtimeDir holds containerd's state and runc's root.
+	runtimeDir  string
 	podLogsDir  string
 	cgroupRoot  string
 	healthzPort int
@@ -182,6 +184,7 @@ func (c Config) nodeLayout(cl WorkloadCluster, name string, index int) workloadN
 		name: name, cluster: cl.Name, index: index,
 		hostIP: nthIP(link, 1), ip: nthIP(link, 2), podCIDR: nthSubnet(c.PodNetwork, 24, index),
 		healthzPort: 10248 + index,
+		runtimeDir:  filepath.Join(c.RuntimeDir, name),
 	}
 	if index == 0 {
 		n.dir, n.kubeletDir = c.StateDir, c.Path(cl.Dir)
@@ -231,9 +234,11 @@ func (n workloadNode) containerdSocket() string {
 func (n workloadNode) containerdConfig() string {
 	return filepath.Join(n.containerdDir(), "config.toml")
 }
-func (n workloadNode) cniConfDir() string     { return filepath.Join(n.dir, "cni", "net.d") }
-func (n workloadNode) volumesDir() string     { return filepath.Join(n.dir, "volumes") }
-func (n workloadNode) kubeletRootDir() string { return filepath.Join(n.kubeletDir, "kubelet") }
+func (n workloadNode) containerdStateDir() string { return filepath.Join(n.runtimeDir, "containerd") }
+func (n workloadNode) runcRoot() string           { return filepath.Join(n.runtimeDir, "runc") }
+func (n workloadNode) cniConfDir() string         { return filepath.Join(n.dir, "cni", "net.d") }
+func (n workloadNode) volumesDir() string         { return filepath.Join(n.dir, "volumes") }
+func (n workloadNode) kubeletRootDir() string     { return filepath.Join(n.kubeletDir, "kubelet") }
 func (n workloadNode) kubeletConfig() string {
 	return filepath.Join(n.kubeletDir, "kubelet-config.yaml")
 }

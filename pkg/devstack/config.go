@@ -39,6 +39,14 @@ type Config struct {
 	// PID files, kubeconfigs. It is machine-wide so that any checkout sees
 	// (and can tear down) the one running stack.
 	StateDir string
+	// RuntimeDir holds what the nodes' containerd and runc keep while they
+	// run (container root filesystems, runc's state). Unlike StateDir, which
+	// may lie under a home directory no one else may traverse (/root is
+	// 0700), every component of its path is searchable, as root in a pod's
+	// user namespace, who is no one on the host, must reach its root
+	// filesystem. Like the nodes' network namespaces it is machine-wide:
+	// one stack per machine.
+	RuntimeDir string
 
 	// HostIP is the host's address towards the stack's first workload node
 	// (the first address of NodeNetwork's first /24). kcp, the first
@@ -82,6 +90,7 @@ func DefaultConfig(repoRoot string) (Config, error) {
 		RepoRoot:     repoRoot,
 		CacheDir:     envOr("PIPELINES_SERVICE_CACHE_DIR", filepath.Join(home, ".cache", "pipelines-service")),
 		StateDir:     envOr("PIPELINES_SERVICE_STATE_DIR", filepath.Join(home, ".local", "state", "pipelines-service")),
+		RuntimeDir:   envOr("PIPELINES_SERVICE_RUNTIME_DIR", "/run/pipelines-service"),
 		HostIP:       net.ParseIP("10.244.0.1"),
 		NodeNetwork:  mustCIDR("10.244.0.0/16"),
 		PodNetwork:   mustCIDR("10.245.0.0/16"),

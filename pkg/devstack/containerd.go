@@ -13,19 +13,57 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// ContainerdVersion and RuncVersion are built from their modules in
+// third_party/: user namespaces (pods with hostUsers: false) need
+// containerd 2 and runc 1.2 or later, and Debian 12 ships containerd 1.6 and
+// runc 1.1. runc v1.4.4 also works around a kernel 6.17+ bug in cgroup
+// device rules (this machine runs 6.18).
 const (
-	containerdBinary = "/usr/bin/containerd"              // Debian package containerd
-	shimBinary       = "/usr/bin/containerd-shim-runc-v2" // started by containerd
-	runcBinary       = "/usr/sbin/runc"                   // Debian package runc
-	cniBinDir        = "/usr/lib/cni"                     // Debian package containernetworking-plugins
-	sandboxImage     = "registry.k8s.io/pause:3.10"
+	ContainerdVersion = "v2.2.9"
+	RuncVersion       = "v1.4.4"
 )
+
+const (
+	shimName     = "containerd-shim-runc-v2" // started by containerd, built with it
+	cniBinDir    = "/usr/lib/cni"            // Debian package containernetworking-plugins
+	sandboxImage = "registry.k8s.io/pause:3.10"
+)
+
+func (c Config) containerdBuild() goBuild {
+	return goBuild{
+		component: "containerd", version: ContainerdVersion, module: "containerd",
+		packages: []string{
+			"github.com/containerd/containerd/v2/cmd/containerd",
+			"github.com/containerd/containerd/v2/cmd/" + shimName,
+		},
+		// As upstream's static release builds: no btrfs snapshotter (it
+		// needs cgo), no man pages.
+		tags:    []string{"urfave_cli_no_docs", "no_btrfs"},
+		ldflags: []string{"-X", "github.com/containerd/containerd/v2/version.Version=" + ContainerdVersion},
+	}
+}
+
+func (c Config) runcBuild() goBuild {
+	return goBuild{
+		component: "runc", version: RuncVersion, module: "runc",
+		packages: []string{"github.com/opencontainers/runc"},
+		// seccomp: runc applies the pods' RuntimeDefault profiles through
+		// libseccomp (Debian's libseccomp-dev), hence cgo.
+		tags:    []string{"seccomp", "urfave_cli_no_docs"},
+		cgo:     true,
+		ldflags: []string{"-X", "main.version=" + strings.TrimPrefix(RuncVersion, "v")},
+	}
+}
+
+func (c Config) containerdBinary() string { return c.binary(c.containerdBuild(), "containerd") }
+func (c Config) shimBinary() string       { return c.binary(c.containerdBuild(), shimName) }
+func (c Config) runcBinary() string       { return c.binary(c.runcBuild(), "runc") }
 
 // containerdProcess runs in the node's network namespace: the pods' links
 // (made by the CNI plugins it calls) and its pulls from the registry start
 // there.
 func (c Config) containerdProcess(n workloadNode) *process {
-	p := c.newProcess(n.processName("containerd"), containerdBinary, "--config", n.containerdConfig())
+	p := c.newProcess(n.processName("containerd"), c.containerdBinary(), "--config", n.containerdConfig())
 	p.netns = n.netns()
 	return p
 }
@@ -33,10 +71,8 @@ func (c Config) containerdProcess(n workloadNode) *process {
 // startContainerd starts the node's containerd, restarting it when its
 // configuration changed, and waits until it serves CRI.
 func (c Config) startContainerd(ctx context.Context, n workloadNode) error {
-	for _, bin := range []string{containerdBinary, shimBinary, runcBinary, filepath.Join(cniBinDir, "ptp")} {
-		if _, err := os.Stat(bin); err != nil {
-			return componentErr("containerd", "", fmt.Errorf("%s missing: install Debian's containerd, runc and containernetworking-plugins (hack/install-deps.sh)", bin))
-		}
+	if _, err := os.Stat(filepath.Join(cniBinDir, "ptp")); err != nil {
+		return componentErr("containerd", "", fmt.Errorf("CNI plugins missing: install Debian's containernetworking-plugins (hack/install-deps.sh): %w", err))
 	}
 	if err := c.writeContainerdConfig(n); err != nil {
 		return err
@@ -59,38 +95,49 @@ func (c Config) startContainerd(ctx context.Context, n workloadNode) error {
 }
 
 // writeContainerdConfig writes the node's containerd configuration, CNI
-// configuration and registry mirrors. Everything containerd and its runc
-// keep is under the node's directory: the root, the state, the socket (which
-// also names the shims' sockets) and runc's container state.
+// configuration and registry mirrors. What containerd and its runc keep
+// lives in the node's directories: the root (images, snapshots) and the
+// socket (which also names the shims' sockets) under the state directory,
+// the state (container root filesystems, runc's container state) under the
+// runtime directory, which a user namespace's root can traverse.
 func (c Config) writeContainerdConfig(n workloadNode) error {
-	dir := n.containerdDir()
-	config := fmt.Sprintf(`version = 2
+	config := fmt.Sprintf(`version = 3
 root = %q
 state = %q
 
 [grpc]
   address = %q
 
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = %q
+# Every containerd of the machine would take the same NRI socket.
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = %q
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = %q
+
+[plugins."io.containerd.cri.v1.runtime"]
   # The machine lacks CAP_SYS_RESOURCE: never lower a container's OOM score below ours.
   restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      # The shim built with this containerd, not one found on PATH.
+      runtime_path = %q
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         BinaryName = %q
         Root = %q
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = %q
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = [%q]
     conf_dir = %q
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), n.containerdSocket(), sandboxImage,
-		runcBinary, filepath.Join(dir, "state", "runc"), cniBinDir, n.cniConfDir(), filepath.Join(dir, "certs.d"))
+`, filepath.Join(n.containerdDir(), "root"), n.containerdStateDir(), n.containerdSocket(),
+		sandboxImage, filepath.Join(n.containerdDir(), "certs.d"),
+		c.shimBinary(), c.runcBinary(), n.runcRoot(), cniBinDir, n.cniConfDir())
 	if err := writeFile(n.containerdConfig(), config); err != nil {
 		return err
 	}
@@ -202,7 +249,7 @@ func shimPIDs(n workloadNode) []int {
 }
 
 func isShimOf(args []string, socket string) bool {
-	if len(args) == 0 || !strings.HasSuffix(args[0], "containerd-shim-runc-v2") {
+	if len(args) == 0 || !strings.HasSuffix(args[0], shimName) {
 		return false
 	}
 	for i, a := range args[1:] {

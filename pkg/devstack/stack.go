@@ -80,6 +80,8 @@ func (s *Stack) upSteps() []upStep {
 	steps := []upStep{
 		{"build kcp " + KCPVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kcpBuild()) }},
 		{"build kubernetes " + KubernetesVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kubernetesBuild()) }},
+		{"build containerd " + ContainerdVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.containerdBuild()) }},
+		{"build runc " + RuncVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.runcBuild()) }},
 		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
 		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
 		{"registry " + c.RegistryAddr, c.startRegistry},
@@ -221,12 +223,15 @@ func (s *Stack) Down(ctx context.Context) error {
 	}
 	for _, n := range nodes {
 		for _, pid := range shimPIDs(n) {
-			if err := killAndWait(pid, shimBinary, 5*time.Second); err != nil {
+			if err := killAndWait(pid, c.shimBinary(), 5*time.Second); err != nil {
 				errs = append(errs, componentErr("containerd shim of "+n.name, "", err))
 			}
 		}
 	}
 	if err := c.unmountAll(); err != nil {
+		errs = append(errs, err)
+	} else if err := os.RemoveAll(c.RuntimeDir); err != nil {
+		// Nothing is mounted under it any more: only what a running node keeps.
 		errs = append(errs, err)
 	}
 	for _, n := range nodes {
@@ -247,7 +252,8 @@ func (s *Stack) Down(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// mounts returns the mount points under the state directory, deepest first.
+// mounts returns the mount points under the state and runtime directories,
+// deepest first.
 func (c Config) mounts() []string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -260,8 +266,11 @@ func (c Config) mounts() []string {
 			continue
 		}
 		mp := unescapeMount(f[4])
-		if mp == c.StateDir || strings.HasPrefix(mp, c.StateDir+"/") {
-			out = append(out, mp)
+		for _, dir := range []string{c.StateDir, c.RuntimeDir} {
+			if mp == dir || strings.HasPrefix(mp, dir+"/") {
+				out = append(out, mp)
+				break
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })

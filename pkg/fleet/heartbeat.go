@@ -50,8 +50,8 @@ func (f *Fleet) heartbeat(ctx context.Context, m *Member) {
 	}
 }
 
-// probe lists the member's nodes: an answer makes it reachable and
-// counts its Ready nodes.
+// probe lists the member's nodes: an answer makes it reachable, counts
+// its Ready nodes and says whether all of them support user namespaces.
 func (m *Member) probe(ctx context.Context, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -68,13 +68,40 @@ func (m *Member) probe(ctx context.Context, timeout time.Duration) {
 	}
 	m.state.reachable, m.state.lastSeen, m.state.lastError = true, now, ""
 	m.state.readyNodes = 0
-	for _, n := range nodes.Items {
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && !n.Spec.Unschedulable {
-				m.state.readyNodes++
-			}
+	m.state.userNamespaces = true
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if !schedulable(n) {
+			continue
+		}
+		m.state.readyNodes++
+		m.state.userNamespaces = m.state.userNamespaces && NodeSupportsUserNamespaces(n)
+	}
+	m.state.userNamespaces = m.state.userNamespaces && m.state.readyNodes > 0
+}
+
+func schedulable(n *corev1.Node) bool {
+	if n.Spec.Unschedulable {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
 		}
 	}
+	return false
+}
+
+// NodeSupportsUserNamespaces reads what the kubelet reports of its
+// runtime's default handler (the one named ""): kubelet 1.33+ with
+// containerd 2 and runc 1.2+ on a kernel with idmapped mounts say true.
+func NodeSupportsUserNamespaces(n *corev1.Node) bool {
+	for _, h := range n.Status.RuntimeHandlers {
+		if h.Name == "" {
+			return h.Features != nil && h.Features.UserNamespaces != nil && *h.Features.UserNamespaces
+		}
+	}
+	return false
 }
 
 // status is the WorkloadCluster status of the member's state.
@@ -82,7 +109,7 @@ func (m *Member) status() fleetv1alpha1.WorkloadClusterStatus {
 	pods := m.runningPods()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := fleetv1alpha1.WorkloadClusterStatus{ReadyNodes: m.state.readyNodes, RunningPods: pods}
+	st := fleetv1alpha1.WorkloadClusterStatus{ReadyNodes: m.state.readyNodes, RunningPods: pods, UserNamespaces: m.state.userNamespaces}
 	if !m.state.lastSeen.IsZero() {
 		st.LastHeartbeatTime = &metav1.Time{Time: m.state.lastSeen}
 	}
@@ -108,7 +135,7 @@ func (m *Member) status() fleetv1alpha1.WorkloadClusterStatus {
 }
 
 func sameStatus(a, b fleetv1alpha1.WorkloadClusterStatus) bool {
-	if a.ReadyNodes != b.ReadyNodes || a.RunningPods != b.RunningPods || len(a.Conditions) != len(b.Conditions) {
+	if a.ReadyNodes != b.ReadyNodes || a.RunningPods != b.RunningPods || a.UserNamespaces != b.UserNamespaces || len(a.Conditions) != len(b.Conditions) {
 		return false
 	}
 	for i := range a.Conditions {

@@ -44,6 +44,7 @@ type memberState struct {
 	synced           bool
 	reachable        bool
 	readyNodes       int
+	userNamespaces   bool
 	lastSeen         time.Time
 	unreachableSince time.Time
 	lastError        string
@@ -123,6 +124,15 @@ func (m *Member) Ready() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state.synced && m.state.reachable && m.state.readyNodes > 0
+}
+
+// UserNamespaces says every Ready node of the member runs pods in user
+// namespaces (hostUsers: false) with its default runtime handler, so that
+// a pod can ask for one wherever the scheduler puts it.
+func (m *Member) UserNamespaces() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state.userNamespaces
 }
 
 // Reachable says the member's apiserver answered the last heartbeat.

@@ -74,6 +74,10 @@ type WorkloadClusterStatus struct {
 	ReadyNodes int `json:"readyNodes"`
 	// RunningPods is the number of the service's pods not yet finished.
 	RunningPods int `json:"runningPods"`
+	// UserNamespaces says every Ready node runs pods in user namespaces:
+	// tenants' pods there run with hostUsers: false, so that root in a step
+	// is an unprivileged user on the node.
+	UserNamespaces bool `json:"userNamespaces,omitempty"`
 	// LastHeartbeatTime is when the cluster last answered.
 	LastHeartbeatTime *metav1.Time `json:"lastHeartbeatTime,omitempty"`
 }

@@ -99,6 +99,10 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, m *f
 		log.Infow("TaskRun refused: its pod breaks the workspace's Pod Security level", "level", level)
 		return nil, nil
 	}
+	if userNamespaces(level, m.UserNamespaces()) && !inUserNamespace(tr, pod) {
+		log.Infow("TaskRun refused: its pod cannot run in a user namespace", "cluster", m.Name)
+		return nil, nil
+	}
 	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tr.Namespace, podsecurity.NamespaceLabels(level)); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package taskrun
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/tektoncd/pipeline/pkg/apis/config"
@@ -79,6 +80,56 @@ func TestTektonsOwnContainersPassTheLevel(t *testing.T) {
 			}
 			if !tc.allowed && err == nil {
 				t.Error("allowed")
+			}
+		})
+	}
+}
+
+// TestUserNamespaces: every level but privileged gets a user namespace
+// where the nodes support one; a pod asking for a raw block device there
+// fails its run with the container named, and is not changed.
+func TestUserNamespaces(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		level     psaapi.Level
+		supported bool
+		devices   bool
+		wantUserN bool
+		wantFail  bool
+	}{
+		{name: "baseline, nodes support it", level: psaapi.LevelBaseline, supported: true, wantUserN: true},
+		{name: "restricted, nodes support it", level: psaapi.LevelRestricted, supported: true, wantUserN: true},
+		{name: "privileged keeps the node's users", level: psaapi.LevelPrivileged, supported: true},
+		{name: "nodes without support", level: psaapi.LevelBaseline},
+		{name: "raw block device refused", level: psaapi.LevelBaseline, supported: true, devices: true, wantFail: true},
+		{name: "raw block device where nodes have no support", level: psaapi.LevelBaseline, devices: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "build", Namespace: "default"}}
+			p := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "step-build"}}}}
+			if tc.devices {
+				p.Spec.Containers[0].VolumeDevices = []corev1.VolumeDevice{{Name: "disk", DevicePath: "/dev/xvda"}}
+			}
+			ok := true
+			if userNamespaces(tc.level, tc.supported) {
+				ok = inUserNamespace(tr, p)
+			}
+			if ok == tc.wantFail {
+				t.Fatalf("inUserNamespace = %v, want failure %v", ok, tc.wantFail)
+			}
+			if tc.wantFail {
+				c := tr.Status.GetCondition("Succeeded")
+				if c == nil || c.Reason != ReasonUserNamespace || !strings.Contains(c.Message, `container "step-build": volumeDevices`) {
+					t.Fatalf("condition %+v, want %s naming the container", c, ReasonUserNamespace)
+				}
+				if p.Spec.HostUsers != nil {
+					t.Fatal("a refused pod was changed")
+				}
+				return
+			}
+			got := p.Spec.HostUsers != nil && !*p.Spec.HostUsers
+			if got != tc.wantUserN {
+				t.Fatalf("hostUsers false = %v, want %v", got, tc.wantUserN)
 			}
 		})
 	}
