@@ -15,6 +15,7 @@ require (
 	k8s.io/api v0.32.11
 	k8s.io/apiextensions-apiserver v0.32.11
 	k8s.io/apimachinery v0.33.7
+	k8s.io/apiserver v0.32.11
 	k8s.io/client-go v0.32.11
 	k8s.io/cri-api v0.32.11
 	k8s.io/pod-security-admission v0.32.11
@@ -69,6 +70,7 @@ require (
 	github.com/aws/smithy-go v1.22.2 // indirect
 	github.com/awslabs/amazon-ecr-credential-helper/ecr-login v0.0.0-20230510185313-f5e39e5f34c7 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/blang/semver/v4 v4.0.0 // indirect
 	github.com/blendle/zapdriver v1.3.1 // indirect
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.2 // indirect

@@ -24,15 +24,16 @@ const ProviderWorkspace = "pipelines-service"
 
 func (c Config) kcpProcess() *process {
 	caFile, _ := (&certAuthority{dir: c.Path("kcp-pki")}).files("ca")
-	p := c.newProcess("kcp", c.binary(c.kcpBuild(), "kcp"), "start",
-		"--client-ca-file="+caFile,
-		"--root-directory="+c.Path("kcp"),
-		"--bind-address="+c.HostIP.String(),
-		"--secure-port="+strconv.Itoa(c.KCPPort),
-		"--external-hostname="+c.HostIP.String(),
-		"--embedded-etcd-client-port="+strconv.Itoa(c.KCPEtcdPort),
-		"--embedded-etcd-peer-port="+strconv.Itoa(c.KCPEtcdPort+1),
-	)
+	args := append([]string{"start",
+		"--client-ca-file=" + caFile,
+		"--root-directory=" + c.Path("kcp"),
+		"--bind-address=" + c.HostIP.String(),
+		"--secure-port=" + strconv.Itoa(c.KCPPort),
+		"--external-hostname=" + c.HostIP.String(),
+		"--embedded-etcd-client-port=" + strconv.Itoa(c.KCPEtcdPort),
+		"--embedded-etcd-peer-port=" + strconv.Itoa(c.KCPEtcdPort+1),
+	}, c.requestHeaderArgs()...)
+	p := c.newProcess("kcp", c.binary(c.kcpBuild(), "kcp"), args...)
 	p.ports = []string{
 		net.JoinHostPort(c.HostIP.String(), strconv.Itoa(c.KCPPort)),
 		"127.0.0.1:" + strconv.Itoa(c.KCPEtcdPort),
@@ -43,6 +44,9 @@ func (c Config) kcpProcess() *process {
 
 func (c Config) startKCP() error {
 	if _, err := c.kcpClientCA(); err != nil {
+		return componentErr("kcp", c.LogFile("kcp"), err)
+	}
+	if _, err := c.frontProxyCA(); err != nil {
 		return componentErr("kcp", c.LogFile("kcp"), err)
 	}
 	return c.kcpProcess().start()

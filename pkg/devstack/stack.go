@@ -94,6 +94,7 @@ func (s *Stack) upSteps() []upStep {
 		upStep{"kcp (ready)", c.waitKCP},
 		upStep{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
 		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
+		upStep{"gateway " + c.GatewayURL(), s.startGateway},
 		upStep{"tenant workspace root:" + DemoTenant, func(ctx context.Context) error { _, err := s.AddTenant(ctx, DemoTenant); return err }},
 		upStep{"kcp fleet (workload clusters registered)", s.registerWorkloadClusters},
 		upStep{"controller", s.startController},
@@ -183,7 +184,7 @@ func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
 // processes lists the stack's processes in start order.
 func (s *Stack) processes() []*process {
 	c := s.cfg
-	procs := []*process{c.registryProcess(), c.kcpProcess()}
+	procs := []*process{c.registryProcess(), c.kcpProcess(), c.gatewayProcess("")}
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {

@@ -75,7 +75,8 @@ func providerPath() logicalcluster.Path {
 
 // AddTenant creates a tenant workspace under root, binds it to the export
 // (accepting its permission claims), grants the tenant's own user admin
-// rights in it and writes the tenant's kubeconfig. It returns that path.
+// rights in it and writes the tenant's kubeconfig, which points at the
+// gateway. It returns that path.
 func (s *Stack) AddTenant(ctx context.Context, name string) (string, error) {
 	clients, err := s.providerClients()
 	if err != nil {
@@ -89,7 +90,7 @@ func (s *Stack) AddTenant(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	kubeconfig := s.cfg.TenantKubeconfig(name)
-	if err := s.writeKCPUserKubeconfig(kubeconfig, TenantUser(name), path); err != nil {
+	if err := s.writeTenantKubeconfig(kubeconfig, TenantUser(name), path); err != nil {
 		return "", err
 	}
 	return kubeconfig, waitTenantAccess(ctx, kubeconfig)

@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	psaapi "k8s.io/pod-security-admission/api"
@@ -188,7 +188,7 @@ func (f *Fleet) syncMembers() {
 	}
 	seen := map[string]bool{}
 	for _, obj := range f.clusters.GetStore().List() {
-		wc, err := decodeCluster(obj)
+		wc, err := DecodeCluster(obj)
 		if err != nil {
 			f.log.Errorw("WorkloadCluster does not decode", "error", err)
 			continue
@@ -228,16 +228,22 @@ func (f *Fleet) syncMembers() {
 }
 
 func (f *Fleet) kubeconfig(wc *fleetv1alpha1.WorkloadCluster) ([]byte, error) {
+	return Kubeconfig(wc, corev1listers.NewSecretLister(f.secrets.GetIndexer()))
+}
+
+// Kubeconfig reads a WorkloadCluster's kubeconfig from its Secret in the
+// provider workspace.
+func Kubeconfig(wc *fleetv1alpha1.WorkloadCluster, secrets corev1listers.SecretLister) ([]byte, error) {
 	ref := wc.Spec.KubeconfigSecretRef
-	obj, ok, err := f.secrets.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
-	if err != nil || !ok {
+	secret, err := secrets.Secrets(ref.Namespace).Get(ref.Name)
+	if err != nil {
 		return nil, fmt.Errorf("kubeconfig Secret %s/%s not found", ref.Namespace, ref.Name)
 	}
 	key := ref.Key
 	if key == "" {
 		key = "kubeconfig"
 	}
-	data := obj.(*corev1.Secret).Data[key]
+	data := secret.Data[key]
 	if len(data) == 0 {
 		return nil, fmt.Errorf("kubeconfig Secret %s/%s has no key %q", ref.Namespace, ref.Name, key)
 	}
@@ -302,7 +308,8 @@ func (f *Fleet) clusterLimit(cluster string) int {
 	return 0
 }
 
-func decodeCluster(obj any) (*fleetv1alpha1.WorkloadCluster, error) {
+// DecodeCluster decodes a WorkloadCluster from its informer's object.
+func DecodeCluster(obj any) (*fleetv1alpha1.WorkloadCluster, error) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return nil, fmt.Errorf("unexpected %T", obj)

@@ -154,7 +154,7 @@ func (f *Fleet) writeStatus(ctx context.Context, name string, status fleetv1alph
 	if err != nil {
 		return err
 	}
-	current, err := decodeCluster(u)
+	current, err := DecodeCluster(u)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,10 @@ func EnsureProvider(ctx context.Context, c Clients, provider logicalcluster.Path
 	if err := ensureFleetAPI(ctx, c, provider); err != nil {
 		return err
 	}
-	return ensureControllerRBAC(ctx, c, provider)
+	if err := ensureControllerRBAC(ctx, c, provider); err != nil {
+		return err
+	}
+	return ensureGatewayRBAC(ctx, c, provider)
 }
 
 func ensureExport(ctx context.Context, c Clients, provider logicalcluster.Path, resources []apisv1alpha2.ResourceSchema) error {
@@ -110,12 +113,7 @@ func ensureControllerRBAC(ctx context.Context, c Clients, provider logicalcluste
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: ControllerUser},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: ControllerUser},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: ControllerUser}},
-	}
-	return ensureRBAC(ctx, c, provider, role, binding)
+	return ensureRBAC(ctx, c, provider, role, bindingTo(ControllerUser, ControllerUser))
 }
 
 func ensureRBAC(ctx context.Context, c Clients, path logicalcluster.Path, role *rbacv1.ClusterRole, binding *rbacv1.ClusterRoleBinding) error {
@@ -154,6 +152,9 @@ func BindTenant(ctx context.Context, c Clients, tenant, provider logicalcluster.
 		return fmt.Errorf("create APIBinding %s in %s: %w", ExportName, tenant, err)
 	}
 	if err := waitBound(ctx, c, tenant); err != nil {
+		return err
+	}
+	if err := grantGateway(ctx, c, tenant); err != nil {
 		return err
 	}
 	if user == "" {

@@ -1,0 +1,159 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pipelines-service/pipelines-service/pkg/provider"
+)
+
+// The gateway is the tenants' front door (cmd/gateway): tenant
+// kubeconfigs point at it, and it passes requests on to kcp with
+// request-header authentication.
+const (
+	GatewayPort         = 8443
+	GatewayDebugAddress = "127.0.0.1:6062"
+	// gatewayProxyName is the common name of the gateway's front-proxy
+	// client certificate: the one name kcp takes request headers from.
+	gatewayProxyName = "pipelines-service-gateway-proxy"
+)
+
+// GatewayURL is the gateway's base URL.
+func (c Config) GatewayURL() string {
+	return "https://" + net.JoinHostPort(c.HostIP.String(), strconv.Itoa(GatewayPort))
+}
+
+// frontProxyCA signs the certificates kcp trusts to name a caller in
+// request headers (--requestheader-client-ca-file).
+func (c Config) frontProxyCA() (*certAuthority, error) {
+	return loadOrCreateCA(c.Path("front-proxy-pki"), "pipelines-service-front-proxy-ca")
+}
+
+// gatewayCA signs the gateway's serving certificate; tenant kubeconfigs
+// trust it.
+func (c Config) gatewayCA() (*certAuthority, error) {
+	return loadOrCreateCA(c.Path("gateway-pki"), "pipelines-service-gateway-ca")
+}
+
+// requestHeaderArgs are kcp's flags for request-header authentication.
+func (c Config) requestHeaderArgs() []string {
+	caFile, _ := (&certAuthority{dir: c.Path("front-proxy-pki")}).files("ca")
+	return []string{
+		"--requestheader-client-ca-file=" + caFile,
+		"--requestheader-allowed-names=" + gatewayProxyName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+	}
+}
+
+func (c Config) gatewayBinary() string { return c.Path("bin", "gateway") }
+
+func (c Config) gatewayProcess(buildID string) *process {
+	dir := c.Path("gateway")
+	servingCert, servingKey := (&certAuthority{dir: c.Path("gateway-pki")}).files("serving")
+	proxyCert, proxyKey := (&certAuthority{dir: c.Path("front-proxy-pki")}).files("gateway-proxy")
+	clientCA, _ := (&certAuthority{dir: c.Path("kcp-pki")}).files("ca")
+	p := c.newProcess("gateway", c.gatewayBinary(),
+		"--listen="+net.JoinHostPort(c.HostIP.String(), strconv.Itoa(GatewayPort)),
+		"--debug-listen="+GatewayDebugAddress,
+		"--tls-cert-file="+servingCert, "--tls-private-key-file="+servingKey,
+		"--client-ca-file="+clientCA,
+		"--kcp-url=https://"+net.JoinHostPort(c.HostIP.String(), strconv.Itoa(c.KCPPort)),
+		"--kcp-ca-file="+dir+"/kcp-ca.crt",
+		"--proxy-client-cert-file="+proxyCert, "--proxy-client-key-file="+proxyKey,
+		"--kubeconfig="+dir+"/kcp.kubeconfig",
+		"--provider-workspace="+providerPath().String())
+	p.env = []string{"PIPELINES_SERVICE_BUILD=" + buildID}
+	p.ports = []string{net.JoinHostPort(c.HostIP.String(), strconv.Itoa(GatewayPort)), GatewayDebugAddress}
+	return p
+}
+
+// startGateway issues the gateway's certificates and identity, builds it
+// from the checkout and (re)starts it when the binary changed, then waits
+// until it serves.
+func (s *Stack) startGateway(ctx context.Context) error {
+	c := s.cfg
+	if err := c.gatewayCredentials(); err != nil {
+		return componentErr("gateway", c.LogFile("gateway"), err)
+	}
+	if err := s.writeKCPUserKubeconfig(c.Path("gateway", "kcp.kubeconfig"), provider.GatewayUser, logicalcluster.Path{}); err != nil {
+		return err
+	}
+	buildID, err := c.buildFromCheckout(ctx, "./cmd/gateway", c.gatewayBinary(), "build-gateway")
+	if err != nil {
+		return err
+	}
+	p := c.gatewayProcess(buildID)
+	if err := p.start(); err != nil {
+		return err
+	}
+	return p.waitFor(ctx, 60*time.Second, "serving", func(context.Context) error {
+		resp, err := http.Get("http://" + GatewayDebugAddress + "/readyz")
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// gatewayCredentials writes the gateway's serving certificate, its
+// front-proxy client certificate and kcp's serving CA.
+func (c Config) gatewayCredentials() error {
+	ca, err := c.gatewayCA()
+	if err != nil {
+		return err
+	}
+	if _, _, err := ca.ensure(certSpec{name: "serving", commonName: "pipelines-service-gateway", server: true,
+		dnsNames: []string{"localhost"}, ips: []net.IP{c.HostIP, net.ParseIP("127.0.0.1")}}); err != nil {
+		return err
+	}
+	fp, err := c.frontProxyCA()
+	if err != nil {
+		return err
+	}
+	if _, _, err := fp.ensure(certSpec{name: "gateway-proxy", commonName: gatewayProxyName, client: true}); err != nil {
+		return err
+	}
+	admin, err := clientcmd.LoadFromFile(c.KCPAdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	for _, cluster := range admin.Clusters {
+		if len(cluster.CertificateAuthorityData) > 0 {
+			return writeFile(c.Path("gateway", "kcp-ca.crt"), string(cluster.CertificateAuthorityData))
+		}
+	}
+	return fmt.Errorf("%s holds no CA of kcp", c.KCPAdminKubeconfig())
+}
+
+// writeTenantKubeconfig writes a kubeconfig for a tenant user (a client
+// certificate of kcp's client CA) pointing at the gateway, in workspace.
+func (s *Stack) writeTenantKubeconfig(path, user string, workspace logicalcluster.Path) error {
+	ca, err := s.cfg.kcpClientCA()
+	if err != nil {
+		return err
+	}
+	certFile, keyFile, err := ca.ensure(certSpec{name: user, commonName: user, client: true})
+	if err != nil {
+		return err
+	}
+	gatewayCA, _ := (&certAuthority{dir: s.cfg.Path("gateway-pki")}).files("ca")
+	caData, err := os.ReadFile(gatewayCA)
+	if err != nil {
+		return err
+	}
+	return writeCertKubeconfig(path, s.cfg.GatewayURL()+workspace.RequestPath(), caData, certFile, keyFile, user)
+}
