@@ -133,7 +133,7 @@ func (c Config) built(b goBuild) bool {
 // buildRecords returns the records of the cached builds.
 func (c Config) buildRecords() []buildRecord {
 	var out []buildRecord
-	for _, b := range []goBuild{c.kcpBuild(), c.kubernetesBuild(), c.kubeRouterBuild(), c.containerdBuild(), c.runcBuild()} {
+	for _, b := range []goBuild{c.kcpBuild(), c.kubernetesBuild(), c.kubeRouterBuild(), c.containerdBuild(), c.runcBuild(), c.tknBuild()} {
 		data, err := os.ReadFile(filepath.Join(c.buildDir(b.component, b.version), "build.json"))
 		if err != nil {
 			continue

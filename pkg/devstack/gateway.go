@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -157,3 +158,17 @@ func (s *Stack) writeTenantKubeconfig(path, user string, workspace logicalcluste
 	}
 	return writeCertKubeconfig(path, s.cfg.GatewayURL()+workspace.RequestPath(), caData, certFile, keyFile, user)
 }
+
+// UserKubeconfig writes (and returns the path of) a kubeconfig for any
+// kcp user, by client certificate, pointing at the gateway in workspace:
+// the e2e tests' other tenants and users without roles.
+func (s *Stack) UserKubeconfig(user string, workspace logicalcluster.Path) (string, error) {
+	path := s.cfg.Path("users", user+"@"+strings.ReplaceAll(workspace.String(), ":", "_")+".kubeconfig")
+	return path, s.writeTenantKubeconfig(path, user, workspace)
+}
+
+// StopGateway stops the gateway by PID (until StartGateway or Up).
+func (s *Stack) StopGateway() error { return s.cfg.gatewayProcess("").stop(20 * time.Second) }
+
+// StartGateway starts the gateway again and waits until it serves.
+func (s *Stack) StartGateway(ctx context.Context) error { return s.startGateway(ctx) }

@@ -82,6 +82,7 @@ func (s *Stack) upSteps() []upStep {
 		{"build kubernetes " + KubernetesVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kubernetesBuild()) }},
 		{"build containerd " + ContainerdVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.containerdBuild()) }},
 		{"build runc " + RuncVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.runcBuild()) }},
+		{"build tkn " + TknVersion + " (bin/tkn)", c.installTkn},
 		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
 		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
 		{"registry " + c.RegistryAddr, c.startRegistry},

@@ -7,20 +7,53 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes/scheme"
 )
 
-// logQuery keeps the PodLogOptions a tenant may set; they are checked as
-// the apiserver would decode them.
+// logQuery keeps the PodLogOptions a tenant may set, checked as the
+// apiserver checks them, for the workload cluster's request.
 func logQuery(q url.Values) (url.Values, *corev1.PodLogOptions, error) {
-	opts := &corev1.PodLogOptions{}
-	if err := scheme.ParameterCodec.DecodeParameters(q, corev1.SchemeGroupVersion, opts); err != nil {
-		return nil, nil, apierrors.NewBadRequest(err.Error())
+	opts := &corev1.PodLogOptions{Container: q.Get("container")}
+	var errs []string
+	boolean := func(key string, into *bool) {
+		if v := q.Get(key); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %q is not a boolean", key, v))
+			}
+			*into = b
+		}
+	}
+	positive := func(key string, min int64) {
+		if v := q.Get(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < min {
+				errs = append(errs, fmt.Sprintf("%s: %q must be an integer of at least %d", key, v, min))
+			}
+		}
+	}
+	boolean("follow", &opts.Follow)
+	boolean("previous", &opts.Previous)
+	boolean("timestamps", &opts.Timestamps)
+	positive("sinceSeconds", 1)
+	positive("tailLines", 0)
+	positive("limitBytes", 1)
+	if v := q.Get("sinceTime"); v != "" {
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			errs = append(errs, fmt.Sprintf("sinceTime: %q is not an RFC 3339 time", v))
+		}
+		if q.Get("sinceSeconds") != "" {
+			errs = append(errs, "at most one of sinceTime or sinceSeconds may be specified")
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, apierrors.NewBadRequest("invalid log options: " + strings.Join(errs, "; "))
 	}
 	out := url.Values{}
 	for _, k := range []string{"container", "follow", "previous", "sinceSeconds", "sinceTime", "timestamps", "tailLines", "limitBytes", "stream"} {
