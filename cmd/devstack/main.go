@@ -104,6 +104,7 @@ func benchOptions(args []string) (bench.Options, error) {
 	fs.BoolVar(&opts.KeepIdle, "keep-idle", opts.KeepIdle, "keep the idle workspaces for the next run (-keep-idle=false deletes them; kcp finishes that in the background)")
 	fs.BoolVar(&opts.Stack, "stack", opts.Stack, "also time a warm bring-up of the stack (tears it down first)")
 	fs.DurationVar(&opts.Timeout, "timeout", opts.Timeout, "limit for each controller's PipelineRuns")
+	fs.IntVar(&opts.GatewayRequests, "gateway-requests", opts.GatewayRequests, "requests timing the gateway against kcp (0 skips the gateway's figures)")
 	fs.StringVar(&opts.JSON, "json", opts.JSON, "report file (default <state>/bench/bench.json)")
 	return opts, fs.Parse(args)
 }

@@ -41,6 +41,9 @@ type Options struct {
 	KeepIdle bool
 	// Stack measures the stack itself too (warm bring-up after down).
 	Stack bool
+	// GatewayRequests is how many requests time the gateway against kcp
+	// (0 skips the gateway's figures).
+	GatewayRequests int
 	// Timeout bounds each controller's run.
 	Timeout time.Duration
 	// JSON is where the report is written; empty: <state>/bench/bench.json.
@@ -49,7 +52,7 @@ type Options struct {
 
 // DefaultOptions are `make bench`'s.
 func DefaultOptions() Options {
-	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, KeepIdle: true, Stack: true, Timeout: 10 * time.Minute}
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, KeepIdle: true, Stack: true, GatewayRequests: 200, Timeout: 10 * time.Minute}
 }
 
 // Report is the benchmark's JSON output.
@@ -61,6 +64,7 @@ type Report struct {
 	Runs     []ThroughputResult `json:"runs"`
 	Ratios   map[string]float64 `json:"ratiosOursToUpstream"`
 	Idle     *IdleResult        `json:"idle,omitempty"`
+	Gateway  *GatewayResult     `json:"gateway,omitempty"`
 	Profile  string             `json:"controllerCPUProfile,omitempty"`
 	TopFuncs []string           `json:"controllerCPUProfileTop,omitempty"`
 	// Timings are our controller's reconcile and API request durations
@@ -107,6 +111,13 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 			return err
 		}
 		report.Stack = figures
+	}
+	if opts.GatewayRequests > 0 {
+		gw, err := r.measureGateway(ctx, opts.GatewayRequests)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		report.Gateway = &gw
 	}
 	dir := filepath.Join(r.cfg.StateDir, "bench")
 	if opts.Workspaces > 0 && opts.Runs > 0 {
@@ -270,6 +281,11 @@ func printReport(out io.Writer, r Report) {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f s\t%.2f s\t%.1f\t%.0f\n", t.Controller, t.PipelineRuns, t.Succeeded, t.Seconds, t.PerMinute, t.FirstPodP50, t.FirstPodP99, t.CPUSeconds, t.PeakRSSMiB)
 		}
 		fmt.Fprintf(tw, "ours/upstream\t\t\t\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n", r.Ratios["pipelineRunsPerMinute"], r.Ratios["firstPodSecondsP50"], r.Ratios["firstPodSecondsP99"], r.Ratios["controllerCPUSeconds"], r.Ratios["controllerPeakRSSMiB"])
+	}
+	if g := r.Gateway; g != nil {
+		fmt.Fprintf(tw, "\ngateway: %d requests each way (a list of TaskRuns as the demo tenant)\n", g.Requests)
+		fmt.Fprintln(tw, "KCP p50\tGATEWAY p50\tADDED p50\tKCP p99\tGATEWAY p99\tLOG LINES\tLOG LAG p50\tLOG LAG max")
+		fmt.Fprintf(tw, "%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%d\t%.0f ms\t%.0f ms\n", g.KCPP50MS, g.GatewayP50MS, g.OverheadP50MS, g.KCPP99MS, g.GatewayP99MS, g.LogLines, g.LogLagP50MS, g.LogLagMaxMS)
 	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(tw, "\nidle scale: %d bound workspaces (setup %.0f s)\n", i.Workspaces, i.SetupSeconds)

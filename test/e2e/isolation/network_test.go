@@ -15,13 +15,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
 // platformPorts are where the platform listens on the stack's machines:
 // kcp, the workload apiservers, the kubelets, a workload etcd, the
-// registry.
-var platformPorts = []int{6443, 7443, 10250, 22379, 5001}
+// registry, the gateway.
+var platformPorts = []int{6443, 7443, 10250, 22379, 5001, devstack.GatewayPort}
 
 // probeScript prints "open <host>:<port>" or "closed <host>:<port>" for
 // each "<host> <port>" target: closed when the connection was refused or
@@ -155,13 +156,14 @@ func servingPodIP(ctx context.Context, t *testing.T, tn *framework.Tenant, taskR
 
 // checkPlatformReachableWithoutPolicy runs the probe from a pod the service
 // did not make, in a namespace without the isolation policy: kcp, the
-// first cluster's apiserver, the registry and its node's kubelet answer.
+// first cluster's apiserver, the registry, the gateway and its node's
+// kubelet answer.
 func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
 	t.Helper()
 	c := env.Stack.Config()
 	addrs := c.NodeAddresses()
 	hostEnd, nodeIP := addrs[0], addrs[1]
-	want := []string{hostEnd + " 6443", hostEnd + " 7443", hostEnd + " 5001", nodeIP + " 10250"}
+	want := []string{hostEnd + " 6443", hostEnd + " 7443", hostEnd + " 5001", fmt.Sprintf("%s %d", hostEnd, devstack.GatewayPort), nodeIP + " 10250"}
 	namespace := framework.CreateNamespace(ctx, t, env.Workload, "e2e-open")
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
