@@ -119,7 +119,9 @@ func (r *runner) followLag(ctx context.Context, rc *rest.Config, kubeconfig stri
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = client.TektonV1().TaskRuns("default").Delete(context.Background(), tr.Name, metav1.DeleteOptions{}) }()
+	defer func() {
+		_ = client.TektonV1().TaskRuns("default").Delete(context.Background(), tr.Name, metav1.DeleteOptions{})
+	}()
 	if err := waitRunning(ctx, rc, tr.Name); err != nil {
 		return nil, err
 	}

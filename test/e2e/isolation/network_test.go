@@ -14,8 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/pipelines-service/pipelines-service/pkg/workload"
 	"github.com/pipelines-service/pipelines-service/pkg/devstack"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
