@@ -95,10 +95,17 @@ func run(ctx context.Context, log *zap.SugaredLogger, f flags) error {
 	g.Go(func() error { return ignoreClosed(debug.ListenAndServe()) })
 	g.Go(func() error {
 		<-ctx.Done()
+		// Requests finish for a few seconds; follows and watches last
+		// longer and are cut then: their clients see the stream end with
+		// an error, and come back to another replica.
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = debug.Shutdown(shutdown)
-		return tenants.Shutdown(shutdown)
+		if err := tenants.Shutdown(shutdown); err != nil {
+			log.Infow("cutting the streams still open", "reason", err)
+			return tenants.Close()
+		}
+		return nil
 	})
 	log.Infow("gateway serving", "listen", f.listen, "kcp", f.kcpURL)
 	return g.Wait()

@@ -5,6 +5,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +161,40 @@ func grant(ctx context.Context, t *testing.T, tn *framework.Tenant, subject, kin
 		t.Fatal(err)
 	}
 }
+
+// TestCallerIdentityReachesKCP: kcp sees the tenant behind the gateway,
+// and a client that names another identity in kcp's request headers
+// (X-Remote-User, X-Remote-Group) is still only itself.
+func TestCallerIdentityReachesKCP(t *testing.T) {
+	ctx := context.Background()
+	tn := env.NewTenant(ctx, t, "e2e-whoami")
+	want := devstack.TenantUser(tn.Name)
+	out, errOut, err := kubectl(ctx, t, tn.Kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+	if err != nil || out != want {
+		t.Errorf("kubectl auth whoami through the gateway: %q %v %s, want %q", out, err, errOut, want)
+	}
+	forged := rest.CopyConfig(tn.Rest)
+	forged.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			r = r.Clone(r.Context())
+			r.Header.Set("X-Remote-User", "system:admin")
+			r.Header.Add("X-Remote-Group", "system:masters")
+			r.Header.Set("X-Remote-Extra-Authentication.kcp.io%2Fscopes", "cluster:root")
+			return rt.RoundTrip(r)
+		})
+	}
+	review, err := kubernetes.NewForConfigOrDie(forged).AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := review.Status.UserInfo; u.Username != want || slices.Contains(u.Groups, "system:masters") || len(u.Extra["authentication.kcp.io/scopes"]) > 0 {
+		t.Errorf("a client naming system:admin in request headers is seen by kcp as %+v, want %s only", u, want)
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func errString(err error) string {
 	if err == nil {
