@@ -143,11 +143,7 @@ func (c Config) gatewayCredentials() error {
 // writeTenantKubeconfig writes a kubeconfig for a tenant user (a client
 // certificate of kcp's client CA) pointing at the gateway, in workspace.
 func (s *Stack) writeTenantKubeconfig(path, user string, workspace logicalcluster.Path) error {
-	ca, err := s.cfg.kcpClientCA()
-	if err != nil {
-		return err
-	}
-	certFile, keyFile, err := ca.ensure(certSpec{name: user, commonName: user, client: true})
+	certFile, keyFile, err := s.cfg.kcpUserCert(user)
 	if err != nil {
 		return err
 	}

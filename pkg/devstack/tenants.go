@@ -27,6 +27,15 @@ func (c Config) kcpClientCA() (*certAuthority, error) {
 	return loadOrCreateCA(c.Path("kcp-pki"), "pipelines-service-kcp-client-ca")
 }
 
+// kcpUserCert issues (once) the client certificate of a kcp user.
+func (c Config) kcpUserCert(user string) (certFile, keyFile string, err error) {
+	ca, err := c.kcpClientCA()
+	if err != nil {
+		return "", "", err
+	}
+	return ca.ensure(certSpec{name: user, commonName: user, client: true})
+}
+
 // TenantKubeconfig is where a tenant's kubeconfig is written.
 func (c Config) TenantKubeconfig(name string) string { return c.Path("tenants", name+".kubeconfig") }
 
@@ -124,11 +133,7 @@ func waitTenantAccess(ctx context.Context, kubeconfig string) error {
 // certificate from the kcp client CA) pointing at workspace (kcp's base URL
 // when empty).
 func (s *Stack) writeKCPUserKubeconfig(path, user string, workspace logicalcluster.Path) error {
-	ca, err := s.cfg.kcpClientCA()
-	if err != nil {
-		return err
-	}
-	certFile, keyFile, err := ca.ensure(certSpec{name: user, commonName: user, client: true})
+	certFile, keyFile, err := s.cfg.kcpUserCert(user)
 	if err != nil {
 		return err
 	}
