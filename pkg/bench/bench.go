@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -144,7 +145,13 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 	}
 	printReport(out, report)
 	fmt.Fprintf(out, "\nreport: %s\n", path)
-	return nil
+	var failed []error
+	for _, t := range report.Runs {
+		if t.Error != "" {
+			failed = append(failed, fmt.Errorf("%s: %s", t.Controller, t.Error))
+		}
+	}
+	return errors.Join(failed...)
 }
 
 // measureStack: cold build times (as recorded), no-op and warm bring-up
@@ -200,7 +207,8 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 		err = perr
 	}
 	if err != nil {
-		return ours, upstream, err
+		// The other row is still measured and the table printed.
+		ours.Error = err.Error()
 	}
 	report.TopFuncs = profileTop(r.cfg.ControllerBinary(), report.Profile)
 	if report.Timings, err = controllerTimings(); err != nil {
@@ -230,7 +238,10 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 		return ours, upstream, err
 	}
 	upstream, err = r.measureThroughput(ctx, upstreamTarget, upstreamPID, opts.Runs, opts.Tasks, opts.Timeout)
-	return ours, upstream, err
+	if err != nil {
+		upstream.Error = err.Error()
+	}
+	return ours, upstream, nil
 }
 
 func ratios(ours, upstream ThroughputResult) map[string]float64 {
@@ -278,9 +289,18 @@ func printReport(out io.Writer, r Report) {
 		fmt.Fprintf(tw, "\n%d workspaces x %d PipelineRuns x %d tasks\n", r.Options.Workspaces, r.Options.Runs, r.Options.Tasks)
 		fmt.Fprintln(tw, "CONTROLLER\tRUNS\tSUCCEEDED\tSECONDS\tRUNS/MIN\tFIRST POD p50\tFIRST POD p99\tCPU s\tPEAK RSS MiB")
 		for _, t := range r.Runs {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f s\t%.2f s\t%.1f\t%.0f\n", t.Controller, t.PipelineRuns, t.Succeeded, t.Seconds, t.PerMinute, t.FirstPodP50, t.FirstPodP99, t.CPUSeconds, t.PeakRSSMiB)
+			name := t.Controller
+			if t.Error != "" {
+				name += " (FAILED)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f s\t%.2f s\t%.1f\t%.0f\n", name, t.PipelineRuns, t.Succeeded, t.Seconds, t.PerMinute, t.FirstPodP50, t.FirstPodP99, t.CPUSeconds, t.PeakRSSMiB)
 		}
 		fmt.Fprintf(tw, "ours/upstream\t\t\t\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n", r.Ratios["pipelineRunsPerMinute"], r.Ratios["firstPodSecondsP50"], r.Ratios["firstPodSecondsP99"], r.Ratios["controllerCPUSeconds"], r.Ratios["controllerPeakRSSMiB"])
+		for _, t := range r.Runs {
+			if t.Error != "" {
+				fmt.Fprintf(tw, "%s failed: %s\n", t.Controller, t.Error)
+			}
+		}
 	}
 	if g := r.Gateway; g != nil {
 		fmt.Fprintf(tw, "\ngateway: %d requests each way (a list of TaskRuns as the demo tenant)\n", g.Requests)
