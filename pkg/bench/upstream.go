@@ -81,6 +81,10 @@ func upstreamProcess(c devstack.Config, imgs pipeline.Images) devstack.HostProce
 // the controller's PID once it answers its readiness probe.
 func (r *runner) startUpstreamTekton(ctx context.Context) (int, error) {
 	c := r.cfg
+	if !c.ThirdPartyBuilt(tektonControllerBuild()) {
+		r.log.Infow("building upstream Tekton's controller on first use (not cached)", "version", devstack.TektonVersion,
+			"typically", "2m0s on 2 cores", "log", c.LogFile("build-tekton-controller"))
+	}
 	if err := c.EnsureThirdPartyBuild(ctx, tektonControllerBuild()); err != nil {
 		return 0, componentErr("build tekton controller", c.LogFile("build-tekton-controller"), err)
 	}

@@ -90,6 +90,9 @@ func (c Config) EnsureThirdPartyBuild(ctx context.Context, b ThirdPartyBuild) er
 	return c.ensureBuilt(ctx, b.goBuild())
 }
 
+// ThirdPartyBuilt says whether every binary of b is in the cache.
+func (c Config) ThirdPartyBuilt(b ThirdPartyBuild) bool { return c.built(b.goBuild()) }
+
 // ThirdPartyBinary is the path of one binary of b, built or not.
 func (c Config) ThirdPartyBinary(b ThirdPartyBuild, name string) string {
 	return c.binary(b.goBuild(), name)

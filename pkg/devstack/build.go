@@ -20,6 +20,9 @@ type goBuild struct {
 	ldflags   []string
 	tags      []string // build tags
 	cgo       bool     // runc links libseccomp
+	// typical is how long a cold build takes on 2 cores, as measured:
+	// announced before a build, so that it is not taken for a hang.
+	typical time.Duration
 }
 
 // buildRecord is written next to a finished build; `bench` reports it.
@@ -39,6 +42,7 @@ func (c Config) kcpBuild() goBuild {
 	v := KCPKubeVersion + "+kcp-" + KCPVersion
 	return goBuild{
 		component: "kcp", version: KCPVersion, module: "kcp",
+		typical:  9 * time.Minute,
 		packages: []string{"github.com/kcp-dev/kcp/cmd/kcp"},
 		ldflags:  versionLDFlags(v, "1", minor(KCPKubeVersion)),
 	}
@@ -47,6 +51,7 @@ func (c Config) kcpBuild() goBuild {
 func (c Config) kubernetesBuild() goBuild {
 	return goBuild{
 		component: "kubernetes", version: KubernetesVersion, module: "kubernetes",
+		typical: 6 * time.Minute,
 		packages: []string{
 			"k8s.io/kubernetes/cmd/kube-apiserver",
 			"k8s.io/kubernetes/cmd/kube-controller-manager",

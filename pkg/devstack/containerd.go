@@ -32,6 +32,7 @@ const (
 func (c Config) containerdBuild() goBuild {
 	return goBuild{
 		component: "containerd", version: ContainerdVersion, module: "containerd",
+		typical: 2 * time.Minute,
 		packages: []string{
 			"github.com/containerd/containerd/v2/cmd/containerd",
 			"github.com/containerd/containerd/v2/cmd/" + shimName,
@@ -46,6 +47,7 @@ func (c Config) containerdBuild() goBuild {
 func (c Config) runcBuild() goBuild {
 	return goBuild{
 		component: "runc", version: RuncVersion, module: "runc",
+		typical:  30 * time.Second,
 		packages: []string{"github.com/opencontainers/runc"},
 		// seccomp: runc applies the pods' RuntimeDefault profiles through
 		// libseccomp (Debian's libseccomp-dev), hence cgo.

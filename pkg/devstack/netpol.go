@@ -32,6 +32,7 @@ const (
 func (c Config) kubeRouterBuild() goBuild {
 	return goBuild{
 		component: "kube-router", version: KubeRouterVersion, module: "kube-router",
+		typical:  2 * time.Minute,
 		packages: []string{"github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
 		ldflags:  []string{"-X", "github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=" + KubeRouterVersion},
 	}

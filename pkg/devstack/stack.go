@@ -33,17 +33,48 @@ func (s *Stack) Up(ctx context.Context) error {
 	if err := s.cfg.validate(); err != nil {
 		return err
 	}
+	began := time.Now()
+	var took []stepTime
 	for _, step := range s.upSteps() {
 		start := time.Now()
+		s.log.Infow("starting", "step", step.name)
 		stop := s.reportProgress(step.name, start)
 		err := step.run(ctx)
 		stop()
 		if err != nil {
 			return fmt.Errorf("bring-up failed at %s: %w", step.name, err)
 		}
+		took = append(took, stepTime{step.name, time.Since(start)})
 		s.log.Infow("ready", "step", step.name, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
 	}
+	s.log.Infow("stack up", "seconds", fmt.Sprintf("%.1f", time.Since(began).Seconds()), "slowest", slowest(took, 5))
 	return nil
+}
+
+type stepTime struct {
+	step string
+	took time.Duration
+}
+
+// slowest says where the time of a bring-up went: its n slowest steps.
+func slowest(took []stepTime, n int) string {
+	sorted := append([]stepTime(nil), took...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].took > sorted[j].took })
+	var parts []string
+	for i := 0; i < n && i < len(sorted); i++ {
+		parts = append(parts, fmt.Sprintf("%s %.1f s", sorted[i].step, sorted[i].took.Seconds()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// build builds b unless it is cached, saying first what it builds, how
+// long such a build typically takes, and where its output goes.
+func (s *Stack) build(ctx context.Context, b goBuild) error {
+	if !s.cfg.built(b) {
+		s.log.Infow("building (not cached)", "component", b.component, "version", b.version,
+			"typically", b.typical.String()+" on 2 cores", "log", s.cfg.LogFile("build-"+b.component))
+	}
+	return s.cfg.ensureBuilt(ctx, b)
 }
 
 // progressInterval bounds the silence of a long step (a cold build of
@@ -78,11 +109,12 @@ type upStep struct {
 func (s *Stack) upSteps() []upStep {
 	c := s.cfg
 	steps := []upStep{
-		{"build kcp " + KCPVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kcpBuild()) }},
-		{"build kubernetes " + KubernetesVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.kubernetesBuild()) }},
-		{"build containerd " + ContainerdVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.containerdBuild()) }},
-		{"build runc " + RuncVersion, func(ctx context.Context) error { return c.ensureBuilt(ctx, c.runcBuild()) }},
-		{"build tkn " + TknVersion + " (bin/tkn)", c.installTkn},
+		{"build kcp " + KCPVersion, func(ctx context.Context) error { return s.build(ctx, c.kcpBuild()) }},
+		{"build kubernetes " + KubernetesVersion, func(ctx context.Context) error { return s.build(ctx, c.kubernetesBuild()) }},
+		{"build containerd " + ContainerdVersion, func(ctx context.Context) error { return s.build(ctx, c.containerdBuild()) }},
+		{"build runc " + RuncVersion, func(ctx context.Context) error { return s.build(ctx, c.runcBuild()) }},
+		{"build kube-router " + KubeRouterVersion, func(ctx context.Context) error { return s.build(ctx, c.kubeRouterBuild()) }},
+		{"build tkn " + TknVersion + " (bin/tkn)", s.installTkn},
 		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
 		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
 		{"registry " + c.RegistryAddr, c.startRegistry},

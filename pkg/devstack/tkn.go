@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"os"
+	"time"
 )
 
 // TknVersion is the Tekton CLI the stack installs as bin/tkn
@@ -13,6 +14,7 @@ const TknVersion = "v0.43.0"
 func (c Config) tknBuild() goBuild {
 	return goBuild{
 		component: "tkn", version: TknVersion, module: "tkn",
+		typical:  5 * time.Minute,
 		packages: []string{"github.com/tektoncd/cli/cmd/tkn"},
 		ldflags:  []string{"-X", "github.com/tektoncd/cli/pkg/cmd/version.clientVersion=" + TknVersion},
 	}
@@ -22,8 +24,9 @@ func (c Config) tknBuild() goBuild {
 func (c Config) TknBinary() string { return c.binary(c.tknBuild(), "tkn") }
 
 // installTkn builds tkn (cached) and links it as bin/tkn of the checkout.
-func (c Config) installTkn(ctx context.Context) error {
-	if err := c.ensureBuilt(ctx, c.tknBuild()); err != nil {
+func (s *Stack) installTkn(ctx context.Context) error {
+	c := s.cfg
+	if err := s.build(ctx, c.tknBuild()); err != nil {
 		return err
 	}
 	link := c.RepoRoot + "/bin/tkn"
