@@ -100,7 +100,9 @@ func (c Config) ensureBuilt(ctx context.Context, b goBuild) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-o", tmp + "/", "-ldflags", strings.Join(b.ldflags, " ")}
+	// -s -w: no symbol table or DWARF; the link of kcp or the kubelet is
+	// quicker and nothing here debugs them.
+	args := []string{"build", "-trimpath", "-o", tmp + "/", "-ldflags", strings.Join(append([]string{"-s", "-w"}, b.ldflags...), " ")}
 	if len(b.tags) > 0 {
 		args = append(args, "-tags", strings.Join(b.tags, ","))
 	}
