@@ -107,6 +107,7 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 	}
 	defer func() { _ = r.stack.DeleteTenantPolicy(context.Background(), fleetv1alpha1.DefaultTenantPolicy) }()
 	if opts.Stack {
+		r.log.Infow("bench: the stack (down, then a warm bring-up)")
 		figures, err := r.measureStack(ctx)
 		if err != nil {
 			return err
@@ -114,6 +115,7 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 		report.Stack = figures
 	}
 	if opts.GatewayRequests > 0 {
+		r.log.Infow("bench: the gateway against kcp, then a followed step", "requests", opts.GatewayRequests)
 		gw, err := r.measureGateway(ctx, opts.GatewayRequests)
 		if err != nil {
 			return fmt.Errorf("gateway: %w", err)
@@ -122,6 +124,8 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 	}
 	dir := filepath.Join(r.cfg.StateDir, "bench")
 	if opts.Workspaces > 0 && opts.Runs > 0 {
+		r.log.Infow("bench: our controller, then upstream Tekton's, on the same PipelineRuns",
+			"pipelineRuns", opts.Workspaces*opts.Runs, "tasks", opts.Tasks, "typically", "1-2 min each on 2 cores")
 		ours, upstream, err := r.compareControllers(ctx, opts, dir, &report)
 		if err != nil {
 			return err
@@ -130,6 +134,7 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 		report.Ratios = ratios(ours, upstream)
 	}
 	if opts.IdleWorkspaces > 0 {
+		r.log.Infow("bench: idle workspaces (kcp binds about one per second on 2 cores)", "workspaces", opts.IdleWorkspaces)
 		idle, err := r.idleScale(ctx, opts.IdleWorkspaces, opts.KeepIdle)
 		if err != nil {
 			return fmt.Errorf("idle scale: %w", err)
