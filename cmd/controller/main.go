@@ -7,32 +7,21 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"go.uber.org/zap"
 
+	"github.com/pipelines-service/pipelines-service/pkg/command"
 	"github.com/pipelines-service/pipelines-service/pkg/controller"
 )
 
 func main() {
 	configPath := flag.String("config", "/etc/pipelines-service/config.yaml", "controller configuration file")
 	flag.Parse()
-	logger, err := zap.NewProduction()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	defer func() { _ = logger.Sync() }()
-	log := logger.Sugar()
-	cfg, err := controller.LoadConfig(*configPath)
-	if err != nil {
-		log.Fatalw("invalid configuration", "error", err)
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	if err := controller.Run(ctx, log, cfg); err != nil {
-		log.Fatalw("controller stopped", "error", err)
-	}
+	command.Run("controller", func(ctx context.Context, log *zap.SugaredLogger) error {
+		cfg, err := controller.LoadConfig(*configPath)
+		if err != nil {
+			return fmt.Errorf("invalid configuration: %w", err)
+		}
+		return controller.Run(ctx, log, cfg)
+	})
 }

@@ -14,8 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -24,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/pipelines-service/pipelines-service/pkg/command"
 	"github.com/pipelines-service/pipelines-service/pkg/gateway"
 )
 
@@ -51,18 +50,7 @@ func main() {
 	flag.StringVar(&f.providerWorkspace, "provider-workspace", "root:pipelines-service", "workspace holding the WorkloadClusters")
 	flag.Parse()
 
-	logger, err := zap.NewProduction()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	defer func() { _ = logger.Sync() }()
-	log := logger.Sugar()
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	if err := run(ctx, log, f); err != nil {
-		log.Fatalw("gateway stopped", "error", err)
-	}
+	command.Run("gateway", func(ctx context.Context, log *zap.SugaredLogger) error { return run(ctx, log, f) })
 }
 
 func run(ctx context.Context, log *zap.SugaredLogger, f flags) error {

@@ -4,16 +4,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/pipelines-service/pipelines-service/pkg/command"
 	"github.com/pipelines-service/pipelines-service/pkg/devstack/localpath"
 )
 
@@ -22,30 +21,22 @@ func main() {
 	node := flag.String("node", "", "name of the node whose volumes this serves")
 	dir := flag.String("dir", "", "directory holding the volumes")
 	flag.Parse()
-	logger, err := zap.NewProduction()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	log := logger.Sugar()
-	if *node == "" || *dir == "" {
-		log.Fatal("--node and --dir are required")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
-	if err != nil {
-		log.Fatalw("kubeconfig", "error", err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		log.Fatalw("client", "error", err)
-	}
-	p, err := localpath.New(client, *node, *dir, log)
-	if err != nil {
-		log.Fatalw("setup", "error", err)
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	if err := p.Run(ctx); err != nil {
-		log.Fatalw("stopped", "error", err)
-	}
+	command.Run("local-path-provisioner", func(ctx context.Context, log *zap.SugaredLogger) error {
+		if *node == "" || *dir == "" {
+			return errors.New("--node and --dir are required")
+		}
+		cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+		if err != nil {
+			return fmt.Errorf("kubeconfig: %w", err)
+		}
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		p, err := localpath.New(client, *node, *dir, log)
+		if err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
+		return p.Run(ctx)
+	})
 }
