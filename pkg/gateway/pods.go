@@ -319,6 +319,9 @@ func (s *Server) watchPods(ctx context.Context, w http.ResponseWriter, p podRequ
 			_ = st.close()
 		}
 	}()
+	if len(streams) == 0 {
+		return apierrors.NewServiceUnavailable("no workload cluster answers: the workspace's pods cannot be watched")
+	}
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Transfer-Encoding", "chunked")
 	w.WriteHeader(http.StatusOK)
