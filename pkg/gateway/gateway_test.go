@@ -114,6 +114,27 @@ func TestParsePodPath(t *testing.T) {
 	}
 }
 
+// TestValidNames: a name that would change the workload cluster's
+// request path (".." leads from the pod to its namespace) is refused.
+func TestValidNames(t *testing.T) {
+	for _, tc := range []struct {
+		path podPath
+		ok   bool
+	}{
+		{podPath{namespace: "default", name: "build-pod"}, true},
+		{podPath{}, true},
+		{podPath{namespace: "default", name: ".."}, false},
+		{podPath{namespace: "default", name: "."}, false},
+		{podPath{namespace: "..", name: "p"}, false},
+		{podPath{namespace: "Default"}, false},
+		{podPath{namespace: "default", name: "a?b"}, false},
+	} {
+		if err := validNames(tc.path); (err == nil) != tc.ok {
+			t.Errorf("validNames(%+v) = %v, want ok %v", tc.path, err, tc.ok)
+		}
+	}
+}
+
 func TestSplitWorkspace(t *testing.T) {
 	ws, rest := splitWorkspace("/clusters/root:demo/api/v1/namespaces/default/pods")
 	if ws.String() != "root:demo" || rest != "/api/v1/namespaces/default/pods" {

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/rest"
 )
@@ -162,6 +163,12 @@ func (s *Server) servePods(ctx context.Context, w http.ResponseWriter, r *http.R
 		writeError(w, statusFor(http.StatusMethodNotAllowed, fmt.Sprintf("pods/%s is not served in a workspace; pods/log is", path.subresource)))
 		return
 	}
+	// The names go into the workload cluster's request path: a name such
+	// as ".." would lead out of the pod (to the workload namespace).
+	if err := validNames(path); err != nil {
+		writeError(w, err)
+		return
+	}
 	watch := r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1"
 	what := access{verb: "list", resource: "pods", namespace: path.namespace, name: path.name, subresource: path.subresource}
 	switch {
@@ -215,6 +222,22 @@ func (s *Server) servePods(ctx context.Context, w http.ResponseWriter, r *http.R
 		}
 		writeError(w, err)
 	}
+}
+
+// validNames checks the namespace and pod name of a request as the
+// apiserver validates them.
+func validNames(p podPath) error {
+	if p.namespace != "" {
+		if errs := validation.IsDNS1123Label(p.namespace); len(errs) > 0 {
+			return apierrors.NewBadRequest(fmt.Sprintf("namespace %q: %s", p.namespace, strings.Join(errs, "; ")))
+		}
+	}
+	if p.name != "" {
+		if errs := validation.IsDNS1123Subdomain(p.name); len(errs) > 0 {
+			return apierrors.NewBadRequest(fmt.Sprintf("pod name %q: %s", p.name, strings.Join(errs, "; ")))
+		}
+	}
+	return nil
 }
 
 // writeError writes an API error as the apiserver does: a Status.

@@ -5,6 +5,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -70,6 +71,20 @@ func TestKubectlPodsAndLogs(t *testing.T) {
 	wns := workload.Namespace(tn.Cluster, ns)
 	if got.Namespace != ns || strings.Contains(out, wns) || got.Status.HostIP != "" || len(got.Status.HostIPs) != 0 {
 		t.Errorf("the tenant's pod shows namespace %q, hostIP %q; the workload namespace %s appears: %v", got.Namespace, got.Status.HostIP, wns, strings.Contains(out, wns))
+	}
+	// A pod named ".." would lead from the pod to the workload namespace.
+	client, err := rest.HTTPClientFor(tn.Rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Get(tn.Rest.Host + "/api/v1/namespaces/" + ns + "/pods/..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(body), wns) {
+		t.Errorf("GET pods/..: %s %s; want 400 without the workload namespace", resp.Status, body)
 	}
 	_, errOut, err = kubectl(ctx, t, tn.Kubeconfig, "delete", "pod", pod, "-n", ns)
 	if err == nil || !strings.Contains(errOut, "MethodNotAllowed") {
