@@ -91,10 +91,10 @@ func (c Config) ensureKo(ctx context.Context) error {
 // koEnv is the environment ko builds with: push to the local registry,
 // base images from it too.
 func (c Config) koEnv() []string {
-	return append(os.Environ(),
+	env := append(os.Environ(),
 		"KO_DOCKER_REPO="+c.KoDockerRepo(),
-		"KO_DEFAULTBASEIMAGE="+c.RegistryAddr+"/pipelines-service/shell:latest",
-		"GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB, "CGO_ENABLED=0")
+		"KO_DEFAULTBASEIMAGE="+c.RegistryAddr+"/pipelines-service/shell:latest")
+	return append(env, checkoutBuildEnv()...)
 }
 
 // ensureTektonImages builds Tekton's helper images with ko unless the

@@ -52,13 +52,20 @@ func (c Config) ensureStorageClass(ctx context.Context, cl WorkloadCluster) erro
 	return nil
 }
 
+// checkoutBuildEnv is the one build configuration of this repository's
+// binaries, shared with the Makefile and with ko (which always trims
+// paths and builds without cgo): the dependencies compile once.
+func checkoutBuildEnv() []string {
+	return []string{"GOFLAGS=-mod=readonly -buildvcs=false -trimpath", "GONOSUMDB=" + noSumDB, "CGO_ENABLED=0"}
+}
+
 // buildFromCheckout builds a command of this repository and returns its
 // digest (with the digests of extra files), so that a process is restarted
 // when what it runs changed.
 func (c Config) buildFromCheckout(ctx context.Context, pkg, binary, logName string, extra ...string) (string, error) {
 	build := exec.CommandContext(ctx, "go", "build", "-o", binary, pkg)
 	build.Dir = c.RepoRoot
-	build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB, "CGO_ENABLED=0")
+	build.Env = append(os.Environ(), checkoutBuildEnv()...)
 	if err := c.runLogged(build, logName); err != nil {
 		return "", componentErr(logName, c.LogFile(logName), err)
 	}
