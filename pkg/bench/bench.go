@@ -306,6 +306,10 @@ func printReport(out io.Writer, r Report) {
 				fmt.Fprintf(tw, "%s failed: %s\n", t.Controller, t.Error)
 			}
 		}
+		fmt.Fprintln(tw, "\nstack CPU seconds during each run (with waited-for children):")
+		for _, t := range r.Runs {
+			fmt.Fprintf(tw, "%s\t%s\n", t.Controller, formatStackCPU(t.StackCPUSeconds))
+		}
 	}
 	if g := r.Gateway; g != nil {
 		fmt.Fprintf(tw, "\ngateway: %d requests each way (a list of TaskRuns as the demo tenant)\n", g.Requests)

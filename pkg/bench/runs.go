@@ -39,6 +39,10 @@ type ThroughputResult struct {
 	FirstPodP99  float64 `json:"firstPodSecondsP99"`
 	CPUSeconds   float64 `json:"controllerCPUSeconds"`
 	PeakRSSMiB   float64 `json:"controllerPeakRSSMiB"`
+	// StackCPUSeconds is the CPU time of the stack's processes during the
+	// run, by kind (kcp, kubelet, network-policy-agent, ...): where the
+	// machine's two cores went besides the controller.
+	StackCPUSeconds map[string]float64 `json:"stackCPUSeconds,omitempty"`
 	// Error says why this controller's measurement failed; the figures
 	// are what was measured before.
 	Error string `json:"error,omitempty"`
@@ -84,6 +88,7 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 	if err != nil {
 		return res, err
 	}
+	stack0 := stackCPU(r.stack.Status())
 
 	// Informers (not polling, which would load kcp and the apiserver
 	// unevenly) report each PipelineRun when it is done.
@@ -147,6 +152,7 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 		return res, err
 	}
 	res.CPUSeconds = cpu1 - cpu0
+	res.StackCPUSeconds = cpuDelta(stack0, stackCPU(r.stack.Status()))
 	res.PeakRSSMiB = procStatusMiB(pid, "VmHWM")
 	if done < len(created) {
 		return res, fmt.Errorf("%s: %d of %d PipelineRuns finished within %s", target.name, done, len(created), timeout)
@@ -204,23 +210,6 @@ func percentile(values []float64, p float64) float64 {
 	sort.Float64s(sorted)
 	i := int(float64(len(sorted)-1) * p / 100)
 	return sorted[i]
-}
-
-// procCPUSeconds is the user+system CPU time of a process so far.
-func procCPUSeconds(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start at state.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	const clockTicks = 100 // USER_HZ on Linux
-	return (utime + stime) / clockTicks, nil
 }
 
 // procStatusMiB reads a kB figure (VmRSS, VmHWM) of /proc/<pid>/status.

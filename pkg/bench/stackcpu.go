@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
+)
+
+// componentKinds group the stack's processes for the CPU figures: one per
+// kind, summed over clusters and nodes. Longer names first, so that
+// kube-apiserver is not counted as an apiserver of something else.
+var componentKinds = []string{
+	"network-policy-agent", "local-path-provisioner", "kube-controller-manager", "kube-apiserver",
+	"kube-scheduler", "containerd", "kubelet", "registry", "gateway", "controller", "etcd", "kcp",
+}
+
+// componentKind is the kind of a stack process by its name
+// (network-policy-agent-workload-node-2 is a network-policy-agent).
+func componentKind(name string) string {
+	for _, k := range componentKinds {
+		if strings.Contains(name, k) {
+			return k
+		}
+	}
+	return name
+}
+
+// stackCPU is the CPU time so far of each kind of the stack's running
+// processes, their waited-for children included (the network policy
+// agents' iptables and ipset, which they wait for).
+func stackCPU(statuses []devstack.ComponentStatus) map[string]float64 {
+	out := map[string]float64{}
+	for _, st := range statuses {
+		if !st.Running {
+			continue
+		}
+		if s, err := procCPUSecondsWithChildren(st.PID); err == nil {
+			out[componentKind(st.Name)] += s
+		}
+	}
+	return out
+}
+
+// cpuDelta is after minus before, per kind.
+func cpuDelta(before, after map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		out[k] = v - before[k]
+	}
+	return out
+}
+
+// formatStackCPU lists the kinds by CPU time, largest first.
+func formatStackCPU(cpu map[string]float64) string {
+	kinds := make([]string, 0, len(cpu))
+	for k := range cpu {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return cpu[kinds[i]] > cpu[kinds[j]] })
+	parts := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, cpu[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// procStatFields are the fields of /proc/<pid>/stat after the command
+// name (which may hold spaces), starting at the state.
+func procStatFields(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(fields) < 15 {
+		return nil, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	return fields, nil
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+// procCPUSeconds is the user+system CPU time of a process so far.
+func procCPUSeconds(pid int) (float64, error) {
+	return procTicks(pid, 11, 12)
+}
+
+// procCPUSecondsWithChildren adds the CPU time of the children it waited
+// for (cutime, cstime).
+func procCPUSecondsWithChildren(pid int) (float64, error) {
+	return procTicks(pid, 11, 12, 13, 14)
+}
+
+func procTicks(pid int, indexes ...int) (float64, error) {
+	fields, err := procStatFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	var ticks float64
+	for _, i := range indexes {
+		v, _ := strconv.ParseFloat(fields[i], 64)
+		ticks += v
+	}
+	return ticks / clockTicks, nil
+}
