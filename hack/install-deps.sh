@@ -13,6 +13,7 @@ packages=(
   busybox-static              # the busybox shell image
   gcc libc6-dev               # the static pause binary of the sandbox image; runc's cgo
   iproute2                    # the stack's bridge and the nodes' network namespaces
+  postgresql-15               # Tekton Results' database (the stack starts its own)
 )
 
 missing=()

@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +61,27 @@ func (c Config) kubernetesBuild() goBuild {
 		},
 		ldflags: versionLDFlags(KubernetesVersion, "1", minor(KubernetesVersion)),
 	}
+}
+
+// ownSourceDigest identifies what a build module under third_party/ holds
+// besides its pins: our own code (the network policy agent's main) and its
+// go.mod and go.sum. It is part of such a build's cache key, so that a
+// change to that code is built, not served from the cache.
+func (c Config) ownSourceDigest(module string) string {
+	dir := filepath.Join(c.RepoRoot, "third_party", module)
+	var files []string
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") ||
+			d.Name() == "go.mod" || d.Name() == "go.sum") {
+			files = append(files, path)
+		}
+		return nil
+	})
+	digest, err := fileDigest(files...) // WalkDir walks in lexical order
+	if err != nil {
+		return "unknown"
+	}
+	return digest[:8]
 }
 
 // versionLDFlags stamps the version the binaries report, as the upstream
@@ -140,7 +162,7 @@ func (c Config) built(b goBuild) bool {
 // buildRecords returns the records of the cached builds.
 func (c Config) buildRecords() []buildRecord {
 	var out []buildRecord
-	for _, b := range []goBuild{c.kcpBuild(), c.kubernetesBuild(), c.kubeRouterBuild(), c.containerdBuild(), c.runcBuild(), c.tknBuild()} {
+	for _, b := range []goBuild{c.kcpBuild(), c.kubernetesBuild(), c.kubeRouterBuild(), c.containerdBuild(), c.runcBuild(), c.tknBuild(), c.resultsBuild()} {
 		data, err := os.ReadFile(filepath.Join(c.buildDir(b.component, b.version), "build.json"))
 		if err != nil {
 			continue

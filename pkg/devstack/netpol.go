@@ -31,9 +31,11 @@ const (
 
 func (c Config) kubeRouterBuild() goBuild {
 	return goBuild{
-		component: "kube-router", version: KubeRouterVersion, module: "kube-router",
-		typical:  2 * time.Minute,
-		packages: []string{"github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
+		component: "kube-router", version: KubeRouterVersion + "+" + c.ownSourceDigest("kube-router"), module: "kube-router",
+		typical: 2 * time.Minute,
+		// kube-router's network policy controller behind our own main, which
+		// passes on only the pod events that change a rule (see there).
+		packages: []string{"github.com/pipelines-service/pipelines-service/third_party/kube-router/cmd/network-policy-agent"},
 		ldflags:  []string{"-X", "github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=" + KubeRouterVersion},
 	}
 }
@@ -42,14 +44,14 @@ func (c Config) networkPolicyAgentKubeconfig(cl WorkloadCluster) string {
 	return c.Path(cl.Dir, "network-policy-agent.kubeconfig")
 }
 
-// networkPolicyAgentProcess is kube-router with only its network policy
-// controller (no BGP router, no service proxy, no health, metrics or
-// pprof port), in the node's network namespace, whose packet filter it
+// networkPolicyAgentProcess is kube-router's network policy controller
+// alone (no BGP router, no service proxy, no health, metrics or pprof
+// port), in the node's network namespace, whose packet filter it
 // owns: each sync rewrites the namespace's whole filter table, so one
 // agent per namespace. NODE_NAME names the node (the host name is the
 // host's in every namespace).
 func (c Config) networkPolicyAgentProcess(cl WorkloadCluster, n workloadNode) *process {
-	p := c.newProcess(n.processName("network-policy-agent"), c.binary(c.kubeRouterBuild(), "kube-router"),
+	p := c.newProcess(n.processName("network-policy-agent"), c.binary(c.kubeRouterBuild(), "network-policy-agent"),
 		"--kubeconfig="+c.networkPolicyAgentKubeconfig(cl),
 		"--hostname-override="+n.name,
 		"--run-firewall=true", "--run-router=false", "--run-service-proxy=false",

@@ -30,6 +30,30 @@ type process struct {
 	// netns is the network namespace the process runs in (a node's), ""
 	// for the host's. Its ports are checked there.
 	netns string
+	// dir is the working directory ("" for this program's).
+	dir string
+	// asUser, when set, runs the process as that user of /etc/passwd in
+	// a user namespace of its own whose only uid and gid map to root's:
+	// see asUserAttrs.
+	asUser *passwdUser
+}
+
+// passwdUser is a user of the host's /etc/passwd.
+type passwdUser struct {
+	name     string
+	uid, gid int
+}
+
+// asUserAttrs let a program that refuses to run as root (PostgreSQL) run
+// as u on files that root owns: in a user namespace whose uid u.uid and
+// gid u.gid are root's outside, the program is u, and the files it
+// writes are root's. So its data stays in the state directory, which may
+// lie under /root (0700), where u itself could not go. It has no
+// capability outside its namespace.
+func asUserAttrs(attrs *syscall.SysProcAttr, u *passwdUser) {
+	attrs.Cloneflags |= syscall.CLONE_NEWUSER
+	attrs.UidMappings = []syscall.SysProcIDMap{{ContainerID: u.uid, HostID: 0, Size: 1}}
+	attrs.GidMappings = []syscall.SysProcIDMap{{ContainerID: u.gid, HostID: 0, Size: 1}}
 }
 
 func (c Config) newProcess(name, binary string, args ...string) *process {
@@ -89,7 +113,11 @@ func (p *process) start() error {
 	cmd := exec.Command(p.binary, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = p.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if p.asUser != nil {
+		asUserAttrs(cmd.SysProcAttr, p.asUser)
+	}
 	if err := inNetNS(p.netns, cmd.Start); err != nil {
 		return componentErr(p.name, p.logFile, fmt.Errorf("start %s: %w", p.binary, err))
 	}

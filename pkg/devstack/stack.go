@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +116,7 @@ func (s *Stack) upSteps() []upStep {
 		{"build runc " + RuncVersion, func(ctx context.Context) error { return s.build(ctx, c.runcBuild()) }},
 		{"build kube-router " + KubeRouterVersion, func(ctx context.Context) error { return s.build(ctx, c.kubeRouterBuild()) }},
 		{"build tkn " + TknVersion + " (bin/tkn)", s.installTkn},
+		{"build results " + ResultsVersion, func(ctx context.Context) error { return s.build(ctx, c.resultsBuild()) }},
 		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
 		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
 		{"registry " + c.RegistryAddr, c.startRegistry},
@@ -124,6 +126,8 @@ func (s *Stack) upSteps() []upStep {
 	return append(steps,
 		upStep{"node labels", c.labelNodes},
 		upStep{"storage (local-path provisioners)", c.startStorage},
+		upStep{"postgres 127.0.0.1:" + strconv.Itoa(PostgresPort), c.startPostgres},
+		upStep{"results api " + c.ResultsAddr(), c.startResultsAPI},
 		upStep{"kcp (ready)", c.waitKCP},
 		upStep{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
 		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
@@ -217,7 +221,8 @@ func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
 // processes lists the stack's processes in start order.
 func (s *Stack) processes() []*process {
 	c := s.cfg
-	procs := []*process{c.registryProcess(), c.kcpProcess(), c.gatewayProcess("")}
+	// Down stops them in reverse: the Results API before its PostgreSQL.
+	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.gatewayProcess("")}
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {
@@ -415,6 +420,7 @@ func (s *Stack) StatusLines() []string {
 		"PROVIDER_WORKSPACE=root:"+ProviderWorkspace,
 		"TENANT_KUBECONFIG="+c.TenantKubeconfig(DemoTenant),
 		"KO_DOCKER_REPO="+c.KoDockerRepo(),
+		"RESULTS_API="+c.ResultsURL(),
 	)
 	all := true
 	for _, st := range s.Status() {

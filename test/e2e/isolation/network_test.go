@@ -21,8 +21,8 @@ import (
 
 // platformPorts are where the platform listens on the stack's machines:
 // kcp, the workload apiservers, the kubelets, a workload etcd, the
-// registry, the gateway.
-var platformPorts = []int{6443, 7443, 10250, 22379, 5001, devstack.GatewayPort}
+// registry, the gateway, Tekton Results (API and metrics).
+var platformPorts = []int{6443, 7443, 10250, 22379, 5001, devstack.GatewayPort, devstack.ResultsPort, devstack.ResultsMetricsPort}
 
 // probeScript prints "open <host>:<port>" or "closed <host>:<port>" for
 // each "<host> <port>" target: closed when the connection was refused or

@@ -1,0 +1,101 @@
+// Command network-policy-agent is kube-router's network policy controller
+// alone, wired as kube-router's own main wires it (pkg/cmd/kube-router.go),
+// with one difference: a pod event reaches the controller only when it
+// changes something the controller's rules are made of.
+//
+// Why: kube-router answers every pod event it finds relevant with a full
+// sync of the node's filter table (iptables-save, ipset, iptables-restore).
+// Its relevance test counts every phase change, so a Tekton pod (IP
+// assigned, Pending to Running, Succeeded, deleted) costs every node four
+// full syncs, although only two of them change a rule. On a 2-core stack
+// those syncs took more CPU than kcp during a benchmark run.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/cloudnativelabs/kube-router/v2/pkg/cmd"
+	"github.com/cloudnativelabs/kube-router/v2/pkg/controllers/netpol"
+	"github.com/cloudnativelabs/kube-router/v2/pkg/healthcheck"
+	"github.com/cloudnativelabs/kube-router/v2/pkg/options"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/informers"
+	"k8s.io/klog/v2"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	klog.InitFlags(nil)
+	config := options.NewKubeRouterConfig()
+	config.AddFlags(pflag.CommandLine)
+	pflag.Parse()
+	if err := flag.Set("v", config.VLevel); err != nil {
+		return err
+	}
+	// Only the network policy controller: no BGP router, no service proxy.
+	config.RunFirewall, config.RunRouter, config.RunServiceProxy, config.RunLoadBalancer = true, false, false, false
+
+	kr, err := cmd.NewKubeRouterDefault(config)
+	if err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	factory := informers.NewSharedInformerFactory(kr.Client, 0)
+	pods := factory.Core().V1().Pods().Informer()
+	namespaces := factory.Core().V1().Namespaces().Informer()
+	policies := factory.Networking().V1().NetworkPolicies().Informer()
+	factory.Start(stop)
+	if err := kr.CacheSyncOrTimeout(factory, stop); err != nil {
+		return err
+	}
+
+	iptables, ipsets, err := netpol.NewIPTablesHandlers(config)
+	if err != nil {
+		return fmt.Errorf("iptables handlers: %w", err)
+	}
+	var ipsetMutex sync.Mutex
+	npc, err := netpol.NewNetworkPolicyController(kr.Client, config, pods, policies, namespaces, &ipsetMutex, iptables, ipsets)
+	if err != nil {
+		return fmt.Errorf("network policy controller: %w", err)
+	}
+	if _, err := pods.AddEventHandler(ruleRelevantPodEvents(npc.PodEventHandler)); err != nil {
+		return err
+	}
+	if _, err := namespaces.AddEventHandler(npc.NamespaceEventHandler); err != nil {
+		return err
+	}
+	if _, err := policies.AddEventHandler(npc.NetworkPolicyEventHandler); err != nil {
+		return err
+	}
+
+	// The controller sends a heartbeat per sync and blocks when nobody
+	// reads them; no health server runs here (no port is opened).
+	heartbeats := make(chan *healthcheck.ControllerHeartbeat, 10)
+	go func() {
+		for range heartbeats { //nolint:revive // drained on purpose
+		}
+	}()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go npc.Run(heartbeats, stop, &wg)
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	<-signals
+	klog.Info("shutting down")
+	close(stop)
+	wg.Wait()
+	return nil
+}
