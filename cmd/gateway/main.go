@@ -33,6 +33,7 @@ type flags struct {
 	kcpURL, kcpCA                 string
 	proxyCert, proxyKey           string
 	kubeconfig, providerWorkspace string
+	resultsURL                    string
 }
 
 func main() {
@@ -48,6 +49,7 @@ func main() {
 	flag.StringVar(&f.proxyKey, "proxy-client-key-file", "", "front-proxy client key")
 	flag.StringVar(&f.kubeconfig, "kubeconfig", "", "the gateway's own identity in kcp (base URL)")
 	flag.StringVar(&f.providerWorkspace, "provider-workspace", "root:pipelines-service", "workspace holding the WorkloadClusters")
+	flag.StringVar(&f.resultsURL, "results-url", "", "Tekton Results API's REST base URL, e.g. http://127.0.0.1:8088 (empty: Results not served)")
 	flag.Parse()
 
 	command.Run("gateway", func(ctx context.Context, log *zap.SugaredLogger) error { return run(ctx, log, f) })
@@ -130,8 +132,14 @@ func options(f flags, log *zap.SugaredLogger) (gateway.Options, error) {
 	identity.QPS, identity.Burst = 50, 100
 	provider := rest.CopyConfig(identity)
 	provider.Host = identity.Host + logicalcluster.NewPath(f.providerWorkspace).RequestPath()
-	return gateway.Options{KCP: kcp, KCPCAs: kcpCAs, ProxyCert: proxyCert, ClientCAs: clientCAs,
-		Identity: identity, Provider: provider, Log: log}, nil
+	opts := gateway.Options{KCP: kcp, KCPCAs: kcpCAs, ProxyCert: proxyCert, ClientCAs: clientCAs,
+		Identity: identity, Provider: provider, Log: log}
+	if f.resultsURL != "" {
+		if opts.Results, err = url.Parse(f.resultsURL); err != nil || opts.Results.Host == "" {
+			return opts, fmt.Errorf("--results-url %q: a URL such as http://127.0.0.1:8088", f.resultsURL)
+		}
+	}
+	return opts, nil
 }
 
 func certPool(file string) (*x509.CertPool, error) {

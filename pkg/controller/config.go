@@ -25,9 +25,11 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/persistentvolumeclaim"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/recorder"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadgc"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadnamespace"
+	"github.com/pipelines-service/pipelines-service/pkg/results"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
@@ -56,6 +58,9 @@ type Config struct {
 	// controller serving many workspaces).
 	ClientQPS   float32 `json:"clientQPS,omitempty"`
 	ClientBurst int     `json:"clientBurst,omitempty"`
+	// ResultsAPI, when set, is the Tekton Results API (host:port, gRPC)
+	// every finished run is recorded in (pkg/reconciler/recorder).
+	ResultsAPI string `json:"resultsAPI,omitempty"`
 	// DebugAddress, when set, serves /readyz and Go's profiles
 	// (/debug/pprof/) there, e.g. 127.0.0.1:6061.
 	DebugAddress string `json:"debugAddress,omitempty"`
@@ -158,6 +163,10 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	recording, err := newRecorder(cfg, tenants, tenantInformers, workloads, log)
+	if err != nil {
+		return err
+	}
 	namespaces := workloadnamespace.New(workloads, log.Named("workloadnamespace"))
 	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers, Log: log.Named("workloadgc")})
 	if err := tektonConfig.Start(ctx); err != nil {
@@ -175,8 +184,25 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	go claims.Run(ctx, cfg.Workers, debug.timings)
 	go collector.Run(ctx)
 	go namespaces.Run(ctx, 1, debug.timings)
+	if recording != nil {
+		go recording.Run(ctx, 2, debug.timings)
+	}
 	taskRuns.Run(ctx, cfg.Workers, debug.timings)
 	return nil
+}
+
+// newRecorder is the Results recorder, nil when no Results API is
+// configured.
+func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, log *zap.SugaredLogger) (*recorder.Controller, error) {
+	if cfg.ResultsAPI == "" {
+		log.Infow("no Results API configured; runs are not archived")
+		return nil, nil
+	}
+	clients, err := results.Dial(cfg.ResultsAPI)
+	if err != nil {
+		return nil, err
+	}
+	return recorder.New(recorder.Options{Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients, Log: log.Named("recorder")})
 }
 
 // startTenantInformers starts the tenant informers and waits for their

@@ -72,7 +72,8 @@ func (c Config) gatewayProcess(buildID string) *process {
 		"--kcp-ca-file="+dir+"/kcp-ca.crt",
 		"--proxy-client-cert-file="+proxyCert, "--proxy-client-key-file="+proxyKey,
 		"--kubeconfig="+dir+"/kcp.kubeconfig",
-		"--provider-workspace="+providerPath().String())
+		"--provider-workspace="+providerPath().String(),
+		"--results-url="+c.ResultsURL())
 	p.env = []string{"PIPELINES_SERVICE_BUILD=" + buildID}
 	p.ports = []string{net.JoinHostPort(c.HostIP.String(), strconv.Itoa(GatewayPort)), GatewayDebugAddress}
 	return p

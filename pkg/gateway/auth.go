@@ -126,7 +126,7 @@ const (
 )
 
 type access struct {
-	verb, resource, subresource, namespace, name string
+	group, verb, resource, subresource, namespace, name string
 }
 
 func (a *authz) allowed(ctx context.Context, workspace logicalcluster.Path, u user.Info, what access) (bool, string, error) {
@@ -142,7 +142,7 @@ func (a *authz) allowed(ctx context.Context, workspace logicalcluster.Path, u us
 	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups(), Extra: extra,
 		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Verb: what.verb, Version: "v1", Resource: what.resource, Subresource: what.subresource,
+			Group: what.group, Verb: what.verb, Resource: what.resource, Subresource: what.subresource,
 			Namespace: what.namespace, Name: what.name,
 		},
 	}}

@@ -47,7 +47,10 @@ type Options struct {
 	// Provider is a rest config on the provider workspace: the registered
 	// workload clusters and their kubeconfigs.
 	Provider *rest.Config
-	Log      *zap.SugaredLogger
+	// Results is the Tekton Results API's REST base URL (nil: not
+	// served).
+	Results *url.URL
+	Log     *zap.SugaredLogger
 }
 
 // Server is the gateway's HTTP handler.
@@ -58,6 +61,7 @@ type Server struct {
 	workspaces *workspaces
 	clusters   *workloadClusters
 	kcp        *httputil.ReverseProxy
+	results    *resultsProxy
 }
 
 // New wires a gateway; Start starts its informers on the provider
@@ -75,7 +79,12 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var resultsAPI *resultsProxy
+	if opts.Results != nil {
+		resultsAPI = newResultsProxy(opts.Results)
+	}
 	return &Server{
+		results:    resultsAPI,
 		log:        opts.Log,
 		authn:      newAuthn(opts.ClientCAs, kube),
 		authz:      newAuthz(kube),
@@ -88,8 +97,8 @@ func New(opts Options) (*Server, error) {
 // Start starts the informers on the provider workspace and waits for them.
 func (s *Server) Start(ctx context.Context) error { return s.clusters.run(ctx) }
 
-// ServeHTTP authenticates the client, then serves pods itself and passes
-// everything else on to kcp.
+// ServeHTTP authenticates the client, then serves pods itself, Tekton
+// Results from the Results API, and passes everything else on to kcp.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	workspace, rest := splitWorkspace(r.URL.Path)
@@ -101,6 +110,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !workspace.Empty() {
 		if p, ok := parsePodPath(rest); ok {
 			s.servePods(ctx, w, r, u, workspace, p)
+			return
+		}
+		if p, ok := parseResultsPath(rest); ok {
+			s.serveResults(ctx, w, r, u, workspace, p)
 			return
 		}
 	}

@@ -1,0 +1,205 @@
+//go:build e2e
+
+package results
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/recorder"
+	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
+)
+
+const ns = "default"
+
+// pipelineRun has one task whose step prints "<name> says hello" and
+// exits with code.
+func pipelineRun(name string, code int) *v1.PipelineRun {
+	script := fmt.Sprintf("#!/bin/sh\necho %s says hello\necho second line\nexit %d\n", name, code)
+	return &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.PipelineRunSpec{PipelineSpec: &v1.PipelineSpec{
+		Tasks: []v1.PipelineTask{{Name: "speak", TaskSpec: &v1.EmbeddedTask{TaskSpec: v1.TaskSpec{Steps: []v1.Step{
+			{Name: "hello", Image: "docker.io/library/busybox:1.36", Script: script},
+		}}}}},
+	}}}
+}
+
+// runAndWaitStored creates the PipelineRuns in the tenant and waits until
+// each is done and marked stored by the recorder, with its TaskRuns.
+func runAndWaitStored(ctx context.Context, t *testing.T, tn *framework.Tenant, prs ...*v1.PipelineRun) {
+	t.Helper()
+	for _, pr := range prs {
+		if _, err := tn.Tekton.TektonV1().PipelineRuns(ns).Create(ctx, pr, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	framework.Eventually(t, 4*time.Minute, "every run of "+tn.Name+" stored in Results", func() (bool, string, error) {
+		prList, err := tn.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		trList, err := tn.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		var waiting []string
+		for _, pr := range prList.Items {
+			if pr.Annotations[recorder.AnnotationStored] != "true" {
+				waiting = append(waiting, "pipelinerun/"+pr.Name)
+			}
+		}
+		for _, tr := range trList.Items {
+			if tr.Annotations[recorder.AnnotationStored] != "true" {
+				waiting = append(waiting, "taskrun/"+tr.Name)
+			}
+		}
+		if len(prList.Items) < len(prs) || len(trList.Items) < len(prs) {
+			return false, "runs not all created yet", nil
+		}
+		return len(waiting) == 0, "not stored: " + strings.Join(waiting, ", "), nil
+	})
+}
+
+// resultsGET asks the gateway for a Results path as the tenant of rc (its
+// host holds the workspace), with a query; it returns the status and body.
+func resultsGET(ctx context.Context, t *testing.T, rc *rest.Config, path string, query url.Values) (int, []byte) {
+	t.Helper()
+	client, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := rc.Host + "/apis/results.tekton.dev/v1alpha2/parents/" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+type record struct {
+	Name string `json:"name"`
+	Data struct {
+		Type  string `json:"type"`
+		Value string `json:"value"`
+	} `json:"data"`
+}
+
+// runName is the metadata.name of the run a record holds.
+func (r record) runName(t *testing.T) string {
+	raw, err := base64.StdEncoding.DecodeString(r.Data.Value)
+	if err != nil {
+		t.Fatalf("record %s: data: %v", r.Name, err)
+	}
+	var obj metav1.PartialObjectMetadata
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		t.Fatalf("record %s: %v", r.Name, err)
+	}
+	return obj.Name
+}
+
+// listRecords lists the records of every Result of the namespace that
+// match filter, as the tenant of rc; it returns the runs' names, sorted.
+func listRecords(ctx context.Context, t *testing.T, rc *rest.Config, filter string) ([]string, []record) {
+	t.Helper()
+	code, body := resultsGET(ctx, t, rc, ns+"/results/-/records", url.Values{"filter": {filter}, "page_size": {"100"}})
+	if code != http.StatusOK {
+		t.Fatalf("list records (%s): %d %s", filter, code, body)
+	}
+	var list struct {
+		Records []record `json:"records"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatalf("list records: %v: %s", err, body)
+	}
+	var names []string
+	for _, r := range list.Records {
+		if !strings.HasPrefix(r.Name, ns+"/results/") {
+			t.Errorf("record name %q is not the tenant's (%s/results/...)", r.Name, ns)
+		}
+		names = append(names, r.runName(t))
+	}
+	sort.Strings(names)
+	return names, list.Records
+}
+
+// TestRunsArchivedPerWorkspace: the runs of two tenants are archived, each
+// with its record, its status and what its steps printed; each tenant
+// lists its own runs only, a CEL filter finds the failed ones, and the
+// other tenant is refused.
+func TestRunsArchivedPerWorkspace(t *testing.T) {
+	ctx := context.Background()
+	a := env.NewTenant(ctx, t, "e2e-results-a")
+	b := env.NewTenant(ctx, t, "e2e-results-b")
+	runAndWaitStored(ctx, t, a, pipelineRun("ok-1", 0), pipelineRun("ok-2", 0), pipelineRun("broken", 3))
+	runAndWaitStored(ctx, t, b, pipelineRun("ok-1", 0))
+
+	got, _ := listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
+	if want := []string{"broken", "ok-1", "ok-2"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("tenant A's PipelineRun records: %v, want %v", got, want)
+	}
+	got, _ = listRecords(ctx, t, b.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
+	if want := []string{"ok-1"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("tenant B's PipelineRun records: %v, want %v (a default namespace of its own)", got, want)
+	}
+	got, _ = listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.PipelineRun" && data.status.conditions[0].reason == "Failed"`)
+	if want := []string{"broken"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("tenant A's failed PipelineRuns by CEL filter: %v, want %v", got, want)
+	}
+
+	// Logs: every TaskRun's log holds what its step printed.
+	_, taskRecords := listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.TaskRun"`)
+	if len(taskRecords) != 3 {
+		t.Fatalf("tenant A has %d TaskRun records, want 3", len(taskRecords))
+	}
+	for _, r := range taskRecords {
+		// <ns>/results/<result>/records/<run uid>: GetLog finds the Log of
+		// that run.
+		logPath := strings.Replace(r.Name, "/records/", "/logs/", 1)
+		code, body := resultsGET(ctx, t, a.Rest, logPath, nil)
+		prName := strings.TrimSuffix(r.runName(t), "-speak")
+		want := fmt.Sprintf("[hello] %s says hello\n[hello] second line\n", prName)
+		if code != http.StatusOK || string(body) != want {
+			t.Errorf("log of %s: %d %q, want %q", r.runName(t), code, body, want)
+		}
+	}
+
+	// Tenant B on tenant A's workspace: refused by A's RBAC.
+	bOnA := rest.CopyConfig(b.Rest)
+	base, _, found := strings.Cut(b.Rest.Host, "/clusters/")
+	if !found {
+		t.Fatalf("tenant kubeconfig server %s names no workspace", b.Rest.Host)
+	}
+	bOnA.Host = base + "/clusters/" + a.Cluster.String()
+	if code, body := resultsGET(ctx, t, bOnA, ns+"/results", nil); code != http.StatusForbidden {
+		t.Errorf("tenant B listing tenant A's Results: %d %s, want 403", code, body)
+	}
+
+	// What would leave the tenant's parent is refused.
+	for path, want := range map[string]int{
+		"-/results":                             http.StatusBadRequest, // every parent
+		a.Cluster.String() + "_default/results": http.StatusBadRequest, // an internal parent
+		ns + "/results/../../x/results":         http.StatusBadRequest,
+	} {
+		if code, body := resultsGET(ctx, t, b.Rest, path, nil); code != want {
+			t.Errorf("GET parents/%s as tenant B: %d %s, want %d", path, code, body, want)
+		}
+	}
+}
