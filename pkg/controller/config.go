@@ -61,6 +61,12 @@ type Config struct {
 	// ResultsAPI, when set, is the Tekton Results API (host:port, gRPC)
 	// every finished run is recorded in (pkg/reconciler/recorder).
 	ResultsAPI string `json:"resultsAPI,omitempty"`
+	// ResultsRetention is the platform's retention of archived runs in
+	// the workspaces, as the data of upstream's retention ConfigMap
+	// (runAt, defaultRetention, policies); a tenant overrides it with its
+	// own ConfigMap tekton-results-config-results-retention-policy in
+	// tekton-pipelines.
+	ResultsRetention map[string]string `json:"resultsRetention,omitempty"`
 	// DebugAddress, when set, serves /readyz and Go's profiles
 	// (/debug/pprof/) there, e.g. 127.0.0.1:6061.
 	DebugAddress string `json:"debugAddress,omitempty"`
@@ -163,7 +169,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	recording, err := newRecorder(cfg, tenants, tenantInformers, workloads, log)
+	recording, err := newRecorder(cfg, tenants, tenantInformers, workloads, tektonConfig, log)
 	if err != nil {
 		return err
 	}
@@ -193,7 +199,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 
 // newRecorder is the Results recorder, nil when no Results API is
 // configured.
-func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, log *zap.SugaredLogger) (*recorder.Controller, error) {
+func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, log *zap.SugaredLogger) (*recorder.Controller, error) {
 	if cfg.ResultsAPI == "" {
 		log.Infow("no Results API configured; runs are not archived")
 		return nil, nil
@@ -202,7 +208,8 @@ func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpd
 	if err != nil {
 		return nil, err
 	}
-	return recorder.New(recorder.Options{Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients, Log: log.Named("recorder")})
+	return recorder.New(recorder.Options{Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients,
+		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, Log: log.Named("recorder")})
 }
 
 // startTenantInformers starts the tenant informers and waits for their

@@ -50,7 +50,7 @@ func New(tenants kcpdynamic.ClusterInterface, managedBy string) *Store {
 		kcpcache.ClusterIndexName:             kcpcache.ClusterIndexFunc,
 		kcpcache.ClusterAndNamespaceIndexName: kcpcache.ClusterAndNamespaceIndexFunc,
 	}
-	for _, name := range []string{config.GetFeatureFlagsConfigName(), config.GetDefaultsConfigName()} {
+	for _, name := range []string{config.GetFeatureFlagsConfigName(), config.GetDefaultsConfigName(), RetentionConfigName} {
 		byName := fields.OneTermEqualSelector("metadata.name", name).String()
 		s.informers[name] = kcpdynamicinformer.NewFilteredDynamicInformer(tenants, ConfigMapsResource, 0, indexers,
 			func(o *metav1.ListOptions) { o.FieldSelector = byName })
@@ -151,6 +151,16 @@ func (s *Store) WithConfig(ctx context.Context, cluster logicalcluster.Name) (co
 		return config.ToContext(ctx, Platform(s.managedBy)), err
 	}
 	return config.ToContext(ctx, cfg), nil
+}
+
+// RetentionConfigName is the ConfigMap upstream's Results retention agent
+// reads (runAt, defaultRetention, policies); a tenant sets its own in the
+// same namespace as Tekton's configuration.
+const RetentionConfigName = "tekton-results-config-results-retention-policy"
+
+// Retention is the tenant's retention ConfigMap, nil when it has none.
+func (s *Store) Retention(cluster logicalcluster.Name) (*corev1.ConfigMap, error) {
+	return s.read(cluster, RetentionConfigName)
 }
 
 // ReasonInvalidConfiguration is the reason a run fails with when its

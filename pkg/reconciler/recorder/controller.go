@@ -65,7 +65,13 @@ type Options struct {
 	Fleet *fleet.Fleet
 	// Results is the Results API.
 	Results *results.Clients
-	Log     *zap.SugaredLogger
+	// Retention is the platform's retention policy, as the data of
+	// upstream's retention ConfigMap (runAt, defaultRetention, policies);
+	// what it leaves out is upstream's default (weekly, 30 days).
+	Retention map[string]string
+	// RetentionSource gives each workspace's own retention ConfigMap.
+	RetentionSource RetentionSource
+	Log             *zap.SugaredLogger
 }
 
 // Controller records finished runs.
@@ -76,6 +82,10 @@ type Controller struct {
 	logs    logSource
 	kinds   map[string]kind
 	objects map[string]reconciler.Objects
+	// retention is the platform's policy data; retentionSource the
+	// tenants' overrides.
+	retention       map[string]string
+	retentionSource RetentionSource
 }
 
 // kind is one of the two recorded kinds.
@@ -89,10 +99,12 @@ type kind struct {
 func New(opts Options) (*Controller, error) {
 	cfg := &watcherconfig.Config{SummaryLabels: "tekton.dev/pipeline"} // upstream watcher's default
 	c := &Controller{
-		log:    opts.Log,
-		queue:  newQueue(),
-		client: watcherresults.NewClient(opts.Results.Results, opts.Results.Logs, cfg),
-		kinds:  map[string]kind{},
+		log:             opts.Log,
+		queue:           newQueue(),
+		client:          watcherresults.NewClient(opts.Results.Results, opts.Results.Logs, cfg),
+		kinds:           map[string]kind{},
+		retention:       opts.Retention,
+		retentionSource: opts.RetentionSource,
 		objects: map[string]reconciler.Objects{
 			"TaskRun":     {Client: opts.Tenants, Resource: taskRunsResource},
 			"PipelineRun": {Client: opts.Tenants, Resource: pipelineRunsResource},
@@ -146,8 +158,11 @@ func needsRecording(u *unstructured.Unstructured) bool {
 	return false
 }
 
-// Run reconciles until ctx ends.
+// Run records and prunes until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
+	if c.retentionSource != nil {
+		go c.runPruner(ctx)
+	}
 	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "record")
 }
 

@@ -1,0 +1,261 @@
+package recorder
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	"github.com/robfig/cron/v3"
+	resultsconfig "github.com/tektoncd/results/pkg/apis/config"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Pruning deletes finished runs from their workspace once they are
+// archived and older than the workspace's retention, as upstream's
+// retention agent deletes old Results from the database: same ConfigMap
+// (tekton-results-config-results-retention-policy), same keys (runAt, a
+// cron schedule; defaultRetention; policies matching namespaces, labels,
+// annotations and statuses, the first match winning). The platform's
+// ConfigMap data is the default; a tenant's own, in its workspace's
+// tekton-pipelines namespace, overrides it key by key.
+//
+// Only runs marked stored go: a PipelineRun with its TaskRuns once every
+// one of them is stored, a standalone TaskRun alone. Their pods go from
+// the workload clusters with them (the TaskRun finalizer).
+
+// RetentionSource gives a workspace's retention ConfigMap (nil: none).
+type RetentionSource interface {
+	Retention(cluster logicalcluster.Name) (*corev1.ConfigMap, error)
+}
+
+// retention is a workspace's parsed policy.
+func retention(platform map[string]string, tenant *corev1.ConfigMap) (*resultsconfig.RetentionPolicy, error) {
+	data := map[string]string{}
+	for k, v := range platform {
+		data[k] = v
+	}
+	if tenant != nil {
+		for k, v := range tenant.Data {
+			data[k] = v
+		}
+	}
+	return resultsconfig.NewRetentionPolicyFromConfigMap(&corev1.ConfigMap{Data: data})
+}
+
+// retentionOf is how long policy keeps a run: the first policy whose
+// selector matches it, else the default. A policy with an unparsable
+// retention is an error, as it is for upstream's agent.
+func retentionOf(policy *resultsconfig.RetentionPolicy, run *unstructured.Unstructured) (time.Duration, error) {
+	for _, p := range policy.Policies {
+		if !selects(p.Selector, run) {
+			continue
+		}
+		d, err := resultsconfig.ParseDuration(p.Retention)
+		if err != nil {
+			return 0, fmt.Errorf("policy %q: retention %q: %w", p.Name, p.Retention, err)
+		}
+		return d, nil
+	}
+	return policy.DefaultRetention, nil
+}
+
+// selects is upstream's SQL match (pkg/retention/job.go) on the live
+// object: every given criterion holds.
+func selects(s resultsconfig.Selector, run *unstructured.Unstructured) bool {
+	if len(s.MatchNamespaces) > 0 && !slices.Contains(s.MatchNamespaces, run.GetNamespace()) {
+		return false
+	}
+	for k, values := range s.MatchLabels {
+		if v, ok := run.GetLabels()[k]; !ok || !slices.Contains(values, v) {
+			return false
+		}
+	}
+	for k, values := range s.MatchAnnotations {
+		if v, ok := run.GetAnnotations()[k]; !ok || !slices.Contains(values, v) {
+			return false
+		}
+	}
+	if len(s.MatchStatuses) > 0 && !slices.Contains(s.MatchStatuses, firstConditionReason(run)) {
+		return false
+	}
+	return true
+}
+
+func firstConditionReason(run *unstructured.Unstructured) string {
+	conds, _, _ := unstructured.NestedSlice(run.Object, "status", "conditions")
+	if len(conds) == 0 {
+		return ""
+	}
+	m, _ := conds[0].(map[string]any)
+	reason, _ := m["reason"].(string)
+	return reason
+}
+
+// completedAt is the run's status.completionTime (zero if unset).
+func completedAt(run *unstructured.Unstructured) time.Time {
+	s, _, _ := unstructured.NestedString(run.Object, "status", "completionTime")
+	t, _ := time.Parse(time.RFC3339, s)
+	return t
+}
+
+// due says the schedule fired in (last, now]: the workspace's pruning runs
+// at the times its runAt names, as upstream's agent does.
+func due(schedule string, last, now time.Time) (bool, error) {
+	sched, err := cron.ParseStandard(schedule)
+	if err != nil {
+		return false, fmt.Errorf("runAt %q: %w", schedule, err)
+	}
+	return !sched.Next(last).After(now), nil
+}
+
+// storedRun is a run marked stored, with its kind.
+type storedRun struct {
+	kind string
+	*unstructured.Unstructured
+}
+
+// pruneInterval is how often the pruner looks: runAt's resolution is a
+// minute.
+const pruneInterval = 20 * time.Second
+
+// runPruner prunes until ctx ends.
+func (c *Controller) runPruner(ctx context.Context) {
+	last := map[logicalcluster.Name]time.Time{}
+	ticker := time.NewTicker(pruneInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			c.pruneOnce(ctx, last, now)
+		}
+	}
+}
+
+// pruneOnce prunes, in each workspace whose schedule fired since its last
+// pass, the stored runs older than their retention.
+func (c *Controller) pruneOnce(ctx context.Context, last map[logicalcluster.Name]time.Time, now time.Time) {
+	byWorkspace := map[logicalcluster.Name][]storedRun{}
+	for _, k := range []string{"PipelineRun", "TaskRun"} {
+		for _, obj := range c.kinds[k].informer.Informer().GetStore().List() {
+			if u, ok := obj.(*unstructured.Unstructured); ok && u.GetAnnotations()[AnnotationStored] == "true" && u.GetDeletionTimestamp() == nil {
+				ws := logicalcluster.From(u)
+				byWorkspace[ws] = append(byWorkspace[ws], storedRun{kind: k, Unstructured: u})
+			}
+		}
+	}
+	for ws, runs := range byWorkspace {
+		log := c.log.With("workspace", ws)
+		from, seen := last[ws]
+		if !seen {
+			from = now.Add(-pruneInterval)
+		}
+		tenant, err := c.retentionSource.Retention(ws)
+		if err != nil {
+			log.Infow("retention ConfigMap unreadable; not pruning", "error", err)
+			continue
+		}
+		policy, err := retention(c.retention, tenant)
+		if err != nil {
+			log.Infow("retention policy invalid; not pruning", "error", err)
+			continue
+		}
+		fire, err := due(policy.RunAt, from, now)
+		if err != nil {
+			log.Infow("retention schedule invalid; not pruning", "error", err)
+			continue
+		}
+		last[ws] = now
+		if !fire {
+			continue
+		}
+		c.pruneWorkspace(ctx, log, ws, policy, runs, now)
+	}
+}
+
+// pruneWorkspace deletes the runs of one workspace that are due: each
+// PipelineRun whose TaskRuns are stored too, with them, and each
+// standalone TaskRun.
+func (c *Controller) pruneWorkspace(ctx context.Context, log *zap.SugaredLogger, ws logicalcluster.Name, policy *resultsconfig.RetentionPolicy, runs []storedRun, now time.Time) {
+	children := map[types.UID][]*unstructured.Unstructured{}
+	for _, r := range runs {
+		if owner := pipelineRunOwner(r.Unstructured); r.kind == "TaskRun" && owner != "" {
+			children[owner] = append(children[owner], r.Unstructured)
+		}
+	}
+	for _, r := range runs {
+		kindName, u := r.kind, r.Unstructured
+		if kindName == "TaskRun" && pipelineRunOwner(u) != "" {
+			continue // goes with its PipelineRun
+		}
+		keep, err := retentionOf(policy, u)
+		if err != nil {
+			log.Infow("retention policy invalid; not pruning", "error", err)
+			return
+		}
+		done := completedAt(u)
+		if done.IsZero() || now.Before(done.Add(keep)) {
+			continue
+		}
+		if kindName == "PipelineRun" && !c.childrenStored(ws, u) {
+			continue
+		}
+		for _, child := range children[u.GetUID()] {
+			c.deleteRun(ctx, log, ws, "TaskRun", child)
+		}
+		c.deleteRun(ctx, log, ws, kindName, u)
+	}
+}
+
+// childrenStored says every TaskRun the PipelineRun names is stored, or
+// gone.
+func (c *Controller) childrenStored(ws logicalcluster.Name, pr *unstructured.Unstructured) bool {
+	refs, _, _ := unstructured.NestedSlice(pr.Object, "status", "childReferences")
+	for _, ref := range refs {
+		m, _ := ref.(map[string]any)
+		if m["kind"] != "TaskRun" {
+			continue
+		}
+		name, _ := m["name"].(string)
+		obj, err := c.kinds["TaskRun"].informer.Lister().ByCluster(ws).ByNamespace(pr.GetNamespace()).Get(name)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		if u, ok := obj.(*unstructured.Unstructured); !ok || u.GetAnnotations()[AnnotationStored] != "true" {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Controller) deleteRun(ctx context.Context, log *zap.SugaredLogger, ws logicalcluster.Name, kindName string, u *unstructured.Unstructured) {
+	uid := u.GetUID()
+	err := c.objects[kindName].Client.Cluster(ws.Path()).Resource(c.objects[kindName].Resource).Namespace(u.GetNamespace()).
+		Delete(ctx, u.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		log.Infow("prune: delete failed", "kind", kindName, "namespace", u.GetNamespace(), "name", u.GetName(), "error", err)
+		return
+	}
+	log.Infow("pruned (archived in Results)", "kind", kindName, "namespace", u.GetNamespace(), "name", u.GetName())
+}
+
+// pipelineRunOwner is the UID of the PipelineRun that owns u, if any.
+func pipelineRunOwner(u *unstructured.Unstructured) types.UID {
+	for _, ref := range u.GetOwnerReferences() {
+		if ref.Kind == "PipelineRun" {
+			return ref.UID
+		}
+	}
+	return ""
+}
