@@ -179,11 +179,18 @@ func Condition(tr *v1.TaskRun) (string, string) {
 // on a Tekton cluster: ConfigMap feature-flags in namespace tekton-pipelines.
 func (tn *Tenant) SetFeatureFlags(ctx context.Context, t testing.TB, flags map[string]string) {
 	t.Helper()
+	tn.SetConfigMap(ctx, t, "feature-flags", flags)
+}
+
+// SetConfigMap writes one of the tenant's configuration ConfigMaps in
+// namespace tekton-pipelines (Tekton's, or Results' retention policy).
+func (tn *Tenant) SetConfigMap(ctx context.Context, t testing.TB, name string, data map[string]string) {
+	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenantconfig.Namespace}}
 	if _, err := tn.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "feature-flags", Namespace: tenantconfig.Namespace}, Data: flags}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: tenantconfig.Namespace}, Data: data}
 	_, err := tn.Kube.CoreV1().ConfigMaps(tenantconfig.Namespace).Create(ctx, cm, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		_, err = tn.Kube.CoreV1().ConfigMaps(tenantconfig.Namespace).Update(ctx, cm, metav1.UpdateOptions{})

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/recorder"
+	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
@@ -190,6 +191,41 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 	bOnA.Host = base + "/clusters/" + a.Cluster.String()
 	if code, body := resultsGET(ctx, t, bOnA, ns+"/results", nil); code != http.StatusForbidden {
 		t.Errorf("tenant B listing tenant A's Results: %d %s, want 403", code, body)
+	}
+
+	// Pruning with a retention of 0 in tenant A: its runs leave the
+	// workspace and their pods the workload cluster; the archive keeps
+	// them. Tenant B keeps the platform's retention, and its runs.
+	a.SetConfigMap(ctx, t, tenantconfig.RetentionConfigName, map[string]string{"runAt": "* * * * *", "defaultRetention": "0"})
+	workload := env.ClusterClient(t, "workload-1")
+	framework.Eventually(t, 3*time.Minute, "tenant A's runs pruned", func() (bool, string, error) {
+		prs, err := a.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		trs, err := a.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		pods, err := framework.TenantPods(ctx, workload, a)
+		if err != nil {
+			return false, "", err
+		}
+		return len(prs.Items)+len(trs.Items)+len(pods) == 0,
+			fmt.Sprintf("%d PipelineRuns, %d TaskRuns, %d pods left", len(prs.Items), len(trs.Items), len(pods)), nil
+	})
+	got, _ = listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
+	if want := []string{"broken", "ok-1", "ok-2"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("tenant A's archive after pruning: %v, want %v", got, want)
+	}
+	for _, r := range taskRecords {
+		code, body := resultsGET(ctx, t, a.Rest, strings.Replace(r.Name, "/records/", "/logs/", 1), nil)
+		if code != http.StatusOK || !strings.Contains(string(body), "says hello") {
+			t.Errorf("log of pruned %s: %d %q", r.runName(t), code, body)
+		}
+	}
+	if prs, err := b.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{}); err != nil || len(prs.Items) != 1 {
+		t.Errorf("tenant B's runs under the platform's retention: %v, %v; want its 1 PipelineRun kept", prs, err)
 	}
 
 	// What would leave the tenant's parent is refused.
