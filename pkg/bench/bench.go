@@ -45,6 +45,9 @@ type Options struct {
 	// GatewayRequests is how many requests time the gateway against kcp
 	// (0 skips the gateway's figures).
 	GatewayRequests int
+	// RecorderOverhead also runs our controller without its Tekton
+	// Results recorder, for what recording costs.
+	RecorderOverhead bool
 	// Timeout bounds each controller's run.
 	Timeout time.Duration
 	// JSON is where the report is written; empty: <state>/bench/bench.json.
@@ -53,7 +56,7 @@ type Options struct {
 
 // DefaultOptions are `make bench`'s.
 func DefaultOptions() Options {
-	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, KeepIdle: true, Stack: true, GatewayRequests: 200, Timeout: 10 * time.Minute}
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Timeout: 10 * time.Minute}
 }
 
 // Report is the benchmark's JSON output.
@@ -126,11 +129,23 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 	if opts.Workspaces > 0 && opts.Runs > 0 {
 		r.log.Infow("bench: our controller, then upstream Tekton's, on the same PipelineRuns",
 			"pipelineRuns", opts.Workspaces*opts.Runs, "tasks", opts.Tasks, "typically", "1-2 min each on 2 cores")
+		var unrecorded *ThroughputResult
+		if opts.RecorderOverhead {
+			r.log.Infow("bench: our controller without its Results recorder first", "typically", "1-2 min")
+			res, err := r.measureWithoutRecorder(ctx, opts)
+			if err != nil {
+				return err
+			}
+			unrecorded = &res
+		}
 		ours, upstream, err := r.compareControllers(ctx, opts, dir, &report)
 		if err != nil {
 			return err
 		}
 		report.Runs = []ThroughputResult{ours, upstream}
+		if unrecorded != nil {
+			report.Runs = append(report.Runs, *unrecorded)
+		}
 		report.Ratios = ratios(ours, upstream)
 	}
 	if opts.IdleWorkspaces > 0 {
@@ -184,6 +199,31 @@ func (r *runner) measureStack(ctx context.Context) ([]StackFigure, error) {
 		figures = append(figures, StackFigure{"resident memory", st.Name, fmt.Sprintf("%d MiB", st.RSSBytes>>20)})
 	}
 	return figures, nil
+}
+
+// measureWithoutRecorder runs the PipelineRuns through our controller
+// started without its Results recorder; the controller is then started
+// with it again.
+func (r *runner) measureWithoutRecorder(ctx context.Context, opts Options) (ThroughputResult, error) {
+	target, err := r.oursTarget(ctx, opts.Workspaces)
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	target.name, target.recorded = "pipelines-service (no recorder)", false
+	if err := clearRuns(ctx, target); err != nil {
+		return ThroughputResult{}, err
+	}
+	r.stack.SetRecorder(false)
+	defer r.stack.SetRecorder(true)
+	pid, _, err := r.stack.RestartController(ctx)
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	res, err := r.measureThroughput(ctx, target, pid, opts.Runs, opts.Tasks, opts.Timeout)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res, clearRuns(ctx, target)
 }
 
 // compareControllers runs the same PipelineRuns through our controller (with
@@ -304,6 +344,11 @@ func printReport(out io.Writer, r Report) {
 		for _, t := range r.Runs {
 			if t.Error != "" {
 				fmt.Fprintf(tw, "%s failed: %s\n", t.Controller, t.Error)
+			}
+		}
+		for _, t := range r.Runs {
+			if t.StoredP50 > 0 || t.StoredP99 > 0 {
+				fmt.Fprintf(tw, "%s: run done to stored in Tekton Results: p50 %.2f s, p99 %.2f s\n", t.Controller, t.StoredP50, t.StoredP99)
 			}
 		}
 		fmt.Fprintln(tw, "\nstack CPU seconds during each run (with waited-for children):")

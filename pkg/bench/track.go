@@ -21,6 +21,9 @@ type runTracker struct {
 	mu      sync.Mutex
 	created map[types.UID]time.Time
 	done    map[types.UID]runDone
+	// stored is when each run was first seen marked stored in Tekton
+	// Results by the recorder.
+	stored map[types.UID]time.Time
 }
 
 // runDone is a PipelineRun seen done.
@@ -30,7 +33,7 @@ type runDone struct {
 }
 
 func newRunTracker() *runTracker {
-	return &runTracker{created: map[types.UID]time.Time{}, done: map[types.UID]runDone{}}
+	return &runTracker{created: map[types.UID]time.Time{}, done: map[types.UID]runDone{}, stored: map[types.UID]time.Time{}}
 }
 
 func (t *runTracker) create(uid types.UID, at time.Time) {
@@ -39,13 +42,17 @@ func (t *runTracker) create(uid types.UID, at time.Time) {
 	t.created[uid] = at
 }
 
-// see records pr if it is done; the first sighting counts.
+// see records pr if it is done, and if it is stored; the first sighting
+// counts.
 func (t *runTracker) see(pr *v1.PipelineRun, at time.Time) {
 	if !pr.IsDone() {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, ok := t.stored[pr.UID]; !ok && pr.Annotations[storedAnnotation] == "true" {
+		t.stored[pr.UID] = at
+	}
 	if _, ok := t.done[pr.UID]; !ok {
 		t.done[pr.UID] = runDone{succeeded: pr.Status.GetCondition(apis.ConditionSucceeded).IsTrue(), at: at}
 	}
@@ -71,6 +78,27 @@ func (t *runTracker) tally() (done, succeeded int, last time.Time) {
 	}
 	return done, succeeded, last
 }
+
+// storedAfterDone is, for each created run seen stored, how long after it
+// was seen done; and how many created runs are not stored yet.
+func (t *runTracker) storedAfterDone() (latencies []float64, missing int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for uid := range t.created {
+		s, ok := t.stored[uid]
+		d, done := t.done[uid]
+		if !ok || !done {
+			missing++
+			continue
+		}
+		latencies = append(latencies, s.Sub(d.at).Seconds())
+	}
+	return latencies, missing
+}
+
+// storedAnnotation is what the recorder marks an archived run with
+// (recorder.AnnotationStored, upstream watcher's).
+const storedAnnotation = "results.tekton.dev/stored"
 
 func (t *runTracker) createdAt() map[types.UID]time.Time {
 	t.mu.Lock()

@@ -27,6 +27,11 @@ func (s *Stack) Logger() *zap.SugaredLogger { return s.log }
 // alone on the workload cluster, and starts it again afterwards.
 func (s *Stack) StartController(ctx context.Context) error { return s.startController(ctx) }
 
+// SetRecorder decides whether the host controller, at its next (re)start,
+// records runs in Tekton Results: the benchmark measures what recording
+// costs.
+func (s *Stack) SetRecorder(on bool) { s.cfg.recorderOff = !on }
+
 // ControllerInCluster reports whether the controller runs in the workload
 // cluster (devstack deploy) rather than as a host process: the benchmark
 // measures the host process and refuses to run otherwise.

@@ -76,6 +76,10 @@ type Config struct {
 	// Clusters are the workload clusters. The first is the one
 	// WorkloadAdminKubeconfig and WorkloadClient address.
 	Clusters []WorkloadCluster
+
+	// recorderOff starts the host controller without its Tekton Results
+	// recorder (the benchmark's comparison).
+	recorderOff bool
 }
 
 // DefaultConfig returns the configuration used by make and the e2e tests.

@@ -198,7 +198,9 @@ func (s *Stack) startController(ctx context.Context) error {
 		ImageMap:          c.controllerImageMap(imgs),
 		Workers:           4,
 		DebugAddress:      ControllerDebugAddress,
-		ResultsAPI:        c.ResultsAddr(),
+	}
+	if !c.recorderOff {
+		cfg.ResultsAPI = c.ResultsAddr()
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
