@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,25 +109,8 @@ func (s *Server) serveResults(ctx context.Context, w http.ResponseWriter, r *htt
 		writeError(w, err)
 		return
 	}
-	allowed, reason, err := s.authz.allowed(ctx, workspace, u, what)
-	if err != nil {
-		s.log.Warnw("access review failed", "workspace", workspace.String(), "user", u.GetName(), "error", err)
-		writeError(w, apierrors.NewServiceUnavailable("cannot review access in the workspace"))
-		return
-	}
-	if !allowed {
-		msg := fmt.Sprintf("user %q cannot %s resource %q in API group %q in the namespace %q in workspace %q",
-			u.GetName(), what.verb, what.resource, resultsGroup, path.namespace, workspace)
-		if reason != "" {
-			msg += ": " + reason
-		}
-		writeError(w, apierrors.NewForbidden(schema.GroupResource{Group: resultsGroup, Resource: what.resource}, "", errors.New(msg)))
-		return
-	}
-	cluster, err := s.workspaces.resolve(ctx, workspace)
-	if err != nil {
-		s.log.Warnw("workspace not resolved", "workspace", workspace.String(), "error", err)
-		writeError(w, apierrors.NewServiceUnavailable("cannot resolve the workspace"))
+	cluster, ok := s.authorize(ctx, w, workspace, u, what)
+	if !ok {
 		return
 	}
 	parent := results.Parent(cluster, path.namespace)

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/rest"
@@ -190,31 +191,8 @@ func (s *Server) servePods(ctx context.Context, w http.ResponseWriter, r *http.R
 	case watch:
 		what.verb = "watch"
 	}
-	allowed, reason, err := s.authz.allowed(ctx, workspace, u, what)
-	if err != nil {
-		s.log.Warnw("access review failed", "workspace", workspace.String(), "user", u.GetName(), "error", err)
-		writeError(w, apierrors.NewServiceUnavailable("cannot review access in the workspace"))
-		return
-	}
-	if !allowed {
-		res := what.resource
-		if what.subresource != "" {
-			res += "/" + what.subresource
-		}
-		msg := fmt.Sprintf("user %q cannot %s resource %q in workspace %q", u.GetName(), what.verb, res, workspace)
-		if path.namespace != "" {
-			msg += fmt.Sprintf(" in the namespace %q", path.namespace)
-		}
-		if reason != "" {
-			msg += ": " + reason
-		}
-		writeError(w, apierrors.NewForbidden(podsResource, path.name, errors.New(msg)))
-		return
-	}
-	cluster, err := s.workspaces.resolve(ctx, workspace)
-	if err != nil {
-		s.log.Warnw("workspace not resolved", "workspace", workspace.String(), "error", err)
-		writeError(w, apierrors.NewServiceUnavailable("cannot resolve the workspace"))
+	cluster, ok := s.authorize(ctx, w, workspace, u, what)
+	if !ok {
 		return
 	}
 	p := podRequest{workspace: cluster, namespace: path.namespace, name: path.name, subresource: path.subresource,
@@ -235,6 +213,49 @@ func (s *Server) servePods(ctx context.Context, w http.ResponseWriter, r *http.R
 		}
 		writeError(w, err)
 	}
+}
+
+// authorize asks the workspace whether u may do what (a
+// SubjectAccessReview there) and resolves the workspace's logical cluster.
+// When the request may not go on, it has written the answer (403, 503).
+func (s *Server) authorize(ctx context.Context, w http.ResponseWriter, workspace logicalcluster.Path, u user.Info, what access) (logicalcluster.Name, bool) {
+	allowed, reason, err := s.authz.allowed(ctx, workspace, u, what)
+	if err != nil {
+		s.log.Warnw("access review failed", "workspace", workspace.String(), "user", u.GetName(), "error", err)
+		writeError(w, apierrors.NewServiceUnavailable("cannot review access in the workspace"))
+		return "", false
+	}
+	if !allowed {
+		writeError(w, forbidden(u, workspace, what, reason))
+		return "", false
+	}
+	cluster, err := s.workspaces.resolve(ctx, workspace)
+	if err != nil {
+		s.log.Warnw("workspace not resolved", "workspace", workspace.String(), "error", err)
+		writeError(w, apierrors.NewServiceUnavailable("cannot resolve the workspace"))
+		return "", false
+	}
+	return cluster, true
+}
+
+// forbidden is the 403 the apiserver would give, naming the workspace.
+func forbidden(u user.Info, workspace logicalcluster.Path, what access, reason string) error {
+	res := what.resource
+	if what.subresource != "" {
+		res += "/" + what.subresource
+	}
+	msg := fmt.Sprintf("user %q cannot %s resource %q", u.GetName(), what.verb, res)
+	if what.group != "" {
+		msg += fmt.Sprintf(" in API group %q", what.group)
+	}
+	msg += fmt.Sprintf(" in workspace %q", workspace)
+	if what.namespace != "" {
+		msg += fmt.Sprintf(" in the namespace %q", what.namespace)
+	}
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return apierrors.NewForbidden(schema.GroupResource{Group: what.group, Resource: what.resource}, what.name, errors.New(msg))
 }
 
 // validNames checks the namespace and pod name of a request as the
