@@ -197,6 +197,7 @@ func (s *Server) servePods(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	p := podRequest{workspace: cluster, namespace: path.namespace, name: path.name, subresource: path.subresource,
 		query: r.URL.Query(), accept: jsonAccept(r.Header.Get("Accept"))}
+	var err error
 	switch {
 	case p.subresource == "log":
 		err = s.streamLog(ctx, w, p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -108,7 +109,7 @@ func completedAt(run *unstructured.Unstructured) time.Time {
 // due says the schedule fired in (last, now]: the workspace's pruning runs
 // at the times its runAt names, as upstream's agent does.
 func due(schedule string, last, now time.Time) (bool, error) {
-	sched, err := cron.ParseStandard(schedule)
+	sched, err := cron.ParseStandard(sundayAsZero(schedule))
 	if err != nil {
 		return false, fmt.Errorf("runAt %q: %w", schedule, err)
 	}
@@ -119,6 +120,27 @@ func due(schedule string, last, now time.Time) (bool, error) {
 type storedRun struct {
 	kind string
 	*unstructured.Unstructured
+}
+
+// sundayAsZero writes a day-of-week 7 as 0: cron takes both for Sunday,
+// and upstream's default runAt ("7 7 * * 7") says 7, which the cron
+// library refuses.
+func sundayAsZero(schedule string) string {
+	fields := strings.Fields(schedule)
+	if len(fields) != 5 {
+		return schedule
+	}
+	items := strings.Split(fields[4], ",")
+	for i, item := range items {
+		switch {
+		case item == "7":
+			items[i] = "0"
+		case strings.HasSuffix(item, "-7"):
+			items[i] = strings.TrimSuffix(item, "-7") + "-6,0"
+		}
+	}
+	fields[4] = strings.Join(items, ",")
+	return strings.Join(fields, " ")
 }
 
 // pruneInterval is how often the pruner looks: runAt's resolution is a

@@ -96,7 +96,7 @@ func setForRecording(run watcherresults.Object, kindName, parent string) {
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[AnnotationResult] = results.ResultName(parent, resultID(run))
+	annotations[AnnotationResult] = results.ResultName(parent, string(resultID(run)))
 	run.SetAnnotations(annotations)
 }
 
