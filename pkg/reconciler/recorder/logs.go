@@ -41,7 +41,10 @@ func (f fleetLogs) read(ctx context.Context, cluster logicalcluster.Name, run wa
 	var out bytes.Buffer
 	switch r := run.(type) {
 	case *v1.TaskRun:
-		return out.Bytes(), f.taskRun(ctx, &out, cluster, r, "")
+		if err := f.taskRun(ctx, &out, cluster, r, ""); err != nil {
+			return nil, err
+		}
+		return out.Bytes(), nil
 	case *v1.PipelineRun:
 		for _, child := range r.Status.ChildReferences {
 			if child.Kind != "TaskRun" {

@@ -132,6 +132,14 @@ func (c *Controller) upload(ctx context.Context, name string, text []byte) error
 	if err != nil {
 		return err
 	}
+	if len(text) == 0 {
+		// A run that printed nothing: one empty message, so that the API
+		// marks the Log stored with size 0 (a stream without a message
+		// names no Log, and the API fails it).
+		if err := stream.Send(&pb.Log{Name: name}); err != nil {
+			return err
+		}
+	}
 	w := logs.NewBufferedWriter(stream, name, 64*1024)
 	if _, err := w.Write(text); err != nil {
 		return err
