@@ -226,3 +226,25 @@ func (c Config) startResultsAPI(ctx context.Context) error {
 
 // ResultsURL is the Results API's REST base URL on the host.
 func (c Config) ResultsURL() string { return "http://" + c.ResultsAddr() }
+
+// StopResultsAPI stops the Results API server by PID (the e2e tests of an
+// outage); PostgreSQL keeps running.
+func (s *Stack) StopResultsAPI() error { return s.cfg.resultsAPIProcess().stop(10 * time.Second) }
+
+// StartResultsAPI starts the Results API server again and waits until it
+// serves.
+func (s *Stack) StartResultsAPI(ctx context.Context) error { return s.cfg.startResultsAPI(ctx) }
+
+// StopPostgres stops PostgreSQL by PID (a fast shutdown: SIGTERM waits for
+// clients, which the Results API keeps connected).
+func (s *Stack) StopPostgres() error {
+	p := s.cfg.postgresProcess()
+	if pid := p.pid(); pid != 0 {
+		_ = syscall.Kill(pid, syscall.SIGINT)
+	}
+	return p.stop(20 * time.Second)
+}
+
+// StartPostgres starts PostgreSQL again and waits until it accepts
+// connections.
+func (s *Stack) StartPostgres(ctx context.Context) error { return s.cfg.startPostgres(ctx) }
