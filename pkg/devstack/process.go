@@ -73,10 +73,26 @@ func (p *process) pid() int {
 		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || !processRuns(pid, p.binary) {
+	if err != nil || !processRuns(pid, p.startedBinary()) {
 		return 0
 	}
 	return pid
+}
+
+// startedBinary is the binary the running process was started from, as
+// its command file records it: a process started from another binary
+// than today's (a build whose cache key changed) is still this process,
+// to be stopped before its successor starts, never left running beside
+// it.
+func (p *process) startedBinary() string {
+	data, err := os.ReadFile(p.commandFile())
+	if err != nil {
+		return p.binary
+	}
+	if binary, _, _ := strings.Cut(string(data), "\x00"); binary != "" {
+		return binary
+	}
+	return p.binary
 }
 
 // running reports whether the process is alive.
@@ -150,7 +166,7 @@ func (p *process) stop(grace time.Duration) error {
 		_ = os.Remove(p.pidFile)
 		return nil
 	}
-	if err := killAndWait(pid, p.binary, grace); err != nil {
+	if err := killAndWait(pid, p.startedBinary(), grace); err != nil {
 		return componentErr(p.name, p.logFile, err)
 	}
 	return os.Remove(p.pidFile)

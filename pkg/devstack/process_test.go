@@ -126,3 +126,42 @@ func TestStalePIDFileIsNotRunning(t *testing.T) {
 		t.Error("a PID file naming another program counts as running")
 	}
 }
+
+// TestProcessFromAnotherBinaryIsStoppedBeforeItsSuccessor: a component
+// whose binary moved (a build whose cache key changed) must not leave the
+// process started from the old binary running beside the new one.
+func TestProcessFromAnotherBinaryIsStoppedBeforeItsSuccessor(t *testing.T) {
+	cfg := testConfig(t)
+	dir := t.TempDir()
+	oldBinary, newBinary := dir+"/old-agent", dir+"/new-agent"
+	for _, b := range []string{oldBinary, newBinary} {
+		data, err := os.ReadFile("/bin/sleep")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(b, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := cfg.newProcess("agent", oldBinary, "60")
+	if err := old.start(); err != nil {
+		t.Fatal(err)
+	}
+	oldPID := old.pid()
+	t.Cleanup(func() { _ = old.stop(time.Second) })
+
+	successor := cfg.newProcess("agent", newBinary, "60")
+	if got := successor.pid(); got != oldPID {
+		t.Fatalf("the successor sees pid %d, want the old process %d", got, oldPID)
+	}
+	if err := successor.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = successor.stop(time.Second) })
+	if processRuns(oldPID, oldBinary) {
+		t.Errorf("the process started from %s still runs beside its successor", oldBinary)
+	}
+	if pid := successor.pid(); pid == 0 || pid == oldPID {
+		t.Errorf("successor pid %d (old %d)", pid, oldPID)
+	}
+}
