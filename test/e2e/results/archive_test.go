@@ -149,26 +149,41 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 	ctx := context.Background()
 	a := env.NewTenant(ctx, t, "e2e-results-a")
 	b := env.NewTenant(ctx, t, "e2e-results-b")
-	runAndWaitStored(ctx, t, a, pipelineRun("ok-1", 0), pipelineRun("ok-2", 0), pipelineRun("broken", 3))
-	runAndWaitStored(ctx, t, b, pipelineRun("ok-1", 0))
+	// 20 PipelineRuns in two tenants: A has 8 that succeed and 2 that
+	// fail, B 10 that succeed, under the same names as A's.
+	var aRuns, bRuns []*v1.PipelineRun
+	var aNames, bNames, aFailed []string
+	for i := 0; i < 10; i++ {
+		name, code := fmt.Sprintf("ok-%d", i), 0
+		if i >= 8 {
+			name, code = fmt.Sprintf("broken-%d", i), 3
+			aFailed = append(aFailed, name)
+		}
+		aRuns, aNames = append(aRuns, pipelineRun(name, code)), append(aNames, name)
+		bRuns, bNames = append(bRuns, pipelineRun(fmt.Sprintf("ok-%d", i), 0)), append(bNames, fmt.Sprintf("ok-%d", i))
+	}
+	sort.Strings(aNames)
+	sort.Strings(bNames)
+	runAndWaitStored(ctx, t, a, aRuns...)
+	runAndWaitStored(ctx, t, b, bRuns...)
 
 	got, _ := listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
-	if want := []string{"broken", "ok-1", "ok-2"}; strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("tenant A's PipelineRun records: %v, want %v", got, want)
+	if strings.Join(got, ",") != strings.Join(aNames, ",") {
+		t.Errorf("tenant A's PipelineRun records: %v, want %v", got, aNames)
 	}
 	got, _ = listRecords(ctx, t, b.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
-	if want := []string{"ok-1"}; strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("tenant B's PipelineRun records: %v, want %v (a default namespace of its own)", got, want)
+	if strings.Join(got, ",") != strings.Join(bNames, ",") {
+		t.Errorf("tenant B's PipelineRun records: %v, want %v (a default namespace of its own)", got, bNames)
 	}
 	got, _ = listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.PipelineRun" && data.status.conditions[0].reason == "Failed"`)
-	if want := []string{"broken"}; strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("tenant A's failed PipelineRuns by CEL filter: %v, want %v", got, want)
+	if strings.Join(got, ",") != strings.Join(aFailed, ",") {
+		t.Errorf("tenant A's failed PipelineRuns by CEL filter: %v, want %v", got, aFailed)
 	}
 
 	// Logs: every TaskRun's log holds what its step printed.
 	_, taskRecords := listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.TaskRun"`)
-	if len(taskRecords) != 3 {
-		t.Fatalf("tenant A has %d TaskRun records, want 3", len(taskRecords))
+	if len(taskRecords) != len(aRuns) {
+		t.Fatalf("tenant A has %d TaskRun records, want %d", len(taskRecords), len(aRuns))
 	}
 	for _, r := range taskRecords {
 		// <ns>/results/<result>/records/<run uid>: GetLog finds the Log of
@@ -216,8 +231,8 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 			fmt.Sprintf("%d PipelineRuns, %d TaskRuns, %d pods left", len(prs.Items), len(trs.Items), len(pods)), nil
 	})
 	got, _ = listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
-	if want := []string{"broken", "ok-1", "ok-2"}; strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("tenant A's archive after pruning: %v, want %v", got, want)
+	if strings.Join(got, ",") != strings.Join(aNames, ",") {
+		t.Errorf("tenant A's archive after pruning: %v, want %v", got, aNames)
 	}
 	for _, r := range taskRecords {
 		code, body := resultsGET(ctx, t, a.Rest, strings.Replace(r.Name, "/records/", "/logs/", 1), nil)
@@ -225,8 +240,26 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 			t.Errorf("log of pruned %s: %d %q", r.runName(t), code, body)
 		}
 	}
-	if prs, err := b.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{}); err != nil || len(prs.Items) != 1 {
-		t.Errorf("tenant B's runs under the platform's retention: %v, %v; want its 1 PipelineRun kept", prs, err)
+	if prs, err := b.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{}); err != nil || len(prs.Items) != len(bRuns) {
+		t.Errorf("tenant B's runs under the platform's retention (upstream's 30 days): %v; want its %d PipelineRuns kept", err, len(bRuns))
+	}
+	// Then B's own retention of 0: the workspaces and the workload
+	// cluster hold none of the 20 runs any more; B's archive has them all.
+	b.SetConfigMap(ctx, t, tenantconfig.RetentionConfigName, map[string]string{"runAt": "* * * * *", "defaultRetention": "0"})
+	framework.Eventually(t, 3*time.Minute, "tenant B's runs pruned", func() (bool, string, error) {
+		prs, err := b.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		pods, err := framework.TenantPods(ctx, workload, b)
+		if err != nil {
+			return false, "", err
+		}
+		return len(prs.Items)+len(pods) == 0, fmt.Sprintf("%d PipelineRuns, %d pods left", len(prs.Items), len(pods)), nil
+	})
+	got, _ = listRecords(ctx, t, b.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
+	if strings.Join(got, ",") != strings.Join(bNames, ",") {
+		t.Errorf("tenant B's archive after pruning: %v, want %v", got, bNames)
 	}
 
 	// What would leave the tenant's parent is refused.
