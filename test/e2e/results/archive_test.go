@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/recorder"
@@ -70,6 +71,28 @@ func runAndWaitStored(ctx context.Context, t *testing.T, tn *framework.Tenant, p
 			return false, "runs not all created yet", nil
 		}
 		return len(waiting) == 0, "not stored: " + strings.Join(waiting, ", "), nil
+	})
+}
+
+// waitPruned waits until the tenant's workspace holds no PipelineRun or
+// TaskRun any more, and the workload cluster none of its pods.
+func waitPruned(ctx context.Context, t *testing.T, tn *framework.Tenant, workload kubernetes.Interface) {
+	t.Helper()
+	framework.Eventually(t, 3*time.Minute, tn.Name+"'s runs pruned", func() (bool, string, error) {
+		prs, err := tn.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		trs, err := tn.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		pods, err := framework.TenantPods(ctx, workload, tn)
+		if err != nil {
+			return false, "", err
+		}
+		return len(prs.Items)+len(trs.Items)+len(pods) == 0,
+			fmt.Sprintf("%d PipelineRuns, %d TaskRuns, %d pods left", len(prs.Items), len(trs.Items), len(pods)), nil
 	})
 }
 
@@ -214,22 +237,7 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 	// them. Tenant B keeps the platform's retention, and its runs.
 	a.SetConfigMap(ctx, t, tenantconfig.RetentionConfigName, map[string]string{"runAt": "* * * * *", "defaultRetention": "0"})
 	workload := env.ClusterClient(t, "workload-1")
-	framework.Eventually(t, 3*time.Minute, "tenant A's runs pruned", func() (bool, string, error) {
-		prs, err := a.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		trs, err := a.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		pods, err := framework.TenantPods(ctx, workload, a)
-		if err != nil {
-			return false, "", err
-		}
-		return len(prs.Items)+len(trs.Items)+len(pods) == 0,
-			fmt.Sprintf("%d PipelineRuns, %d TaskRuns, %d pods left", len(prs.Items), len(trs.Items), len(pods)), nil
-	})
+	waitPruned(ctx, t, a, workload)
 	got, _ = listRecords(ctx, t, a.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
 	if strings.Join(got, ",") != strings.Join(aNames, ",") {
 		t.Errorf("tenant A's archive after pruning: %v, want %v", got, aNames)
@@ -246,17 +254,7 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 	// Then B's own retention of 0: the workspaces and the workload
 	// cluster hold none of the 20 runs any more; B's archive has them all.
 	b.SetConfigMap(ctx, t, tenantconfig.RetentionConfigName, map[string]string{"runAt": "* * * * *", "defaultRetention": "0"})
-	framework.Eventually(t, 3*time.Minute, "tenant B's runs pruned", func() (bool, string, error) {
-		prs, err := b.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		pods, err := framework.TenantPods(ctx, workload, b)
-		if err != nil {
-			return false, "", err
-		}
-		return len(prs.Items)+len(pods) == 0, fmt.Sprintf("%d PipelineRuns, %d pods left", len(prs.Items), len(pods)), nil
-	})
+	waitPruned(ctx, t, b, workload)
 	got, _ = listRecords(ctx, t, b.Rest, `data_type == "tekton.dev/v1.PipelineRun"`)
 	if strings.Join(got, ",") != strings.Join(bNames, ",") {
 		t.Errorf("tenant B's archive after pruning: %v, want %v", got, bNames)
