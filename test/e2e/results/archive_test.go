@@ -48,11 +48,7 @@ func runAndWaitStored(ctx context.Context, t *testing.T, tn *framework.Tenant, p
 		}
 	}
 	framework.Eventually(t, 4*time.Minute, "every run of "+tn.Name+" stored in Results", func() (bool, string, error) {
-		prList, err := tn.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		trList, err := tn.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+		prList, trList, err := tenantRuns(ctx, tn)
 		if err != nil {
 			return false, "", err
 		}
@@ -74,16 +70,22 @@ func runAndWaitStored(ctx context.Context, t *testing.T, tn *framework.Tenant, p
 	})
 }
 
+// tenantRuns lists the tenant's PipelineRuns and TaskRuns in ns.
+func tenantRuns(ctx context.Context, tn *framework.Tenant) (*v1.PipelineRunList, *v1.TaskRunList, error) {
+	prs, err := tn.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	trs, err := tn.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+	return prs, trs, err
+}
+
 // waitPruned waits until the tenant's workspace holds no PipelineRun or
 // TaskRun any more, and the workload cluster none of its pods.
 func waitPruned(ctx context.Context, t *testing.T, tn *framework.Tenant, workload kubernetes.Interface) {
 	t.Helper()
 	framework.Eventually(t, 3*time.Minute, tn.Name+"'s runs pruned", func() (bool, string, error) {
-		prs, err := tn.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		trs, err := tn.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{})
+		prs, trs, err := tenantRuns(ctx, tn)
 		if err != nil {
 			return false, "", err
 		}
