@@ -16,7 +16,7 @@ DEVSTACK := $(BIN)/devstack
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	@hack/progress.sh "make build" $(GO) build -o $(BIN)/ ./cmd/...
 
 deps:
 	@hack/install-deps.sh

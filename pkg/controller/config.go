@@ -15,6 +15,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
@@ -169,7 +170,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	recording, err := newRecorder(cfg, tenants, tenantInformers, workloads, tektonConfig, log)
+	recording, err := newRecorder(cfg, tenants, vwRest, tenantInformers, workloads, tektonConfig, log)
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 
 // newRecorder is the Results recorder, nil when no Results API is
 // configured.
-func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, log *zap.SugaredLogger) (*recorder.Controller, error) {
+func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.Config, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, log *zap.SugaredLogger) (*recorder.Controller, error) {
 	if cfg.ResultsAPI == "" {
 		log.Infow("no Results API configured; runs are not archived")
 		return nil, nil
@@ -209,7 +210,7 @@ func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpd
 		return nil, err
 	}
 	return recorder.New(recorder.Options{Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients,
-		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, Log: log.Named("recorder")})
+		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, VirtualWorkspace: vwRest, Log: log.Named("recorder")})
 }
 
 // startTenantInformers starts the tenant informers and waits for their

@@ -54,6 +54,9 @@ func (c Config) resultsBuild() goBuild {
 	}
 }
 
+// TknResultsBinary is Tekton Results' CLI, built with its API server.
+func (c Config) TknResultsBinary() string { return c.binary(c.resultsBuild(), "tkn-results") }
+
 // ResultsAddr is where the Results API answers on the host.
 func (c Config) ResultsAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ResultsPort)) }
 

@@ -74,6 +74,9 @@ func (s *Server) streamLog(ctx context.Context, w http.ResponseWriter, p podRequ
 		return err
 	}
 	cl, pod, err := s.findTypedPod(ctx, p)
+	if apierrors.IsNotFound(err) && p.archived {
+		return s.streamArchivedLog(ctx, w, p, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -106,6 +109,27 @@ func (s *Server) streamLog(ctx context.Context, w http.ResponseWriter, p podRequ
 	w.WriteHeader(http.StatusOK)
 	flush(w)
 	return copyFlushing(w, resp.Body)
+}
+
+// streamArchivedLog answers for a pod that is gone with what its step
+// printed, from the archive.
+func (s *Server) streamArchivedLog(ctx context.Context, w http.ResponseWriter, p podRequest, opts *corev1.PodLogOptions) error {
+	tr, record, err := s.archivedTaskRun(ctx, p)
+	if err != nil {
+		return err
+	}
+	log, err := s.archive.archivedPodLog(ctx, tr, record, opts)
+	if err != nil {
+		if _, ok := err.(apierrors.APIStatus); !ok {
+			s.logger(p).Infow("archived log unreadable", "error", err)
+			err = apierrors.NewServiceUnavailable("the pod is gone and its archived log cannot be read")
+		}
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(log)
+	return nil
 }
 
 // copyFlushing copies a log stream, flushing every read so that a follow

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/kcp-dev/logicalcluster/v3"
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 
+	"github.com/pipelines-service/pipelines-service/pkg/results"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
@@ -30,6 +32,7 @@ type podRequest struct {
 	subresource string // "log"
 	query       url.Values
 	accept      string
+	archived    bool // the archive view: a pod that is gone is read from the archive
 }
 
 // wantsTable says whether the client asked for a Table (kubectl get).
@@ -133,6 +136,14 @@ func (p podRequest) scrub(err error) error {
 // getPod answers a GET of one pod: the first cluster that has it.
 func (s *Server) getPod(ctx context.Context, w http.ResponseWriter, p podRequest) error {
 	cl, obj, err := s.findPod(ctx, p, p.accept)
+	if apierrors.IsNotFound(err) && p.archived {
+		tr, record, aerr := s.archivedTaskRun(ctx, p)
+		if aerr != nil {
+			return aerr
+		}
+		parent := results.Parent(p.workspace, p.namespace)
+		return writeJSON(w, http.StatusOK, archivedPod(tr, tenantName(record, parent, p.namespace)))
+	}
 	if err != nil {
 		return err
 	}
@@ -146,6 +157,22 @@ func (s *Server) getPod(ctx context.Context, w http.ResponseWriter, p podRequest
 		return apierrors.NewNotFound(podsResource, p.name)
 	}
 	return writeJSON(w, http.StatusOK, obj)
+}
+
+// archivedTaskRun is the archived TaskRun of a pod the workload clusters
+// no longer hold, and its record's name; NotFound when the archive has
+// none either.
+func (s *Server) archivedTaskRun(ctx context.Context, p podRequest) (*v1.TaskRun, string, error) {
+	parent := results.Parent(p.workspace, p.namespace)
+	tr, record, err := s.archive.taskRunOfPod(ctx, parent, p.name)
+	if errors.Is(err, errNotArchived) {
+		return nil, "", apierrors.NewNotFound(podsResource, p.name)
+	}
+	if err != nil {
+		s.logger(p).Infow("archive unreadable", "error", err)
+		return nil, "", apierrors.NewServiceUnavailable("the pod is gone and the archive does not answer")
+	}
+	return tr, record, nil
 }
 
 // findPod gets the named pod from the first workload cluster that has it.

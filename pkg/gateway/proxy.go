@@ -46,6 +46,9 @@ func newKCPProxy(kcp *url.URL, kcpCAs *x509.CertPool, proxyCert tls.Certificate)
 			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			if fallback, ok := resp.Request.Context().Value(notFoundKey{}).(func(*http.Response) error); ok && resp.StatusCode == http.StatusNotFound {
+				return fallback(resp)
+			}
 			if rest, _ := resp.Request.Context().Value(restKey{}).(string); isCoreDiscovery(rest) {
 				return amendDiscovery(resp)
 			}

@@ -28,6 +28,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/rest"
+
+	"github.com/pipelines-service/pipelines-service/pkg/results"
 )
 
 // Options wire a gateway.
@@ -63,6 +65,8 @@ type Server struct {
 	clusters   *workloadClusters
 	kcp        *httputil.ReverseProxy
 	results    *resultsProxy
+	// archive serves pruned runs, their pods and logs (nil: no Results).
+	archive *archive
 }
 
 // New wires a gateway; Start starts its informers on the provider
@@ -81,11 +85,19 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	var resultsAPI *resultsProxy
+	var archived *archive
 	if opts.Results != nil {
 		resultsAPI = newResultsProxy(opts.Results)
+		// The API serves gRPC beside REST, on the same port.
+		clients, err := results.Dial(opts.Results.Host)
+		if err != nil {
+			return nil, err
+		}
+		archived = &archive{results: clients.Results, logs: clients.Logs}
 	}
 	return &Server{
 		results:    resultsAPI,
+		archive:    archived,
 		log:        opts.Log,
 		authn:      newAuthn(opts.ClientCAs, kube),
 		authz:      newAuthz(kube),
@@ -98,10 +110,23 @@ func New(opts Options) (*Server, error) {
 // Start starts the informers on the provider workspace and waits for them.
 func (s *Server) Start(ctx context.Context) error { return s.clusters.run(ctx) }
 
+// archivePrefix, before /clusters/<workspace>, is the archive view of a
+// workspace: the same API, where the GET of a run, a pod or a pod's log
+// that is gone is answered from Tekton Results. A kubeconfig whose server
+// is https://<gateway>/archive/clusters/<workspace> lets tkn and kubectl
+// read pruned runs as live ones. The plain view keeps Kubernetes'
+// semantics: what was deleted is 404 (clients wait for that).
+const archivePrefix = "/archive"
+
 // ServeHTTP authenticates the client, then serves pods itself, Tekton
 // Results from the Results API, and passes everything else on to kcp.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	r, archiveView, err := s.view(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	workspace, rest := splitWorkspace(r.URL.Path)
 	u, err := s.authn.authenticate(ctx, r, workspace)
 	if err != nil {
@@ -110,6 +135,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !workspace.Empty() {
 		if p, ok := parsePodPath(rest); ok {
+			p.archived = archiveView
 			s.servePods(ctx, w, r, u, workspace, p)
 			return
 		}
@@ -120,7 +146,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx = context.WithValue(ctx, callerKey{}, u)
 	ctx = context.WithValue(ctx, restKey{}, rest)
+	if archiveView {
+		ctx = s.withArchivedRun(ctx, r, u, workspace, rest)
+	}
 	s.kcp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// view takes the archive view's prefix off a request for it.
+func (s *Server) view(r *http.Request) (*http.Request, bool, error) {
+	path, ok := strings.CutPrefix(r.URL.Path, archivePrefix+"/")
+	if !ok {
+		return r, false, nil
+	}
+	if !strings.HasPrefix(path, "clusters/") {
+		return nil, false, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path)
+	}
+	if s.archive == nil {
+		return nil, false, apierrors.NewServiceUnavailable("Tekton Results is not configured on this gateway: there is no archive view")
+	}
+	r = r.Clone(r.Context())
+	r.URL.Path, r.URL.RawPath = "/"+path, ""
+	return r, true, nil
 }
 
 // splitWorkspace splits /clusters/<workspace>/<rest>.
@@ -136,6 +182,9 @@ func splitWorkspace(path string) (logicalcluster.Path, string) {
 // podPath is a parsed request path under /api/v1 for pods.
 type podPath struct {
 	namespace, name, subresource string
+	// archived: in the archive view, a pod that is gone is read from
+	// the archive.
+	archived bool
 }
 
 // parsePodPath recognises /api/v1/pods, /api/v1/namespaces/<ns>/pods,
@@ -195,7 +244,7 @@ func (s *Server) servePods(ctx context.Context, w http.ResponseWriter, r *http.R
 	if !ok {
 		return
 	}
-	p := podRequest{workspace: cluster, namespace: path.namespace, name: path.name, subresource: path.subresource,
+	p := podRequest{workspace: cluster, namespace: path.namespace, name: path.name, subresource: path.subresource, archived: path.archived,
 		query: r.URL.Query(), accept: jsonAccept(r.Header.Get("Accept"))}
 	var err error
 	switch {

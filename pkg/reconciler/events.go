@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 	"knative.dev/pkg/apis"
 	"knative.dev/pkg/controller"
 )
@@ -29,9 +30,15 @@ func EmitRunEvents(ctx context.Context, log *zap.SugaredLogger, kubeFor func(log
 		log.Warnw("cannot record events", "error", err)
 		return
 	}
-	recorder := &workspaceRecorder{ctx: ctx, log: log, client: client, component: component}
+	recorder := NewWorkspaceRecorder(ctx, log, client, component)
 	run = run.DeepCopyObject()
 	go k8sevent.EmitK8sEvents(controller.WithEventRecorder(ctx, recorder), before.DeepCopy(), after.DeepCopy(), run)
+}
+
+// NewWorkspaceRecorder is a record.EventRecorder writing Events, as
+// component, into the workspace client is for.
+func NewWorkspaceRecorder(ctx context.Context, log *zap.SugaredLogger, client kubernetes.Interface, component string) record.EventRecorder {
+	return &workspaceRecorder{ctx: ctx, log: log, client: client, component: component}
 }
 
 // workspaceRecorder is a record.EventRecorder writing Events into one

@@ -22,16 +22,20 @@ import (
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
+	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	watcherconfig "github.com/tektoncd/results/pkg/watcher/reconciler"
 	watcherresults "github.com/tektoncd/results/pkg/watcher/results"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/results"
 )
@@ -71,7 +75,11 @@ type Options struct {
 	Retention map[string]string
 	// RetentionSource gives each workspace's own retention ConfigMap.
 	RetentionSource RetentionSource
-	Log             *zap.SugaredLogger
+	// VirtualWorkspace is the rest config of the APIExport virtual
+	// workspace: pruning's Events go into the tenants' workspaces through
+	// it.
+	VirtualWorkspace *rest.Config
+	Log              *zap.SugaredLogger
 }
 
 // Controller records finished runs.
@@ -79,6 +87,9 @@ type Controller struct {
 	log     *zap.SugaredLogger
 	queue   workqueue.TypedRateLimitingInterface[string]
 	client  *watcherresults.Client
+	records recordReader
+	// events makes the client Events go into a workspace with.
+	events  func(logicalcluster.Name) (kubernetes.Interface, error)
 	logs    logSource
 	kinds   map[string]kind
 	objects map[string]reconciler.Objects
@@ -102,6 +113,7 @@ func New(opts Options) (*Controller, error) {
 		log:             opts.Log,
 		queue:           newQueue(),
 		client:          watcherresults.NewClient(opts.Results.Results, opts.Results.Logs, cfg),
+		records:         opts.Results.Results,
 		kinds:           map[string]kind{},
 		retention:       opts.Retention,
 		retentionSource: opts.RetentionSource,
@@ -109,6 +121,13 @@ func New(opts Options) (*Controller, error) {
 			"TaskRun":     {Client: opts.Tenants, Resource: taskRunsResource},
 			"PipelineRun": {Client: opts.Tenants, Resource: pipelineRunsResource},
 		},
+	}
+	if opts.VirtualWorkspace != nil {
+		workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)
+		if err != nil {
+			return nil, err
+		}
+		c.events = workspaces.Kube
 	}
 	taskRuns := opts.TenantInformers.ForResource(taskRunsResource)
 	c.logs = fleetLogs{fleet: opts.Fleet, taskRuns: taskRuns.Lister()}

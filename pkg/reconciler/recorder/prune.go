@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,7 +16,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // Pruning deletes finished runs from their workspace once they are
@@ -28,7 +32,8 @@ import (
 // tekton-pipelines namespace, overrides it key by key.
 //
 // Only runs marked stored go: a PipelineRun with its TaskRuns once every
-// one of them is stored, a standalone TaskRun alone. Their pods go from
+// one of them is stored, a standalone TaskRun alone; and only once their
+// Record and Log are found in Results (archived). Their pods go from
 // the workload clusters with them (the TaskRun finalizer).
 
 // RetentionSource gives a workspace's retention ConfigMap (nil: none).
@@ -147,9 +152,17 @@ func sundayAsZero(schedule string) string {
 // minute.
 const pruneInterval = 20 * time.Second
 
+// pruneState is what the pruner keeps between passes: each workspace's
+// last pass, and the problem last told of each tenant object, so that a
+// standing problem makes one Event, not one a pass.
+type pruneState struct {
+	last     map[logicalcluster.Name]time.Time
+	reported map[types.UID]string
+}
+
 // runPruner prunes until ctx ends.
 func (c *Controller) runPruner(ctx context.Context) {
-	last := map[logicalcluster.Name]time.Time{}
+	state := &pruneState{last: map[logicalcluster.Name]time.Time{}, reported: map[types.UID]string{}}
 	ticker := time.NewTicker(pruneInterval)
 	defer ticker.Stop()
 	for {
@@ -157,14 +170,14 @@ func (c *Controller) runPruner(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-ticker.C:
-			c.pruneOnce(ctx, last, now)
+			c.pruneOnce(ctx, state, now)
 		}
 	}
 }
 
 // pruneOnce prunes, in each workspace whose schedule fired since its last
 // pass, the stored runs older than their retention.
-func (c *Controller) pruneOnce(ctx context.Context, last map[logicalcluster.Name]time.Time, now time.Time) {
+func (c *Controller) pruneOnce(ctx context.Context, state *pruneState, now time.Time) {
 	byWorkspace := map[logicalcluster.Name][]storedRun{}
 	for _, k := range []string{"PipelineRun", "TaskRun"} {
 		for _, obj := range c.kinds[k].informer.Informer().GetStore().List() {
@@ -176,36 +189,81 @@ func (c *Controller) pruneOnce(ctx context.Context, last map[logicalcluster.Name
 	}
 	for ws, runs := range byWorkspace {
 		log := c.log.With("workspace", ws)
-		from, seen := last[ws]
+		from, seen := state.last[ws]
 		if !seen {
 			from = now.Add(-pruneInterval)
 		}
-		tenant, err := c.retentionSource.Retention(ws)
-		if err != nil {
-			log.Infow("retention ConfigMap unreadable; not pruning", "error", err)
-			continue
-		}
-		policy, err := retention(c.retention, tenant)
+		policy, fire, err := c.policyDue(ws, from, now)
 		if err != nil {
 			log.Infow("retention policy invalid; not pruning", "error", err)
+			c.tellTenant(ctx, state, ws, err)
 			continue
 		}
-		fire, err := due(policy.RunAt, from, now)
-		if err != nil {
-			log.Infow("retention schedule invalid; not pruning", "error", err)
-			continue
+		state.last[ws] = now
+		if fire {
+			c.pruneWorkspace(ctx, log, ws, policy, runs, now)
 		}
-		last[ws] = now
-		if !fire {
-			continue
-		}
-		c.pruneWorkspace(ctx, log, ws, policy, runs, now)
 	}
 }
 
+// policyDue is the workspace's retention policy, and whether its schedule
+// fired in (from, now]. An error is a policy the tenant wrote wrong: an
+// invalidConfigError names its ConfigMap.
+func (c *Controller) policyDue(ws logicalcluster.Name, from, now time.Time) (*resultsconfig.RetentionPolicy, bool, error) {
+	tenant, err := c.retentionSource.Retention(ws)
+	if err != nil {
+		return nil, false, err
+	}
+	policy, err := retention(c.retention, tenant)
+	if err == nil {
+		var fire bool
+		if fire, err = due(policy.RunAt, from, now); err == nil {
+			return policy, fire, nil
+		}
+	}
+	if tenant != nil {
+		err = &invalidConfigError{configMap: tenant, err: err}
+	}
+	return nil, false, err
+}
+
+// invalidConfigError is a tenant's retention ConfigMap that does not
+// parse.
+type invalidConfigError struct {
+	configMap *corev1.ConfigMap
+	err       error
+}
+
+func (e *invalidConfigError) Error() string {
+	return fmt.Sprintf("ConfigMap %s/%s: %v", e.configMap.Namespace, e.configMap.Name, e.err)
+}
+
+// tellTenant puts a Warning Event on the tenant's retention ConfigMap that
+// does not parse (once per problem): nothing of the workspace is pruned
+// until it is fixed, and the tenant is the one to fix it.
+func (c *Controller) tellTenant(ctx context.Context, state *pruneState, ws logicalcluster.Name, err error) {
+	var invalid *invalidConfigError
+	if !errors.As(err, &invalid) || c.events == nil {
+		return
+	}
+	cm := invalid.configMap.DeepCopy()
+	if state.reported[cm.UID] == err.Error() {
+		return
+	}
+	state.reported[cm.UID] = err.Error()
+	cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	c.warn(ctx, ws, cm, ReasonInvalidRetentionPolicy, "runs of this workspace are not pruned until the retention policy is fixed: "+invalid.err.Error())
+}
+
+// Reasons of the Warning Events pruning puts on tenant objects.
+const (
+	ReasonInvalidRetentionPolicy = "InvalidRetentionPolicy"
+	ReasonNotArchived            = "NotArchived"
+)
+
 // pruneWorkspace deletes the runs of one workspace that are due: each
 // PipelineRun whose TaskRuns are stored too, with them, and each
-// standalone TaskRun.
+// standalone TaskRun. Each is checked in Results first.
 func (c *Controller) pruneWorkspace(ctx context.Context, log *zap.SugaredLogger, ws logicalcluster.Name, policy *resultsconfig.RetentionPolicy, runs []storedRun, now time.Time) {
 	children := map[types.UID][]*unstructured.Unstructured{}
 	for _, r := range runs {
@@ -230,11 +288,65 @@ func (c *Controller) pruneWorkspace(ctx context.Context, log *zap.SugaredLogger,
 		if kindName == "PipelineRun" && !c.childrenStored(ws, u) {
 			continue
 		}
+		group := append([]storedRun{r}, asTaskRuns(children[u.GetUID()])...)
+		if !c.allArchived(ctx, log, ws, group) {
+			continue
+		}
 		for _, child := range children[u.GetUID()] {
 			c.deleteRun(ctx, log, ws, "TaskRun", child)
 		}
 		c.deleteRun(ctx, log, ws, kindName, u)
 	}
+}
+
+func asTaskRuns(us []*unstructured.Unstructured) []storedRun {
+	out := make([]storedRun, 0, len(us))
+	for _, u := range us {
+		out = append(out, storedRun{kind: "TaskRun", Unstructured: u})
+	}
+	return out
+}
+
+// allArchived checks each run of a group in Results. A run whose archive
+// is not what its annotations claim loses its stored mark, so that the
+// recorder records it again, and its tenant gets a Warning Event; a
+// Results API that does not answer just puts the pruning off.
+func (c *Controller) allArchived(ctx context.Context, log *zap.SugaredLogger, ws logicalcluster.Name, group []storedRun) bool {
+	ok := true
+	for _, r := range group {
+		err := archived(ctx, c.records, ws, r.Unstructured)
+		if err == nil {
+			continue
+		}
+		ok = false
+		log := log.With("kind", r.kind, "namespace", r.GetNamespace(), "name", r.GetName())
+		if !errors.Is(err, errNotArchived) {
+			log.Infow("cannot check the archive; not pruning now", "error", err)
+			continue
+		}
+		log.Infow("marked stored but not archived; recording it again", "error", err)
+		annotations := r.GetAnnotations()
+		delete(annotations, AnnotationStored)
+		if _, uerr := c.objects[r.kind].UpdateMeta(ctx, ws, r.Unstructured.DeepCopy(), r.GetLabels(), annotations); uerr != nil {
+			log.Infow("cannot unmark the run", "error", uerr)
+			continue
+		}
+		c.warn(ctx, ws, r.Unstructured, ReasonNotArchived, "not pruned: "+err.Error()+"; it is recorded again")
+	}
+	return ok
+}
+
+// warn puts a Warning Event on a tenant object.
+func (c *Controller) warn(ctx context.Context, ws logicalcluster.Name, obj runtime.Object, reason, message string) {
+	if c.events == nil {
+		return
+	}
+	client, err := c.events(ws)
+	if err != nil {
+		c.log.Infow("cannot record event", "workspace", ws, "error", err)
+		return
+	}
+	reconciler.NewWorkspaceRecorder(ctx, c.log, client, ControllerName).Event(obj, corev1.EventTypeWarning, reason, message)
 }
 
 // childrenStored says every TaskRun the PipelineRun names is stored, or

@@ -40,6 +40,11 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 
 	parent := results.Parent(obj.Cluster, obj.Namespace)
 	setForRecording(run, kindName, parent)
+	if err := dropInvalidSummaryAnnotations(run); err != nil {
+		// Upstream's client refuses the whole run for it: the run is
+		// recorded without, and its tenant told.
+		c.warn(ctx, obj.Cluster, obj.Unstructured, ReasonInvalidSummaryAnnotations, err.Error()+"; the run is recorded without them")
+	}
 	_, record, err := c.client.Put(ctx, run)
 	if err != nil {
 		return 0, fmt.Errorf("record %s: %w", kindName, err)
@@ -89,15 +94,46 @@ func newRun(kindName string) watcherresults.Object {
 // informer objects carry it), and the Result it belongs to, named in the
 // annotation upstream's client honours (results.tekton.dev/result) under
 // the tenant's parent. A TaskRun of a PipelineRun belongs to the
-// PipelineRun's Result, as upstream files it.
+// PipelineRun's Result, as upstream files it. The record and log
+// annotations go: upstream's client would take the names they give, and
+// on a run not yet stored they are the tenant's words, not the recorder's
+// (the names without them are the same, derived from the run's UID).
 func setForRecording(run watcherresults.Object, kindName, parent string) {
 	run.GetObjectKind().SetGroupVersionKind(v1.SchemeGroupVersion.WithKind(kindName))
 	annotations := run.GetAnnotations()
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
+	delete(annotations, AnnotationRecord)
+	delete(annotations, AnnotationLog)
 	annotations[AnnotationResult] = results.ResultName(parent, string(resultID(run)))
 	run.SetAnnotations(annotations)
+}
+
+// AnnotationRecordSummaryAnnotations is the run annotation upstream copies
+// into its Result's summary: a JSON object.
+const AnnotationRecordSummaryAnnotations = "results.tekton.dev/recordSummaryAnnotations"
+
+// ReasonInvalidSummaryAnnotations is the reason of the Warning Event on a
+// run whose summary annotations are not a JSON object.
+const ReasonInvalidSummaryAnnotations = "InvalidRecordSummaryAnnotations"
+
+// dropInvalidSummaryAnnotations removes, from the in-memory copy, summary
+// annotations that are not a JSON object, as upstream's client reads them
+// (it fails the run permanently otherwise), and says why.
+func dropInvalidSummaryAnnotations(run watcherresults.Object) error {
+	annotations := run.GetAnnotations()
+	value, ok := annotations[AnnotationRecordSummaryAnnotations]
+	if !ok {
+		return nil
+	}
+	var data map[string]any
+	if err := json.Unmarshal([]byte(value), &data); err != nil {
+		delete(annotations, AnnotationRecordSummaryAnnotations)
+		run.SetAnnotations(annotations)
+		return fmt.Errorf("annotation %s is not a JSON object: %v", AnnotationRecordSummaryAnnotations, err)
+	}
+	return nil
 }
 
 // resultID is the UID of the PipelineRun that owns run, or run's own.

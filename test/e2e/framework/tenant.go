@@ -120,6 +120,12 @@ func TenantFromKubeconfig(name, kubeconfig string) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
+	return TenantFromRest(name, kubeconfig, rc)
+}
+
+// TenantFromRest builds a tenant's clients on a rest config (kubeconfig:
+// the file it came from, if any).
+func TenantFromRest(name, kubeconfig string, rc *rest.Config) (*Tenant, error) {
 	tk, err := tektonclient.NewForConfig(rc)
 	if err != nil {
 		return nil, err
@@ -129,6 +135,35 @@ func TenantFromKubeconfig(name, kubeconfig string) (*Tenant, error) {
 		return nil, err
 	}
 	return &Tenant{Name: name, Kubeconfig: kubeconfig, Rest: rc, Tekton: tk, Kube: kube}, nil
+}
+
+// ArchiveView is the tenant seen through the gateway's archive view of its
+// workspace (https://<gateway>/archive/clusters/<workspace>), where runs
+// and pods that are gone are read from Tekton Results: the same
+// credentials, a kubeconfig of its own.
+func (tn *Tenant) ArchiveView(t testing.TB) *Tenant {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(tn.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cluster := range cfg.Clusters {
+		base, ws, ok := strings.Cut(cluster.Server, "/clusters/")
+		if !ok {
+			t.Fatalf("tenant kubeconfig's cluster %s (%s) names no workspace", name, cluster.Server)
+		}
+		cluster.Server = base + "/archive/clusters/" + ws
+	}
+	kubeconfig := t.TempDir() + "/archive.kubeconfig"
+	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	view, err := TenantFromKubeconfig(tn.Name, kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view.Cluster = tn.Cluster
+	return view
 }
 
 // WaitTaskRunDone waits until the TaskRun's Succeeded condition is no

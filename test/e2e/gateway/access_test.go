@@ -52,15 +52,15 @@ func TestKubectlPodsAndLogs(t *testing.T) {
 	tr := say(ctx, t, tn)
 	pod := tr.Status.PodName
 
-	out, errOut, err := kubectl(ctx, t, tn.Kubeconfig, "get", "pods", "-n", ns)
+	out, errOut, err := framework.Kubectl(ctx, t, tn.Kubeconfig, "get", "pods", "-n", ns)
 	if err != nil || !strings.Contains(out, pod) || !strings.Contains(out, "Completed") {
 		t.Errorf("kubectl get pods: %v\n%s%s", err, out, errOut)
 	}
-	out, errOut, err = kubectl(ctx, t, tn.Kubeconfig, "logs", pod, "-c", "step-x", "-n", ns)
+	out, errOut, err = framework.Kubectl(ctx, t, tn.Kubeconfig, "logs", pod, "-c", "step-x", "-n", ns)
 	if err != nil || strings.TrimSpace(out) != "said-by-step-x" {
 		t.Errorf("kubectl logs %s -c step-x: %v\n%s%s", pod, err, out, errOut)
 	}
-	out, errOut, err = kubectl(ctx, t, tn.Kubeconfig, "get", "pod", pod, "-n", ns, "-o", "json")
+	out, errOut, err = framework.Kubectl(ctx, t, tn.Kubeconfig, "get", "pod", pod, "-n", ns, "-o", "json")
 	if err != nil {
 		t.Fatalf("kubectl get pod -o json: %v\n%s", err, errOut)
 	}
@@ -86,7 +86,7 @@ func TestKubectlPodsAndLogs(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(body), wns) {
 		t.Errorf("GET pods/..: %s %s; want 400 without the workload namespace", resp.Status, body)
 	}
-	_, errOut, err = kubectl(ctx, t, tn.Kubeconfig, "delete", "pod", pod, "-n", ns)
+	_, errOut, err = framework.Kubectl(ctx, t, tn.Kubeconfig, "delete", "pod", pod, "-n", ns)
 	if err == nil || !strings.Contains(errOut, "MethodNotAllowed") {
 		t.Errorf("kubectl delete pod: %v %s; want MethodNotAllowed", err, errOut)
 	}
@@ -117,12 +117,12 @@ func TestPodsAndLogsFollowWorkspaceRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	framework.Eventually(t, 30*time.Second, "the viewer's role is in force", func() (bool, string, error) {
-		out, errOut, err := kubectl(ctx, t, viewerKubeconfig, "get", "taskruns", "-n", ns)
+		out, errOut, err := framework.Kubectl(ctx, t, viewerKubeconfig, "get", "taskruns", "-n", ns)
 		return err == nil && strings.Contains(out, "say"), out + errOut, nil
 	})
 	for who, kubeconfig := range map[string]string{"another tenant": intruder, "a user without a role for pods": viewerKubeconfig} {
 		for _, args := range [][]string{{"get", "pods"}, {"get", "pod", pod}, {"logs", pod, "-c", "step-x"}} {
-			out, errOut, err := kubectl(ctx, t, kubeconfig, append(args, "-n", ns)...)
+			out, errOut, err := framework.Kubectl(ctx, t, kubeconfig, append(args, "-n", ns)...)
 			if err == nil || !strings.Contains(errOut, "Forbidden") || strings.Contains(out, "said-by-step-x") {
 				t.Errorf("%s: kubectl %s: %v\n%s%s; want Forbidden", who, strings.Join(args, " "), err, out, errOut)
 			}
@@ -184,7 +184,7 @@ func TestCallerIdentityReachesKCP(t *testing.T) {
 	ctx := context.Background()
 	tn := env.NewTenant(ctx, t, "e2e-whoami")
 	want := devstack.TenantUser(tn.Name)
-	out, errOut, err := kubectl(ctx, t, tn.Kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+	out, errOut, err := framework.Kubectl(ctx, t, tn.Kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
 	if err != nil || out != want {
 		t.Errorf("kubectl auth whoami through the gateway: %q %v %s, want %q", out, err, errOut, want)
 	}

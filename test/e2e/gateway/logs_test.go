@@ -40,7 +40,7 @@ func TestTknPipelineRunLogsFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, err := tkn(ctx, t, tn.Kubeconfig, "pipelinerun", "logs", "-f", pr.Name, "-n", ns)
+	out, errOut, err := env.Tkn(ctx, t, tn.Kubeconfig, "pipelinerun", "logs", "-f", pr.Name, "-n", ns)
 	t.Logf("tkn pipelinerun logs -f %s:\n%s%s", pr.Name, out, errOut)
 	if err != nil {
 		t.Fatalf("tkn pipelinerun logs -f: %v", err)
@@ -70,7 +70,7 @@ func TestTknPipelineRunLogsFollow(t *testing.T) {
 			greet = child.Name
 		}
 	}
-	out, errOut, err = tkn(ctx, t, tn.Kubeconfig, "taskrun", "logs", greet, "-n", ns)
+	out, errOut, err = env.Tkn(ctx, t, tn.Kubeconfig, "taskrun", "logs", greet, "-n", ns)
 	if err != nil || !strings.Contains(out, "[greet] hello kcp: tekton in kcp") {
 		t.Errorf("tkn taskrun logs %s: %v\n%s%s", greet, err, out, errOut)
 	}
@@ -139,7 +139,7 @@ func TestGatewayGoneMidFollow(t *testing.T) {
 	if err := env.Stack.StartGateway(ctx); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, err := tkn(ctx, t, tn.Kubeconfig, "taskrun", "logs", "-f", "count", "-n", ns)
+	out, errOut, err := env.Tkn(ctx, t, tn.Kubeconfig, "taskrun", "logs", "-f", "count", "-n", ns)
 	if err != nil || !strings.Contains(out, "line-30") {
 		t.Errorf("the follow after the restart: %v\n%s%s", err, out, errOut)
 	}

@@ -237,6 +237,16 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 	// Pruning with a retention of 0 in tenant A: its runs leave the
 	// workspace and their pods the workload cluster; the archive keeps
 	// them. Tenant B keeps the platform's retention, and its runs.
+	_, aTaskRuns, err := tenantRuns(ctx, a)
+	if err != nil || len(aTaskRuns.Items) == 0 {
+		t.Fatalf("tenant A's TaskRuns: %v, %d", err, len(aTaskRuns.Items))
+	}
+	okRun := aTaskRuns.Items[0]
+	for _, tr := range aTaskRuns.Items {
+		if strings.HasPrefix(tr.Name, "ok-") {
+			okRun = tr
+		}
+	}
 	a.SetConfigMap(ctx, t, tenantconfig.RetentionConfigName, map[string]string{"runAt": "* * * * *", "defaultRetention": "0"})
 	workload := env.ClusterClient(t, "workload-1")
 	waitPruned(ctx, t, a, workload)
@@ -250,6 +260,8 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 			t.Errorf("log of pruned %s: %d %q", r.runName(t), code, body)
 		}
 	}
+	checkArchiveView(ctx, t, a, b, okRun)
+	checkTknResults(ctx, t, a, b, aNames, okRun)
 	if prs, err := b.Tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{}); err != nil || len(prs.Items) != len(bRuns) {
 		t.Errorf("tenant B's runs under the platform's retention (upstream's 30 days): %v; want its %d PipelineRuns kept", err, len(bRuns))
 	}
