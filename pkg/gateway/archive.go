@@ -55,7 +55,8 @@ var errNotArchived = errors.New("not in the archive")
 // (<parent>/results/-: in all the parent's Results).
 func (a *archive) record(ctx context.Context, result, filter string) (*pb.Record, error) {
 	resp, err := a.results.ListRecords(ctx, &pb.ListRecordsRequest{
-		Parent: result, Filter: filter, OrderBy: "create_time desc", PageSize: 1,
+		// The API refuses pages of 5 or fewer.
+		Parent: result, Filter: filter, OrderBy: "create_time desc", PageSize: 10,
 	})
 	if err != nil {
 		return nil, err
@@ -309,14 +310,21 @@ func (s *Server) answerFromArchive(resp *http.Response, u user.Info, workspace l
 		return nil
 	}
 	data, err := s.archive.run(ctx, results.Parent(cluster, p.namespace), p.namespace, p.kind(), p.name)
-	if err != nil {
-		if !errors.Is(err, errNotArchived) {
-			log.Infow("archive unreadable", "error", err)
-		}
+	code := http.StatusOK
+	switch {
+	case errors.Is(err, errNotArchived):
 		return nil
+	case err != nil:
+		log.Infow("archive unreadable", "error", err)
+		status := apierrors.NewServiceUnavailable("the " + p.kind() + " is not in the workspace and the archive does not answer").Status()
+		status.Kind, status.APIVersion = "Status", "v1"
+		if data, err = json.Marshal(status); err != nil {
+			return err
+		}
+		code = http.StatusServiceUnavailable
 	}
 	_ = resp.Body.Close()
-	resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+	resp.StatusCode, resp.Status = code, fmt.Sprintf("%d %s", code, http.StatusText(code))
 	resp.Header.Del("Content-Encoding")
 	resp.Header.Set("Content-Type", "application/json")
 	resp.Header.Set("Content-Length", strconv.Itoa(len(data)))

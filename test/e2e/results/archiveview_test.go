@@ -95,13 +95,16 @@ func checkArchiveView(ctx context.Context, t *testing.T, a, b *framework.Tenant,
 }
 
 // checkTknResults: Tekton Results' own CLI, configured as its docs say
-// (`tkn-results config set --host`) on a copy of the tenant's kubeconfig,
+// (`tkn-results config set --host --api-path`) on a copy of the tenant's kubeconfig,
 // lists the tenant's PipelineRuns and prints a TaskRun's log through the
 // gateway with the kubeconfig's client certificate; pointed at another
 // tenant's workspace, it is refused.
 func checkTknResults(ctx context.Context, t *testing.T, a, b *framework.Tenant, prNames []string, tr v1.TaskRun) {
 	t.Helper()
-	kubeconfig := func(tn *framework.Tenant, host string) string {
+	// tkn-results keeps the scheme and host of --host and puts its API
+	// path after them: the workspace goes into --api-path.
+	host, wsPath, _ := strings.Cut(a.Rest.Host, "/clusters/")
+	kubeconfig := func(tn *framework.Tenant, apiPath string) string {
 		data, err := os.ReadFile(tn.Kubeconfig)
 		if err != nil {
 			t.Fatal(err)
@@ -110,13 +113,14 @@ func checkTknResults(ctx context.Context, t *testing.T, a, b *framework.Tenant, 
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if out, errOut, err := env.TknResults(ctx, t, path, "config", "set", "--host="+host); err != nil {
-			t.Fatalf("tkn-results config set --host=%s: %v\n%s%s", host, err, out, errOut)
+		// tkn-results reads --kubeconfig or ~/.kube/config, not $KUBECONFIG.
+		if out, errOut, err := env.TknResults(ctx, t, path, "config", "set", "--kubeconfig="+path, "--host="+host, "--api-path="+apiPath); err != nil {
+			t.Fatalf("tkn-results config set --host=%s --api-path=%s: %v\n%s%s", host, apiPath, err, out, errOut)
 		}
 		return path
 	}
-	aKubeconfig := kubeconfig(a, a.Rest.Host)
-	out, errOut, err := env.TknResults(ctx, t, aKubeconfig, "pipelinerun", "list", "-n", ns, "--limit", "50")
+	aKubeconfig := kubeconfig(a, "/clusters/"+wsPath)
+	out, errOut, err := env.TknResults(ctx, t, aKubeconfig, "pipelinerun", "list", "--kubeconfig="+aKubeconfig, "-n", ns, "--limit", "50")
 	if err != nil {
 		t.Errorf("tkn-results pipelinerun list: %v\n%s%s", err, out, errOut)
 	}
@@ -125,12 +129,12 @@ func checkTknResults(ctx context.Context, t *testing.T, a, b *framework.Tenant, 
 			t.Errorf("tkn-results pipelinerun list lacks %s:\n%s", name, out)
 		}
 	}
-	out, errOut, err = env.TknResults(ctx, t, aKubeconfig, "taskrun", "logs", tr.Name, "-n", ns)
+	out, errOut, err = env.TknResults(ctx, t, aKubeconfig, "taskrun", "logs", "--kubeconfig="+aKubeconfig, tr.Name, "-n", ns)
 	if err != nil || !strings.Contains(out, tr.Labels["tekton.dev/pipelineRun"]+" says hello") {
 		t.Errorf("tkn-results taskrun logs %s: %v\n%s%s", tr.Name, err, out, errOut)
 	}
-	bOnA := kubeconfig(b, a.Rest.Host)
-	out, errOut, err = env.TknResults(ctx, t, bOnA, "pipelinerun", "list", "-n", ns)
+	bOnA := kubeconfig(b, "/clusters/"+wsPath)
+	out, errOut, err = env.TknResults(ctx, t, bOnA, "pipelinerun", "list", "--kubeconfig="+bOnA, "-n", ns)
 	if err == nil || !strings.Contains(out+errOut, "403") && !strings.Contains(strings.ToLower(out+errOut), "forbidden") {
 		t.Errorf("tenant B's tkn-results on tenant A's workspace: %v\n%s%s; want refused (403)", err, out, errOut)
 	}
