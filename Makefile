@@ -59,9 +59,10 @@ e2e: build
 bench: deps build
 	$(DEVSTACK) bench
 
-## generate: APIResourceSchemas from the pinned tektoncd/pipeline release.
+## generate: APIResourceSchemas from the pinned tektoncd/pipeline and
+## tektoncd/triggers releases.
 generate:
-	$(GO) run ./hack/schemagen -out apis/tekton
+	$(GO) run ./hack/schemagen
 
 ## verify-generate: fail if generated files are stale.
 verify-generate: generate

@@ -1,9 +1,10 @@
-// Command schemagen turns the tekton.dev CRDs of the pinned tektoncd/pipeline
-// module into kcp APIResourceSchemas, keeping only the storage version
-// (v1 for runs and their specs, v1beta1 for StepActions), and v1alpha1 for
-// StepActions, whose two versions differ only in version (conversion None:
-// kcp runs no conversion webhook). Schema names are prefixed with
-// the Tekton version, so regeneration is reproducible. Run: make generate.
+// Command schemagen turns the CRDs of the pinned tektoncd/pipeline and
+// tektoncd/triggers modules into kcp APIResourceSchemas, keeping only the
+// storage version (v1 for runs and their specs, v1beta1 for StepActions
+// and most of Triggers), and v1alpha1 for StepActions, whose two versions
+// differ only in version (conversion None: kcp runs no conversion
+// webhook). Schema names are prefixed with the module's version, so
+// regeneration is reproducible. Run: make generate.
 package main
 
 import (
@@ -11,7 +12,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,17 +24,40 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// crds are the CRD files of the types the service exports, with the
-// versions served; the first is the storage version.
-var crds = []struct {
+// sources are the pinned modules whose CRDs the service exports: the CRD
+// files, in the module's folder dir, with the versions served (the first
+// is the storage version), written as schemas into out.
+var sources = []struct {
+	module, dir, out string
+	crds             []crdFile
+}{
+	{module: "github.com/tektoncd/pipeline", dir: "config/300-crds", out: "apis/tekton", crds: []crdFile{
+		{"300-task.yaml", []string{"v1"}},
+		{"300-taskrun.yaml", []string{"v1"}},
+		{"300-pipeline.yaml", []string{"v1"}},
+		{"300-pipelinerun.yaml", []string{"v1"}},
+		{"300-stepaction.yaml", []string{"v1beta1", "v1alpha1"}},
+	}},
+	// Triggers: v1beta1, upstream's storage version, where there is one.
+	// v1alpha1 is left out: its inline interceptors (github:, cel:, …)
+	// are rewritten into v1beta1's ref and params only by upstream's
+	// mutating webhook; served with conversion None, a v1alpha1 object
+	// read as v1beta1 would silently lose them. Interceptor and
+	// ClusterInterceptor exist in v1alpha1 only.
+	{module: "github.com/tektoncd/triggers", dir: "config", out: "apis/triggers", crds: []crdFile{
+		{"300-eventlistener.yaml", []string{"v1beta1"}},
+		{"300-trigger.yaml", []string{"v1beta1"}},
+		{"300-triggerbinding.yaml", []string{"v1beta1"}},
+		{"300-triggertemplate.yaml", []string{"v1beta1"}},
+		{"300-clustertriggerbinding.yaml", []string{"v1beta1"}},
+		{"300-interceptor.yaml", []string{"v1alpha1"}},
+		{"300-clusterinterceptor.yaml", []string{"v1alpha1"}},
+	}},
+}
+
+type crdFile struct {
 	file     string
 	versions []string
-}{
-	{"300-task.yaml", []string{"v1"}},
-	{"300-taskrun.yaml", []string{"v1"}},
-	{"300-pipeline.yaml", []string{"v1"}},
-	{"300-pipelinerun.yaml", []string{"v1"}},
-	{"300-stepaction.yaml", []string{"v1beta1", "v1alpha1"}},
 }
 
 // ownCRDs are CRDs of this repository (apis/<group>/*.crd.yaml) exported
@@ -42,31 +65,31 @@ var crds = []struct {
 var ownCRDs = []string{"apis/core/persistentvolumeclaims.core.crd.yaml"}
 
 func main() {
-	out := flag.String("out", "apis/tekton", "output directory")
-	flag.Parse()
-	if err := run(*out); err != nil {
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "schemagen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string) error {
-	dir, version, err := tektonModule()
-	if err != nil {
-		return err
-	}
-	prefix := strings.NewReplacer(".", "-").Replace(version)
-	for _, c := range crds {
-		crd, err := readCRD(filepath.Join(dir, "config", "300-crds", c.file))
+func run() error {
+	for _, src := range sources {
+		dir, version, err := moduleDir(src.module)
 		if err != nil {
 			return err
 		}
-		if err := keepVersions(crd, c.versions); err != nil {
-			return fmt.Errorf("%s: %w", c.file, err)
-		}
-		source := "github.com/tektoncd/pipeline@" + version + "/config/300-crds/" + c.file
-		if err := writeSchema(crd, prefix, source, out); err != nil {
-			return err
+		prefix := strings.NewReplacer(".", "-").Replace(version)
+		for _, c := range src.crds {
+			crd, err := readCRD(filepath.Join(dir, src.dir, c.file))
+			if err != nil {
+				return err
+			}
+			if err := keepVersions(crd, c.versions); err != nil {
+				return fmt.Errorf("%s: %w", c.file, err)
+			}
+			source := src.module + "@" + version + "/" + src.dir + "/" + c.file
+			if err := writeSchema(crd, prefix, source, src.out); err != nil {
+				return err
+			}
 		}
 	}
 	for _, file := range ownCRDs {
@@ -106,10 +129,11 @@ func writeSchema(crd *apiextensionsv1.CustomResourceDefinition, prefix, source, 
 	return os.WriteFile(filepath.Join(dir, name), append([]byte(header), data...), 0o644)
 }
 
-func tektonModule() (dir, version string, err error) {
-	data, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", "github.com/tektoncd/pipeline").Output()
+// moduleDir is the folder and version of a module of the build list.
+func moduleDir(module string) (dir, version string, err error) {
+	data, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", module).Output()
 	if err != nil {
-		return "", "", fmt.Errorf("locate tektoncd/pipeline module: %w", err)
+		return "", "", fmt.Errorf("locate module %s: %w", module, err)
 	}
 	f := strings.Fields(string(data))
 	if len(f) != 2 {
