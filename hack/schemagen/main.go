@@ -180,6 +180,22 @@ func relaxStepNames(schema *apiextensionsv1.JSONSchemaProps) {
 	}
 }
 
+// uniqueColumnNames names each printer column whose name is not unique
+// after the column before it ("Reason" after "Ready": "Ready Reason"):
+// kcp refuses duplicate names in an APIResourceSchema, which Triggers'
+// EventListener CRD has (a Reason after Available and after Ready).
+func uniqueColumnNames(columns []apiextensionsv1.CustomResourceColumnDefinition) {
+	count := map[string]int{}
+	for _, c := range columns {
+		count[c.Name]++
+	}
+	for i := len(columns) - 1; i > 0; i-- {
+		if count[columns[i].Name] > 1 {
+			columns[i].Name = columns[i-1].Name + " " + columns[i].Name
+		}
+	}
+}
+
 // keepVersions keeps the named versions of crd, the first as storage.
 func keepVersions(crd *apiextensionsv1.CustomResourceDefinition, names []string) error {
 	var kept []apiextensionsv1.CustomResourceDefinitionVersion
@@ -191,6 +207,7 @@ func keepVersions(crd *apiextensionsv1.CustomResourceDefinition, names []string)
 		v := crd.Spec.Versions[j]
 		v.Served, v.Storage = true, i == 0
 		relaxStepNames(v.Schema.OpenAPIV3Schema)
+		uniqueColumnNames(v.AdditionalPrinterColumns)
 		kept = append(kept, v)
 	}
 	crd.Spec.Versions = kept

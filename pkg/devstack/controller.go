@@ -209,7 +209,7 @@ func (s *Stack) startController(ctx context.Context) error {
 	if err := writeFile(c.ControllerConfigFile(), string(data)); err != nil {
 		return err
 	}
-	buildID, err := c.buildFromCheckout(ctx, "./cmd/controller", c.controllerBinary(), "build-controller", c.ControllerConfigFile())
+	buildID, err := c.checkoutBuildID(ctx, c.controllerBinary(), c.ControllerConfigFile())
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func (s *Stack) startGateway(ctx context.Context) error {
 	if err := s.writeKCPUserKubeconfig(c.Path("gateway", "kcp.kubeconfig"), provider.GatewayUser, logicalcluster.Path{}); err != nil {
 		return err
 	}
-	buildID, err := c.buildFromCheckout(ctx, "./cmd/gateway", c.gatewayBinary(), "build-gateway")
+	buildID, err := c.checkoutBuildID(ctx, c.gatewayBinary())
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sync/errgroup"
 )
 
 // MirroredRegistries are the public registries whose names the workload
@@ -124,18 +125,23 @@ func (c Config) imagePublished(ctx context.Context, img baseImage) bool {
 	if recorded, err := os.ReadFile(c.publishedMarker(img)); err != nil || string(recorded) != catalogueFingerprint(img) {
 		return false
 	}
+	// One HEAD per tag, side by side: one after another, they were most
+	// of a no-op bring-up's image step.
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for _, a := range img.aliases {
 		for _, tag := range a.tags {
-			ref, err := name.ParseReference(c.RegistryAddr+"/"+a.repo+":"+tag, name.Insecure)
-			if err != nil {
-				return false
-			}
-			if _, err := remote.Head(ref, remote.WithContext(ctx)); err != nil {
-				return false
-			}
+			g.Go(func() error {
+				ref, err := name.ParseReference(c.RegistryAddr+"/"+a.repo+":"+tag, name.Insecure)
+				if err != nil {
+					return err
+				}
+				_, err = remote.Head(ref, remote.WithContext(ctx))
+				return err
+			})
 		}
 	}
-	return true
+	return g.Wait() == nil
 }
 
 func (c Config) publishImage(ctx context.Context, img baseImage) error {

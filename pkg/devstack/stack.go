@@ -151,6 +151,7 @@ func (s *Stack) upSteps() []upStep {
 	c := s.cfg
 	steps := []upStep{
 		{"builds (two at a time)", s.buildAll},
+		{"programs from the checkout (controller, gateway, provisioner)", c.buildCheckout},
 		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
 		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
 		{"registry " + c.RegistryAddr, c.startRegistry},

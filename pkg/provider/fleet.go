@@ -2,6 +2,9 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -34,11 +37,24 @@ func ensureFleetAPI(ctx context.Context, c Clients, provider logicalcluster.Path
 	}
 	client := c.Dynamic.Cluster(provider).Resource(crdsResource)
 	for _, crd := range crds {
+		digest, err := specDigest(crd)
+		if err != nil {
+			return err
+		}
+		annotations := crd.GetAnnotations()
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[annotationSpecDigest] = digest
+		crd.SetAnnotations(annotations)
 		existing, err := client.Get(ctx, crd.GetName(), metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			_, err = client.Create(ctx, crd, metav1.CreateOptions{})
-		case err == nil:
+		case err == nil && existing.GetAnnotations()[annotationSpecDigest] != digest:
+			// The apiserver defaults a CRD's spec, so the one read back
+			// never equals the one written: the digest of what was
+			// written says whether it changed.
 			crd.SetResourceVersion(existing.GetResourceVersion())
 			_, err = client.Update(ctx, crd, metav1.UpdateOptions{})
 		}
@@ -49,11 +65,28 @@ func ensureFleetAPI(ctx context.Context, c Clients, provider logicalcluster.Path
 			return err
 		}
 	}
+	namespaces := c.Kube.Cluster(provider).CoreV1().Namespaces()
+	if _, err := namespaces.Get(ctx, FleetNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		return err
+	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: FleetNamespace}}
-	if _, err := c.Kube.Cluster(provider).CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := namespaces.Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", FleetNamespace, err)
 	}
 	return nil
+}
+
+// annotationSpecDigest is the digest of the spec a CRD was last written
+// with.
+const annotationSpecDigest = "pipelines-service.dev/spec-digest"
+
+func specDigest(crd *unstructured.Unstructured) (string, error) {
+	data, err := json.Marshal(crd.Object["spec"])
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 func waitEstablished(ctx context.Context, c Clients, provider logicalcluster.Path, name string) error {

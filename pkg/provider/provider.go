@@ -61,10 +61,23 @@ func EnsureProvider(ctx context.Context, c Clients, provider logicalcluster.Path
 	if err != nil {
 		return err
 	}
+	// Schemas are immutable and named by content: one list says which
+	// exist, and only the others are written (a write to kcp costs far
+	// more than a read, and a no-op bring-up should write nothing).
+	existing, err := c.KCP.Cluster(provider).ApisV1alpha1().APIResourceSchemas().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list APIResourceSchemas: %w", err)
+	}
+	have := map[string]bool{}
+	for _, s := range existing.Items {
+		have[s.Name] = true
+	}
 	var resources []apisv1alpha2.ResourceSchema
 	for _, s := range schemas {
-		if _, err := c.KCP.Cluster(provider).ApisV1alpha1().APIResourceSchemas().Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create APIResourceSchema %s: %w", s.Name, err)
+		if !have[s.Name] {
+			if _, err := c.KCP.Cluster(provider).ApisV1alpha1().APIResourceSchemas().Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("create APIResourceSchema %s: %w", s.Name, err)
+			}
 		}
 		resources = append(resources, apisv1alpha2.ResourceSchema{
 			Name: s.Spec.Names.Plural, Group: s.Spec.Group, Schema: s.Name,
@@ -94,6 +107,9 @@ func ensureExport(ctx context.Context, c Clients, provider logicalcluster.Path, 
 	if err != nil {
 		return err
 	}
+	if equality.Semantic.DeepEqual(existing.Spec.Resources, want.Resources) && equality.Semantic.DeepEqual(existing.Spec.PermissionClaims, want.PermissionClaims) {
+		return nil
+	}
 	existing.Spec.Resources, existing.Spec.PermissionClaims = want.Resources, want.PermissionClaims
 	_, err = exports.Update(ctx, existing, metav1.UpdateOptions{})
 	return wrap(err, "update APIExport %s", ExportName)
@@ -122,6 +138,9 @@ func ensureRBAC(ctx context.Context, c Clients, path logicalcluster.Path, role *
 		if err := ensureClusterRole(ctx, c, path, role); err != nil {
 			return err
 		}
+	}
+	if _, err := rbac.ClusterRoleBindings().Get(ctx, binding.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		return err
 	}
 	if _, err := rbac.ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create ClusterRoleBinding %s in %s: %w", binding.Name, path, err)
