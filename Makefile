@@ -40,10 +40,11 @@ dev-status: build
 test: deps unit e2e
 
 ## unit: the product's unit tests, and those of our own code in third_party/
-## build modules (the network policy agent's main).
+## build modules (the network policy agent's main, the S3 test service).
 unit:
 	$(GO) test -count=1 ./...
 	cd third_party/kube-router && $(GO) test -count=1 ./cmd/...
+	cd third_party/s3 && $(GO) test -count=1 ./cmd/...
 
 ## e2e: the e2e tests; E2E_PKG picks packages, E2E_COUNT runs them that many
 ## times in a row on one stack, E2E_RUN filters tests (go test -run).

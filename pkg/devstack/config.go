@@ -77,6 +77,10 @@ type Config struct {
 	// WorkloadAdminKubeconfig and WorkloadClient address.
 	Clusters []WorkloadCluster
 
+	// ResultsS3, when set, keeps Tekton Results' logs in S3 instead of
+	// files in the state directory.
+	ResultsS3 *S3Logs
+
 	// recorderOff starts the host controller without its Tekton Results
 	// recorder (the benchmark's comparison).
 	recorderOff bool
@@ -103,6 +107,7 @@ func DefaultConfig(repoRoot string) (Config, error) {
 		KCPEtcdPort:  12379,
 		RegistryAddr: "10.244.0.1:5001",
 		Clusters:     defaultWorkloadClusters(),
+		ResultsS3:    s3LogsFromEnv(os.Getenv),
 	}
 	return cfg, nil
 }

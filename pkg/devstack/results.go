@@ -174,11 +174,11 @@ func (c Config) resultsConfig(password string) string {
 		{"FEATURE_GATES", "PartialResponse=true"},
 		{"AUTH_DISABLE", "true"}, {"AUTH_IMPERSONATE", "false"},
 		{"LOG_LEVEL", "info"}, {"SQL_LOG_LEVEL", "warn"},
-		{"LOGS_API", "true"}, {"LOGS_TYPE", "File"}, {"LOGS_BUFFER_SIZE", "32768"},
-		{"LOGS_PATH", c.Path("results", resultsLogsInDir)}, {"LOGS_TIMESTAMPS", "false"},
+		{"LOGS_API", "true"}, {"LOGS_BUFFER_SIZE", "32768"}, {"LOGS_TIMESTAMPS", "false"},
 		{"CONVERTER_ENABLE", "false"}, {"CONVERTER_DB_LIMIT", "50"},
 		{"GRPC_WORKER_POOL", "2"}, {"K8S_QPS", "5"}, {"K8S_BURST", "10"},
 	}
+	kv = append(kv, c.logsConfig()...)
 	var b strings.Builder
 	for _, e := range kv {
 		fmt.Fprintf(&b, "%s=%s\n", e[0], e[1])
@@ -189,6 +189,9 @@ func (c Config) resultsConfig(password string) string {
 func (c Config) resultsAPIProcess() *process {
 	p := c.newProcess("results-api", c.binary(c.resultsBuild(), "api"))
 	p.dir = c.Path("results") // Results finds ./config there
+	if c.ResultsS3 != nil && c.ResultsS3.CABundle != "" {
+		p.env = append(p.env, "AWS_CA_BUNDLE="+c.ResultsS3.CABundle)
+	}
 	p.ports = []string{":" + strconv.Itoa(ResultsPort), ":" + strconv.Itoa(ResultsMetricsPort)}
 	return p
 }

@@ -26,6 +26,7 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	watcherconfig "github.com/tektoncd/results/pkg/watcher/reconciler"
 	watcherresults "github.com/tektoncd/results/pkg/watcher/results"
+	pb "github.com/tektoncd/results/proto/v1alpha2/results_go_proto"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -88,6 +89,8 @@ type Controller struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 	client  *watcherresults.Client
 	records recordReader
+	// logReader reads stored Logs back.
+	logReader pb.LogsClient
 	// events makes the client Events go into a workspace with.
 	events  func(logicalcluster.Name) (kubernetes.Interface, error)
 	logs    logSource
@@ -114,6 +117,7 @@ func New(opts Options) (*Controller, error) {
 		queue:           newQueue(),
 		client:          watcherresults.NewClient(opts.Results.Results, opts.Results.Logs, cfg),
 		records:         opts.Results.Results,
+		logReader:       opts.Results.Logs,
 		kinds:           map[string]kind{},
 		retention:       opts.Retention,
 		retentionSource: opts.RetentionSource,

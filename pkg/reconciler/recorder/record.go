@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -53,7 +54,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	if err != nil {
 		return 0, fmt.Errorf("log record of %s: %w", kindName, err)
 	}
-	if !logStored(logRecord) {
+	if !logStored(logRecord) || c.readBack(ctx, logName(logRecord.GetName())) != nil {
 		text, err := c.logs.read(ctx, obj.Cluster, run)
 		if errors.Is(err, errUnreachable) {
 			log.Infow("workload cluster of the run does not answer; its logs are recorded when it is back", "error", err)
@@ -64,6 +65,9 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		}
 		if err := c.upload(ctx, logName(logRecord.GetName()), text); err != nil {
 			return 0, fmt.Errorf("upload log of %s: %w", kindName, err)
+		}
+		if err := c.readBack(ctx, logName(logRecord.GetName())); err != nil {
+			return 0, fmt.Errorf("log of %s uploaded but not readable: %w", kindName, err)
 		}
 	}
 	annotations := obj.Unstructured.GetAnnotations()
@@ -159,6 +163,25 @@ func logStored(rec *pb.Record) bool {
 		return false
 	}
 	return l.Status.IsStored
+}
+
+// readBack reads a stored Log whole. The Log record's isStored says too
+// little: Results v0.18.0 sets it before it flushes the content to the
+// storage, so a failed flush (an S3 part refused) leaves a Log marked
+// stored that cannot be read, and a retry would take the mark's word.
+func (c *Controller) readBack(ctx context.Context, name string) error {
+	stream, err := c.logReader.GetLog(ctx, &pb.GetLogRequest{Name: name})
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 // upload streams text as the Log's content, in the 64 KiB messages
