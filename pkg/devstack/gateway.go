@@ -98,16 +98,8 @@ func (s *Stack) startGateway(ctx context.Context) error {
 	if err := p.start(); err != nil {
 		return err
 	}
-	return p.waitFor(ctx, 60*time.Second, "serving", func(context.Context) error {
-		resp, err := http.Get("http://" + GatewayDebugAddress + "/readyz")
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %s", resp.Status)
-		}
-		return nil
+	return p.waitFor(ctx, 60*time.Second, "serving", func(ctx context.Context) error {
+		return answersOK(ctx, http.DefaultClient, http.MethodGet, "http://"+GatewayDebugAddress+"/readyz")
 	})
 }
 

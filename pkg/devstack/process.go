@@ -177,6 +177,7 @@ func killAndWait(pid int, binary string, grace time.Duration) error {
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
 		if !processRuns(pid, binary) {
+			waitExited(pid)
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -184,11 +185,29 @@ func killAndWait(pid int, binary string, grace time.Duration) error {
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	for i := 0; i < 50; i++ {
 		if !processRuns(pid, binary) {
+			waitExited(pid)
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("process %d did not exit after SIGKILL", pid)
+}
+
+// waitExited waits (5 s at most) until pid is gone or a zombie. A process
+// loses its executable (processRuns says no) early in its exit, before it
+// closes its files: its successor, started then, found the port still
+// bound ("address already in use").
+func waitExited(pid int) {
+	for i := 0; i < 100; i++ {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // startTime is when the running process was started (its PID file's time).

@@ -217,16 +217,7 @@ func (c Config) startResultsAPI(ctx context.Context) error {
 		return err
 	}
 	return p.waitFor(ctx, 3*time.Minute, "serving", func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.ResultsURL()+"/apis/results.tekton.dev/v1alpha2/parents/-/results?page_size=5", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("list results: %s", resp.Status)
-		}
-		return nil
+		return answersOK(ctx, http.DefaultClient, http.MethodGet, c.ResultsURL()+"/apis/results.tekton.dev/v1alpha2/parents/-/results?page_size=5")
 	})
 }
 

@@ -127,16 +127,7 @@ func (s *Stack) StartS3(ctx context.Context) (*S3Logs, error) {
 	}
 	endpoint := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(S3Port))
 	err = p.waitFor(ctx, 30*time.Second, "serving its bucket", func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, endpoint+"/"+S3Bucket, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("HEAD bucket: %s", resp.Status)
-		}
-		return nil
+		return answersOK(ctx, client, http.MethodHead, endpoint+"/"+S3Bucket)
 	})
 	return &S3Logs{Endpoint: endpoint, Bucket: S3Bucket, Region: "us-east-1", AccessKeyID: "e2e", SecretAccessKey: "e2e",
 		PathStyle: true, CABundle: caFile}, err
@@ -144,3 +135,20 @@ func (s *Stack) StartS3(ctx context.Context) (*S3Logs, error) {
 
 // StopS3 stops the stack's S3 service by PID.
 func (s *Stack) StopS3() error { return s.cfg.s3Process("", "").stop(10 * time.Second) }
+
+// answersOK sends one request and says whether it was answered 200.
+func answersOK(ctx context.Context, client *http.Client, method, url string) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s", method, url, resp.Status)
+	}
+	return nil
+}

@@ -257,7 +257,7 @@ func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
 func (s *Stack) processes() []*process {
 	c := s.cfg
 	// Down stops them in reverse: the Results API before its PostgreSQL.
-	procs := []*process{c.registryProcess(), c.kcpProcess(), c.s3Process("", ""), c.postgresProcess(), c.resultsAPIProcess(), c.gatewayProcess("")}
+	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.gatewayProcess("")}
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {
@@ -289,7 +289,9 @@ func (s *Stack) Down(ctx context.Context) error {
 			errs = append(errs, componentErr(p.name, p.logFile, err))
 		}
 	}
-	procs := s.processes()
+	// The S3 service runs only while a test wants it: not part of the
+	// stack's status, but stopped with it.
+	procs := append([]*process{c.s3Process("", "")}, s.processes()...)
 	for i := len(procs) - 1; i >= 0; i-- {
 		if err := procs[i].stop(20 * time.Second); err != nil {
 			errs = append(errs, err)
