@@ -85,12 +85,18 @@ func checkArchiveView(ctx context.Context, t *testing.T, a, b *framework.Tenant,
 	if _, err := bOnA.Tekton.TektonV1().TaskRuns(ns).Get(ctx, tr.Name, metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("tenant B reading A's archived TaskRun: %v, want 403", err)
 	}
-	if p, err := b.ArchiveView(t).Kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{}); err == nil {
-		for _, ref := range p.OwnerReferences {
-			if ref.UID == tr.UID {
-				t.Errorf("tenant B's archive view gave A's pod %s", pod)
-			}
+	// B's runs (same names) still live here: B's view gives B's pod.
+	bPod, err := b.ArchiveView(t).Kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("tenant B's own pod %s in its archive view: %v", pod, err)
+	}
+	for _, ref := range bPod.OwnerReferences {
+		if ref.UID == tr.UID {
+			t.Errorf("tenant B's archive view gave A's pod %s", pod)
 		}
+	}
+	if rec := bPod.Annotations[gateway.AnnotationArchived]; rec != "" {
+		t.Errorf("tenant B's live pod %s was answered from an archive (%s)", pod, rec)
 	}
 }
 
