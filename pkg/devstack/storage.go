@@ -115,7 +115,7 @@ func (c Config) checkoutBuilt() bool {
 			}
 			return nil
 		}
-		if name := d.Name(); !strings.HasSuffix(name, ".go") && name != "go.mod" && name != "go.sum" && !strings.HasPrefix(filepath.Dir(path), filepath.Join(c.RepoRoot, "apis")) {
+		if !c.productSource(path) {
 			return nil
 		}
 		info, err := d.Info()
@@ -128,6 +128,15 @@ func (c Config) checkoutBuilt() bool {
 		return nil
 	})
 	return err == nil
+}
+
+// productSource says a file goes into the product's binaries: Go files,
+// go.mod, go.sum, and what apis/ embeds.
+func (c Config) productSource(path string) bool {
+	name := filepath.Base(path)
+	rel, err := filepath.Rel(c.RepoRoot, path)
+	return strings.HasSuffix(name, ".go") || name == "go.mod" || name == "go.sum" ||
+		err == nil && strings.HasPrefix(rel, "apis"+string(filepath.Separator))
 }
 
 // checkoutBuildID identifies a program built from the checkout, with the
