@@ -33,7 +33,7 @@ type flags struct {
 	kcpURL, kcpCA                 string
 	proxyCert, proxyKey           string
 	kubeconfig, providerWorkspace string
-	resultsURL                    string
+	resultsURL, triggersSinkURL   string
 }
 
 func main() {
@@ -50,6 +50,7 @@ func main() {
 	flag.StringVar(&f.kubeconfig, "kubeconfig", "", "the gateway's own identity in kcp (base URL)")
 	flag.StringVar(&f.providerWorkspace, "provider-workspace", "root:pipelines-service", "workspace holding the WorkloadClusters")
 	flag.StringVar(&f.resultsURL, "results-url", "", "Tekton Results API's REST base URL, e.g. http://127.0.0.1:8088 (empty: Results not served)")
+	flag.StringVar(&f.triggersSinkURL, "triggers-sink-url", "", "the triggers sink's URL, e.g. http://127.0.0.1:6071: EventListeners' paths (/hooks/…) go there (empty: not served)")
 	flag.Parse()
 
 	command.Run("gateway", func(ctx context.Context, log *zap.SugaredLogger) error { return run(ctx, log, f) })
@@ -137,6 +138,11 @@ func options(f flags, log *zap.SugaredLogger) (gateway.Options, error) {
 	if f.resultsURL != "" {
 		if opts.Results, err = url.Parse(f.resultsURL); err != nil || opts.Results.Host == "" {
 			return opts, fmt.Errorf("--results-url %q: a URL such as http://127.0.0.1:8088", f.resultsURL)
+		}
+	}
+	if f.triggersSinkURL != "" {
+		if opts.TriggersSink, err = url.Parse(f.triggersSinkURL); err != nil || opts.TriggersSink.Host == "" {
+			return opts, fmt.Errorf("--triggers-sink-url %q: a URL such as http://127.0.0.1:6071", f.triggersSinkURL)
 		}
 	}
 	return opts, nil

@@ -24,6 +24,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/eventlistener"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/persistentvolumeclaim"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/recorder"
@@ -68,6 +69,11 @@ type Config struct {
 	// own ConfigMap tekton-results-config-results-retention-policy in
 	// tekton-pipelines.
 	ResultsRetention map[string]string `json:"resultsRetention,omitempty"`
+	// TriggersURL is the base of EventListeners' addresses: the triggers
+	// sink's path prefix as reached from outside (e.g.
+	// https://gateway:8443/hooks). Empty: no sink serves the platform,
+	// and listeners say so.
+	TriggersURL string `json:"triggersURL,omitempty"`
 	// DebugAddress, when set, serves /readyz and Go's profiles
 	// (/debug/pprof/) there, e.g. 127.0.0.1:6061.
 	DebugAddress string `json:"debugAddress,omitempty"`
@@ -174,6 +180,15 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	workspaces, err := kcp.NewWorkspaceClients(vwRest)
+	if err != nil {
+		return err
+	}
+	listeners, err := eventlistener.New(eventlistener.Options{Tenants: tenants, TenantInformers: tenantInformers,
+		Workspaces: workspaces, URL: cfg.TriggersURL, Log: log.Named("eventlistener")})
+	if err != nil {
+		return err
+	}
 	namespaces := workloadnamespace.New(workloads, log.Named("workloadnamespace"))
 	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers, Log: log.Named("workloadgc")})
 	if err := tektonConfig.Start(ctx); err != nil {
@@ -191,6 +206,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	go claims.Run(ctx, cfg.Workers, debug.timings)
 	go collector.Run(ctx)
 	go namespaces.Run(ctx, 1, debug.timings)
+	go listeners.Run(ctx, 2, debug.timings)
 	if recording != nil {
 		go recording.Run(ctx, 2, debug.timings)
 	}

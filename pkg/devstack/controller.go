@@ -198,6 +198,7 @@ func (s *Stack) startController(ctx context.Context) error {
 		ImageMap:          c.controllerImageMap(imgs),
 		Workers:           4,
 		DebugAddress:      ControllerDebugAddress,
+		TriggersURL:       c.TriggersURL(),
 	}
 	if !c.recorderOff {
 		cfg.ResultsAPI = c.ResultsAddr()

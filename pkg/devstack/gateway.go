@@ -73,7 +73,8 @@ func (c Config) gatewayProcess(buildID string) *process {
 		"--proxy-client-cert-file="+proxyCert, "--proxy-client-key-file="+proxyKey,
 		"--kubeconfig="+dir+"/kcp.kubeconfig",
 		"--provider-workspace="+providerPath().String(),
-		"--results-url="+c.ResultsURL())
+		"--results-url="+c.ResultsURL(),
+		"--triggers-sink-url=http://"+TriggersSinkAddress)
 	p.env = []string{"PIPELINES_SERVICE_BUILD=" + buildID}
 	p.ports = []string{net.JoinHostPort(c.HostIP.String(), strconv.Itoa(GatewayPort)), GatewayDebugAddress}
 	return p

@@ -151,7 +151,7 @@ func (s *Stack) upSteps() []upStep {
 	c := s.cfg
 	steps := []upStep{
 		{"builds (two at a time)", s.buildAll},
-		{"programs from the checkout (controller, gateway, provisioner)", c.buildCheckout},
+		{"programs from the checkout (controller, gateway, provisioner, triggers sink)", c.buildCheckout},
 		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
 		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
 		{"registry " + c.RegistryAddr, c.startRegistry},
@@ -168,6 +168,7 @@ func (s *Stack) upSteps() []upStep {
 		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
 		upStep{"gateway " + c.GatewayURL(), s.startGateway},
 		upStep{"tenant workspace root:" + DemoTenant, func(ctx context.Context) error { _, err := s.AddTenant(ctx, DemoTenant); return err }},
+		upStep{"triggers sink " + TriggersSinkAddress, s.startTriggersSink},
 		upStep{"kcp fleet (workload clusters registered)", s.registerWorkloadClusters},
 		upStep{"controller", s.startController},
 	)
@@ -257,7 +258,7 @@ func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
 func (s *Stack) processes() []*process {
 	c := s.cfg
 	// Down stops them in reverse: the Results API before its PostgreSQL.
-	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.gatewayProcess("")}
+	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.gatewayProcess(""), c.triggersSinkProcess("")}
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {

@@ -67,7 +67,7 @@ func checkoutBuildEnv() []string {
 
 // checkoutPrograms are the stack's programs built from this checkout, into
 // the state directory's bin (named as their folders).
-var checkoutPrograms = []string{"./cmd/controller", "./cmd/gateway", "./cmd/local-path-provisioner"}
+var checkoutPrograms = []string{"./cmd/controller", "./cmd/gateway", "./cmd/local-path-provisioner", "./cmd/triggers-sink"}
 
 // buildCheckout builds the stack's programs from this checkout in one
 // `go build`: one look at the build cache, not one per program (a no-op

@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/pipelines-service/pipelines-service/pkg/results"
+	"github.com/pipelines-service/pipelines-service/pkg/triggers"
 )
 
 // Options wire a gateway.
@@ -53,7 +54,10 @@ type Options struct {
 	// Results is the Tekton Results API's REST base URL (nil: not
 	// served).
 	Results *url.URL
-	Log     *zap.SugaredLogger
+	// TriggersSink is the triggers sink's URL; EventListeners' paths
+	// (/hooks/…) go there (nil: not served).
+	TriggersSink *url.URL
+	Log          *zap.SugaredLogger
 }
 
 // Server is the gateway's HTTP handler.
@@ -67,6 +71,8 @@ type Server struct {
 	results    *resultsProxy
 	// archive serves pruned runs, their pods and logs (nil: no Results).
 	archive *archive
+	// hooks passes events on to the triggers sink (nil: none).
+	hooks http.Handler
 }
 
 // New wires a gateway; Start starts its informers on the provider
@@ -95,7 +101,12 @@ func New(opts Options) (*Server, error) {
 		}
 		archived = &archive{results: clients.Results, logs: clients.Logs}
 	}
+	var hooks http.Handler
+	if opts.TriggersSink != nil {
+		hooks = newHooksProxy(opts.TriggersSink)
+	}
 	return &Server{
+		hooks:      hooks,
 		results:    resultsAPI,
 		archive:    archived,
 		log:        opts.Log,
@@ -122,6 +133,10 @@ const archivePrefix = "/archive"
 // Results from the Results API, and passes everything else on to kcp.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if strings.HasPrefix(r.URL.Path, triggers.PathPrefix) {
+		s.serveHooks(w, r)
+		return
+	}
 	r, archiveView, err := s.view(r)
 	if err != nil {
 		writeError(w, err)
@@ -150,6 +165,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = s.withArchivedRun(ctx, r, u, workspace, rest)
 	}
 	s.kcp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// serveHooks passes an event for an EventListener on to the sink.
+func (s *Server) serveHooks(w http.ResponseWriter, r *http.Request) {
+	if s.hooks == nil {
+		writeError(w, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path))
+		return
+	}
+	s.hooks.ServeHTTP(w, r)
 }
 
 // view takes the archive view's prefix off a request for it.

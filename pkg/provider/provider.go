@@ -93,7 +93,10 @@ func EnsureProvider(ctx context.Context, c Clients, provider logicalcluster.Path
 	if err := ensureControllerRBAC(ctx, c, provider); err != nil {
 		return err
 	}
-	return ensureGatewayRBAC(ctx, c, provider)
+	if err := ensureGatewayRBAC(ctx, c, provider); err != nil {
+		return err
+	}
+	return ensureTriggersSinkRBAC(ctx, c, provider)
 }
 
 func ensureExport(ctx context.Context, c Clients, provider logicalcluster.Path, resources []apisv1alpha2.ResourceSchema) error {

@@ -30,6 +30,14 @@ var (
 // Resources are all of them, for informers.
 var Resources = []schema.GroupVersionResource{EventListeners, Triggers, TriggerBindings, ClusterTriggerBindings, TriggerTemplates, Interceptors, ClusterInterceptors}
 
+// PathPrefix starts every listener's path at the sink and at the front
+// door: /hooks/<workspace>/<namespace>/<eventlistener>, where <workspace>
+// is the logical cluster's name (stable, unlike a workspace's path).
+const PathPrefix = "/hooks/"
+
+// MaxPayload is the largest event accepted (GitHub sends up to 25 MB).
+const MaxPayload = 25 << 20
+
 // CoreInterceptors are the ClusterInterceptors every workspace has without
 // installing anything: the sink runs them in process, reading secrets of
 // the workspace whose event it handles, and nothing else.

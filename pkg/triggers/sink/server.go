@@ -32,14 +32,6 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/triggers"
 )
 
-// PathPrefix starts every listener's path:
-// /hooks/<workspace>/<namespace>/<eventlistener>, where <workspace> is
-// the logical cluster's name (stable, unlike a workspace's path).
-const PathPrefix = "/hooks/"
-
-// MaxPayload is the largest event accepted (GitHub sends up to 25 MB).
-const MaxPayload = 25 << 20
-
 // Options wire a Server.
 type Options struct {
 	// Listers are the tenant informers' listers of the Triggers
@@ -94,7 +86,7 @@ type route struct {
 }
 
 func parseRoute(path string) (route, bool) {
-	rest, ok := strings.CutPrefix(path, PathPrefix)
+	rest, ok := strings.CutPrefix(path, triggers.PathPrefix)
 	if !ok {
 		return route{}, false
 	}
@@ -135,7 +127,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusNotFound, fmt.Sprintf("EventListener %s/%s in workspace %s cannot be read: %v", rt.namespace, rt.name, rt.cluster, err))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPayload))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, triggers.MaxPayload))
 	if err != nil {
 		writeStatus(w, http.StatusRequestEntityTooLarge, err.Error())
 		return
