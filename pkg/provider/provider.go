@@ -179,6 +179,9 @@ func BindTenant(ctx context.Context, c Clients, tenant, provider logicalcluster.
 	if err := grantGateway(ctx, c, tenant); err != nil {
 		return err
 	}
+	if err := ensureTriggersTenantRoles(ctx, c, tenant); err != nil {
+		return err
+	}
 	if user == "" {
 		return nil
 	}

@@ -24,9 +24,16 @@ type Identity struct {
 	Namespace, ServiceAccount string
 }
 
-// ServiceAccountOf is the listener's identity's ServiceAccount.
+// ServiceAccountOf is the listener's identity's ServiceAccount: the
+// serviceAccountName of its kubernetesResource pod template (upstream runs
+// the sink pod with it, as Triggers' examples rely on), else its own
+// serviceAccountName, else the default.
 func ServiceAccountOf(el *v1beta1.EventListener) string {
-	return cmp.Or(el.Spec.ServiceAccountName, DefaultServiceAccount)
+	var podSA string
+	if kr := el.Spec.Resources.KubernetesResource; kr != nil {
+		podSA = kr.Template.Spec.ServiceAccountName
+	}
+	return cmp.Or(podSA, el.Spec.ServiceAccountName, DefaultServiceAccount)
 }
 
 // Identities are the ServiceAccounts a listener acts as: its own, in its

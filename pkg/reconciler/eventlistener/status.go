@@ -46,7 +46,7 @@ func Address(base string, cluster logicalcluster.Name, namespace, name string) s
 func notApplied(r v1beta1.Resources) string {
 	var parts []string
 	if r.KubernetesResource != nil {
-		parts = append(parts, "resources.kubernetesResource (replicas, service type and port, pod template)")
+		parts = append(parts, "resources.kubernetesResource (replicas, service type and port, the pod template but for its serviceAccountName, which is the listener's identity)")
 	}
 	if r.CustomResource != nil {
 		parts = append(parts, "resources.customResource")

@@ -67,7 +67,7 @@ func (i *identities) clientsFor(ctx context.Context, cluster logicalcluster.Name
 	if err != nil {
 		return nil, err
 	}
-	c := &identityClients{dynamic: dyn, discovery: disc}
+	c := &identityClients{dynamic: v1beta1Dynamic{dyn}, discovery: v1beta1Discovery{disc}}
 	i.clients.Add(key, c, 10*time.Minute)
 	return c, nil
 }
