@@ -116,7 +116,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusMethodNotAllowed, "EventListeners accept POST")
 		return
 	}
-	log := s.log.With("workspace", rt.cluster.String(), "namespace", rt.namespace, "name", rt.name)
+	// Triggers' sink adds the listener's namespace and name itself.
+	wsLog := s.log.With("workspace", rt.cluster.String())
+	log := wsLog.With("namespace", rt.namespace, "name", rt.name)
 	ws := s.listers.Workspace(rt.cluster, true)
 	el, err := ws.EventListeners().EventListeners(rt.namespace).Get(rt.name)
 	if apierrors.IsNotFound(err) {
@@ -156,7 +158,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		HTTPClient:                  wi.client,
 		EventListenerName:           el.Name,
 		EventListenerNamespace:      el.Namespace,
-		Logger:                      log,
+		Logger:                      wsLog,
 		Recorder:                    s.recorder,
 		Auth:                        authOverride{ctx: context.Background(), cluster: rt.cluster, identities: s.identities},
 		WGProcessTriggers:           s.processing,

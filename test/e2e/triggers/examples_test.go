@@ -256,3 +256,7 @@ func describe(gvr schema.GroupVersionResource, u *unstructured.Unstructured) cre
 	data, _ := json.Marshal(u.Object)
 	return created{name: gvr.Resource + " " + u.GetNamespace() + "/" + u.GetName(), content: string(data)}
 }
+
+func metav1ListByEvent(id string) metav1.ListOptions {
+	return metav1.ListOptions{LabelSelector: "triggers.tekton.dev/triggers-eventid=" + id}
+}
