@@ -36,6 +36,10 @@ type Options struct {
 	Workspaces, Runs, Tasks int
 	// IdleWorkspaces bound tenant workspaces without runs (0 skips).
 	IdleWorkspaces int
+	// Listeners idle EventListeners over ListenerWorkspaces of the idle
+	// workspaces, and ListenerEvents webhooks timed to their PipelineRuns
+	// (0 listeners skips).
+	Listeners, ListenerWorkspaces, ListenerEvents int
 	// KeepIdle keeps the idle workspaces for the next run (default): kcp
 	// deletes workspaces slowly (about 0.4 per second on 2 cores, in the
 	// background), which would weigh on whatever runs next.
@@ -56,21 +60,23 @@ type Options struct {
 
 // DefaultOptions are `make bench`'s.
 func DefaultOptions() Options {
-	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Timeout: 10 * time.Minute}
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Timeout: 10 * time.Minute}
 }
 
 // Report is the benchmark's JSON output.
 type Report struct {
-	Date     time.Time          `json:"date"`
-	Machine  string             `json:"machine"`
-	Options  Options            `json:"options"`
-	Stack    []StackFigure      `json:"stack,omitempty"`
-	Runs     []ThroughputResult `json:"runs"`
-	Ratios   map[string]float64 `json:"ratiosOursToUpstream"`
-	Idle     *IdleResult        `json:"idle,omitempty"`
-	Gateway  *GatewayResult     `json:"gateway,omitempty"`
-	Profile  string             `json:"controllerCPUProfile,omitempty"`
-	TopFuncs []string           `json:"controllerCPUProfileTop,omitempty"`
+	Date    time.Time          `json:"date"`
+	Machine string             `json:"machine"`
+	Options Options            `json:"options"`
+	Stack   []StackFigure      `json:"stack,omitempty"`
+	Runs    []ThroughputResult `json:"runs"`
+	Ratios  map[string]float64 `json:"ratiosOursToUpstream"`
+	Idle    *IdleResult        `json:"idle,omitempty"`
+	// Listeners are the figures of idle EventListeners.
+	Listeners *ListenersResult `json:"listeners,omitempty"`
+	Gateway   *GatewayResult   `json:"gateway,omitempty"`
+	Profile   string           `json:"controllerCPUProfile,omitempty"`
+	TopFuncs  []string         `json:"controllerCPUProfileTop,omitempty"`
 	// Timings are our controller's reconcile and API request durations
 	// over its run: where its wall-clock time goes.
 	Timings []reconciler.Timing `json:"controllerTimings,omitempty"`
@@ -155,6 +161,14 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 			return fmt.Errorf("idle scale: %w", err)
 		}
 		report.Idle = &idle
+	}
+	if opts.Listeners > 0 && opts.ListenerWorkspaces > 0 {
+		r.log.Infow("bench: idle EventListeners, then webhooks to PipelineRuns", "listeners", opts.Listeners, "workspaces", opts.ListenerWorkspaces, "events", opts.ListenerEvents)
+		listeners, err := r.listenerScale(ctx, opts.Listeners, opts.ListenerWorkspaces, opts.ListenerEvents)
+		if err != nil {
+			return fmt.Errorf("listeners: %w", err)
+		}
+		report.Listeners = &listeners
 	}
 	path := opts.JSON
 	if path == "" {
@@ -365,6 +379,11 @@ func printReport(out io.Writer, r Report) {
 		fmt.Fprintf(tw, "\nidle scale: %d bound workspaces (setup %.0f s)\n", i.Workspaces, i.SetupSeconds)
 		fmt.Fprintln(tw, "CONTROLLER START-UP\tCONTROLLER RSS\tKCP RSS\tRUN: FIRST POD\tRUN: DONE")
 		fmt.Fprintf(tw, "%.1f s\t%.0f MiB\t%.0f MiB\t%.2f s\t%.1f s\n", i.StartupSeconds, i.ControllerRSSMiB, i.KCPRSSMiB, i.RunFirstPodSeconds, i.RunDoneSeconds)
+	}
+	if l := r.Listeners; l != nil {
+		fmt.Fprintf(tw, "\nidle EventListeners: %d in %d workspaces (created in %.0f s, all Ready after %.0f s)\n", l.Listeners, l.Workspaces, l.SetupSeconds, l.ReadySeconds)
+		fmt.Fprintln(tw, "SINK RSS BEFORE\tSINK RSS AFTER\tCONTROLLER RSS\tWORKLOAD PODS BEFORE\tAFTER\tWEBHOOK TO PIPELINERUN p50\tp99\tEVENTS")
+		fmt.Fprintf(tw, "%.0f MiB\t%.0f MiB\t%.0f MiB\t%d\t%d\t%.3f s\t%.3f s\t%d\n", l.SinkRSSBeforeMiB, l.SinkRSSAfterMiB, l.ControllerRSSMiB, l.WorkloadPodsBefore, l.WorkloadPodsAfter, l.WebhookToRunP50, l.WebhookToRunP99, l.Events)
 	}
 	if len(r.Timings) > 0 {
 		fmt.Fprintln(tw, "\nour controller's time (reconciles; API requests, watches excluded):")

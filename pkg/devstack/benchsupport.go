@@ -2,6 +2,9 @@ package devstack
 
 import (
 	"context"
+	"crypto/x509"
+	"fmt"
+	"os"
 	"os/exec"
 	"time"
 
@@ -126,3 +129,24 @@ func (h HostProcess) Stop(grace time.Duration) error { return h.p.stop(grace) }
 
 // PID is the PID of the running process, or 0.
 func (h HostProcess) PID() int { return h.p.pid() }
+
+// TriggersSinkRSSBytes is the triggers sink's resident memory.
+func (s *Stack) TriggersSinkRSSBytes() int64 { return s.cfg.triggersSinkProcess("").rssBytes() }
+
+// ControllerRSSBytes is the host controller's resident memory.
+func (s *Stack) ControllerRSSBytes() int64 { return s.cfg.controllerProcess("").rssBytes() }
+
+// GatewayCAPool trusts the gateway's serving certificate, as tenant
+// kubeconfigs and forges on the stack do.
+func (c Config) GatewayCAPool() (*x509.CertPool, error) {
+	caFile, _ := (&certAuthority{dir: c.Path("gateway-pki")}).files("ca")
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no certificate", caFile)
+	}
+	return pool, nil
+}
