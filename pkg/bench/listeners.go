@@ -37,12 +37,14 @@ import (
 // cost (the shared sink's and the controller's memory, pods on the
 // workload clusters) and how soon a webhook becomes a PipelineRun.
 type ListenersResult struct {
-	Listeners          int     `json:"listeners"`
-	Workspaces         int     `json:"workspaces"`
-	SetupSeconds       float64 `json:"setupSeconds"`
-	ReadySeconds       float64 `json:"readySeconds"`
-	SinkRSSBeforeMiB   float64 `json:"sinkRSSBeforeMiB"`
-	SinkRSSAfterMiB    float64 `json:"sinkRSSAfterMiB"`
+	Listeners    int     `json:"listeners"`
+	Workspaces   int     `json:"workspaces"`
+	SetupSeconds float64 `json:"setupSeconds"`
+	ReadySeconds float64 `json:"readySeconds"`
+	// SinkRSS…: the working set of all the sink's pods on the workload
+	// cluster.
+	SinkRSSBeforeMiB   float64 `json:"sinkWorkingSetBeforeMiB"`
+	SinkRSSAfterMiB    float64 `json:"sinkWorkingSetAfterMiB"`
 	ControllerRSSMiB   float64 `json:"controllerRSSMiB"`
 	WorkloadPodsBefore int     `json:"workloadPodsBefore"`
 	WorkloadPodsAfter  int     `json:"workloadPodsAfter"`
@@ -97,7 +99,11 @@ func (r *runner) listenerScale(ctx context.Context, n, w, events int) (Listeners
 	if err != nil {
 		return res, err
 	}
-	res.SinkRSSBeforeMiB = float64(r.stack.TriggersSinkRSSBytes()) / (1 << 20)
+	before, err := r.stack.TriggersSinkMemoryBytes(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.SinkRSSBeforeMiB = float64(before) / (1 << 20)
 	if res.WorkloadPodsBefore, err = r.workloadPods(ctx); err != nil {
 		return res, err
 	}
@@ -125,7 +131,11 @@ func (r *runner) listenerScale(ctx context.Context, n, w, events int) (Listeners
 	res.ReadySeconds = time.Since(start).Seconds()
 	r.log.Infow("listeners ready", "listeners", n, "seconds", fmt.Sprintf("%.0f", res.ReadySeconds))
 	time.Sleep(5 * time.Second) // let the sink's and controller's caches settle before reading memory
-	res.SinkRSSAfterMiB = float64(r.stack.TriggersSinkRSSBytes()) / (1 << 20)
+	after, err := r.stack.TriggersSinkMemoryBytes(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.SinkRSSAfterMiB = float64(after) / (1 << 20)
 	res.ControllerRSSMiB = float64(r.stack.ControllerRSSBytes()) / (1 << 20)
 	if res.WorkloadPodsAfter, err = r.workloadPods(ctx); err != nil {
 		return res, err

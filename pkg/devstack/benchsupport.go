@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 )
@@ -130,9 +132,6 @@ func (h HostProcess) Stop(grace time.Duration) error { return h.p.stop(grace) }
 // PID is the PID of the running process, or 0.
 func (h HostProcess) PID() int { return h.p.pid() }
 
-// TriggersSinkRSSBytes is the triggers sink's resident memory.
-func (s *Stack) TriggersSinkRSSBytes() int64 { return s.cfg.triggersSinkProcess("").rssBytes() }
-
 // ControllerRSSBytes is the host controller's resident memory.
 func (s *Stack) ControllerRSSBytes() int64 { return s.cfg.controllerProcess("").rssBytes() }
 
@@ -149,4 +148,46 @@ func (c Config) GatewayCAPool() (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no certificate", caFile)
 	}
 	return pool, nil
+}
+
+// TriggersSinkMemoryBytes is the working set of every triggers sink pod,
+// as their kubelets report it (/stats/summary): what the listeners cost on
+// the workload cluster.
+func (s *Stack) TriggersSinkMemoryBytes(ctx context.Context) (int64, error) {
+	client, err := s.cfg.clusterClient(s.cfg.triggersSinkCluster())
+	if err != nil {
+		return 0, err
+	}
+	pods, err := client.CoreV1().Pods(triggersNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + triggersSinkName})
+	if err != nil {
+		return 0, err
+	}
+	nodes := map[string]bool{}
+	for _, p := range pods.Items {
+		nodes[p.Spec.NodeName] = true
+	}
+	var total int64
+	for node := range nodes {
+		raw, err := client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy/stats/summary").DoRaw(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("stats of node %s: %w", node, err)
+		}
+		var summary struct {
+			Pods []struct {
+				PodRef struct{ Namespace string }
+				Memory *struct {
+					WorkingSetBytes *int64 `json:"workingSetBytes"`
+				}
+			}
+		}
+		if err := json.Unmarshal(raw, &summary); err != nil {
+			return 0, err
+		}
+		for _, p := range summary.Pods {
+			if p.PodRef.Namespace == triggersNamespace && p.Memory != nil && p.Memory.WorkingSetBytes != nil {
+				total += *p.Memory.WorkingSetBytes
+			}
+		}
+	}
+	return total, nil
 }

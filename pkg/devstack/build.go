@@ -58,6 +58,7 @@ func (c Config) kubernetesBuild() goBuild {
 			"k8s.io/kubernetes/cmd/kube-controller-manager",
 			"k8s.io/kubernetes/cmd/kube-scheduler",
 			"k8s.io/kubernetes/cmd/kubelet",
+			"k8s.io/kubernetes/cmd/kube-proxy",
 		},
 		ldflags: versionLDFlags(KubernetesVersion, "1", minor(KubernetesVersion)),
 	}

@@ -74,7 +74,7 @@ func (c Config) gatewayProcess(buildID string) *process {
 		"--kubeconfig="+dir+"/kcp.kubeconfig",
 		"--provider-workspace="+providerPath().String(),
 		"--results-url="+c.ResultsURL(),
-		"--triggers-sink-url=http://"+TriggersSinkAddress)
+		"--triggers-sink-url="+c.TriggersSinkURL())
 	p.env = []string{"PIPELINES_SERVICE_BUILD=" + buildID}
 	p.ports = []string{net.JoinHostPort(c.HostIP.String(), strconv.Itoa(GatewayPort)), GatewayDebugAddress}
 	return p

@@ -168,7 +168,7 @@ func (s *Stack) upSteps() []upStep {
 		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
 		upStep{"gateway " + c.GatewayURL(), s.startGateway},
 		upStep{"tenant workspace root:" + DemoTenant, func(ctx context.Context) error { _, err := s.AddTenant(ctx, DemoTenant); return err }},
-		upStep{"triggers sink " + TriggersSinkAddress, s.startTriggersSink},
+		upStep{"triggers sink (Deployment on " + c.triggersSinkCluster().Name + ")", s.startTriggersSink},
 		upStep{"kcp fleet (workload clusters registered)", s.registerWorkloadClusters},
 		upStep{"controller", s.startController},
 	)
@@ -188,7 +188,8 @@ func (s *Stack) workloadSteps() []upStep {
 				upStep{n.name + " network", func(context.Context) error { return c.ensureNodeNetwork(n) }},
 				upStep{n.name + " containerd", func(ctx context.Context) error { return c.startContainerd(ctx, n) }},
 				upStep{n.name + " kubelet", func(ctx context.Context) error { return c.startKubelet(ctx, cl, n) }},
-				upStep{n.name + " network policy agent", func(ctx context.Context) error { return c.startNetworkPolicyAgent(ctx, cl, n) }})
+				upStep{n.name + " network policy agent", func(ctx context.Context) error { return c.startNetworkPolicyAgent(ctx, cl, n) }},
+				upStep{n.name + " kube-proxy", func(ctx context.Context) error { return c.startKubeProxy(ctx, cl, n) }})
 		}
 	}
 	return steps
@@ -258,11 +259,11 @@ func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
 func (s *Stack) processes() []*process {
 	c := s.cfg
 	// Down stops them in reverse: the Results API before its PostgreSQL.
-	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.gatewayProcess(""), c.triggersSinkProcess("")}
+	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.gatewayProcess("")}
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {
-			procs = append(procs, c.containerdProcess(n), c.kubeletProcess(n), c.networkPolicyAgentProcess(cl, n), c.provisionerProcess(cl, n, ""))
+			procs = append(procs, c.containerdProcess(n), c.kubeletProcess(n), c.networkPolicyAgentProcess(cl, n), c.kubeProxyProcess(cl, n), c.provisionerProcess(cl, n, ""))
 		}
 	}
 	if !c.controllerInCluster() {
