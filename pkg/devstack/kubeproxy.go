@@ -89,3 +89,14 @@ func (c Config) ensureKubeProxyAccess(ctx context.Context, cl WorkloadCluster) e
 	_, err = client.RbacV1().ClusterRoleBindings().Apply(ctx, binding, metav1.ApplyOptions{FieldManager: "pipelines-service-devstack", Force: true})
 	return err
 }
+
+// PlatformServices are the platform's Services on the workload clusters,
+// as "<ClusterIP> <port>": every cluster's kubernetes Service (its
+// apiserver) and the triggers sink. Tenant pods must reach none of them.
+func (c Config) PlatformServices() []string {
+	var out []string
+	for _, cl := range c.WorkloadClusters() {
+		out = append(out, nthIP(cl.ServiceCIDR, 1).String()+" 443")
+	}
+	return append(out, nthIP(c.triggersSinkCluster().ServiceCIDR, triggersSinkServiceIndex).String()+" 80")
+}

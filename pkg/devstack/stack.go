@@ -460,6 +460,8 @@ func (s *Stack) StatusLines() []string {
 		"TENANT_KUBECONFIG="+c.TenantKubeconfig(DemoTenant),
 		"KO_DOCKER_REPO="+c.KoDockerRepo(),
 		"RESULTS_API="+c.ResultsURL(),
+		"TRIGGERS_URL="+c.TriggersURL(),
+		"TRIGGERS_SINK="+c.TriggersSinkURL(),
 	)
 	all := true
 	for _, st := range s.Status() {

@@ -73,6 +73,9 @@ func TestTenantNetworkIsolation(t *testing.T) {
 			targets = append(targets, fmt.Sprintf("%s %d", addr, port))
 		}
 	}
+	// Through kube-proxy: the apiservers' kubernetes Services and the
+	// triggers sink's Service.
+	targets = append(targets, env.Stack.Config().PlatformServices()...)
 	victimTarget := victimIP + " 8080"
 	// busybox's wget -T crashes (1.35): timeout bounds it instead.
 	script := `get() { timeout 10 wget -q -O- "$1" 2>&1 | head -1; }
@@ -157,13 +160,16 @@ func servingPodIP(ctx context.Context, t *testing.T, tn *framework.Tenant, taskR
 // checkPlatformReachableWithoutPolicy runs the probe from a pod the service
 // did not make, in a namespace without the isolation policy: kcp, the
 // first cluster's apiserver, the registry, the gateway and its node's
-// kubelet answer.
+// kubelet answer, and through kube-proxy the cluster's kubernetes Service
+// and the triggers sink's.
 func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
 	t.Helper()
 	c := env.Stack.Config()
 	addrs := c.NodeAddresses()
 	hostEnd, nodeIP := addrs[0], addrs[1]
-	want := []string{hostEnd + " 6443", hostEnd + " 7443", hostEnd + " 5001", fmt.Sprintf("%s %d", hostEnd, devstack.GatewayPort), nodeIP + " 10250"}
+	services := c.PlatformServices() // the first cluster's kubernetes Service, ..., the triggers sink
+	want := []string{hostEnd + " 6443", hostEnd + " 7443", hostEnd + " 5001", fmt.Sprintf("%s %d", hostEnd, devstack.GatewayPort), nodeIP + " 10250",
+		services[0], services[len(services)-1]}
 	namespace := framework.CreateNamespace(ctx, t, env.Workload, "e2e-open")
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
