@@ -382,8 +382,8 @@ func printReport(out io.Writer, r Report) {
 	}
 	if l := r.Listeners; l != nil {
 		fmt.Fprintf(tw, "\nidle EventListeners: %d in %d workspaces (created in %.0f s, all Ready after %.0f s)\n", l.Listeners, l.Workspaces, l.SetupSeconds, l.ReadySeconds)
-		fmt.Fprintln(tw, "SINK PODS BEFORE\tSINK PODS AFTER\tCONTROLLER RSS\tWORKLOAD PODS BEFORE\tAFTER\tWEBHOOK TO PIPELINERUN p50\tp99\tEVENTS")
-		fmt.Fprintf(tw, "%.0f MiB\t%.0f MiB\t%.0f MiB\t%d\t%d\t%.3f s\t%.3f s\t%d\n", l.SinkRSSBeforeMiB, l.SinkRSSAfterMiB, l.ControllerRSSMiB, l.WorkloadPodsBefore, l.WorkloadPodsAfter, l.WebhookToRunP50, l.WebhookToRunP99, l.Events)
+		fmt.Fprintln(tw, "SINK PODS BEFORE\tSINK PODS AFTER\tCONTROLLER RSS\tWORKLOAD PODS CREATED\tWEBHOOK TO PIPELINERUN p50\tp99\tEVENTS")
+		fmt.Fprintf(tw, "%.0f MiB\t%.0f MiB\t%.0f MiB\t%d\t%.3f s\t%.3f s\t%d\n", l.SinkRSSBeforeMiB, l.SinkRSSAfterMiB, l.ControllerRSSMiB, l.WorkloadPodsCreated, l.WebhookToRunP50, l.WebhookToRunP99, l.Events)
 	}
 	if len(r.Timings) > 0 {
 		fmt.Fprintln(tw, "\nour controller's time (reconciles; API requests, watches excluded):")

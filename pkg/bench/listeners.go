@@ -43,12 +43,13 @@ type ListenersResult struct {
 	ReadySeconds float64 `json:"readySeconds"`
 	// SinkRSS…: the working set of all the sink's pods on the workload
 	// cluster.
-	SinkRSSBeforeMiB   float64 `json:"sinkWorkingSetBeforeMiB"`
-	SinkRSSAfterMiB    float64 `json:"sinkWorkingSetAfterMiB"`
-	ControllerRSSMiB   float64 `json:"controllerRSSMiB"`
-	WorkloadPodsBefore int     `json:"workloadPodsBefore"`
-	WorkloadPodsAfter  int     `json:"workloadPodsAfter"`
-	Events             int     `json:"events"`
+	SinkRSSBeforeMiB float64 `json:"sinkWorkingSetBeforeMiB"`
+	SinkRSSAfterMiB  float64 `json:"sinkWorkingSetAfterMiB"`
+	ControllerRSSMiB float64 `json:"controllerRSSMiB"`
+	// WorkloadPodsCreated are the pods created on the workload clusters
+	// between the first listener's creation and all being Ready.
+	WorkloadPodsCreated int `json:"workloadPodsCreated"`
+	Events              int `json:"events"`
 	// WebhookToRunP50/P99: from sending a signed event to the gateway to
 	// the PipelineRun's ADDED event on a watch of its workspace.
 	WebhookToRunP50 float64 `json:"webhookToPipelineRunSecondsP50"`
@@ -99,14 +100,16 @@ func (r *runner) listenerScale(ctx context.Context, n, w, events int) (Listeners
 	if err != nil {
 		return res, err
 	}
+	// A fresh sink, settled: what it holds before any listener.
+	if err := r.stack.RestartTriggersSink(ctx); err != nil {
+		return res, err
+	}
+	time.Sleep(10 * time.Second)
 	before, err := r.stack.TriggersSinkMemoryBytes(ctx)
 	if err != nil {
 		return res, err
 	}
 	res.SinkRSSBeforeMiB = float64(before) / (1 << 20)
-	if res.WorkloadPodsBefore, err = r.workloadPods(ctx); err != nil {
-		return res, err
-	}
 	objects := listenerObjects(n / w)
 	workspaces := make([]logicalcluster.Path, w)
 	start := time.Now()
@@ -130,14 +133,14 @@ func (r *runner) listenerScale(ctx context.Context, n, w, events int) (Listeners
 	}
 	res.ReadySeconds = time.Since(start).Seconds()
 	r.log.Infow("listeners ready", "listeners", n, "seconds", fmt.Sprintf("%.0f", res.ReadySeconds))
-	time.Sleep(5 * time.Second) // let the sink's and controller's caches settle before reading memory
+	time.Sleep(10 * time.Second) // let the sink's and controller's caches settle before reading memory
 	after, err := r.stack.TriggersSinkMemoryBytes(ctx)
 	if err != nil {
 		return res, err
 	}
 	res.SinkRSSAfterMiB = float64(after) / (1 << 20)
 	res.ControllerRSSMiB = float64(r.stack.ControllerRSSBytes()) / (1 << 20)
-	if res.WorkloadPodsAfter, err = r.workloadPods(ctx); err != nil {
+	if res.WorkloadPodsCreated, err = r.workloadPodsSince(ctx, start); err != nil {
 		return res, err
 	}
 	latencies, err := r.webhookToRun(ctx, base, workspaces, urls, events)
@@ -322,8 +325,9 @@ func waitRevision(w watch.Interface, revision string, timeout time.Duration) (ti
 	}
 }
 
-// workloadPods counts the pods on every workload cluster.
-func (r *runner) workloadPods(ctx context.Context) (int, error) {
+// workloadPodsSince counts the pods created on every workload cluster
+// since a time (to the second, as the apiserver stamps them).
+func (r *runner) workloadPodsSince(ctx context.Context, since time.Time) (int, error) {
 	total := 0
 	for _, cl := range r.cfg.WorkloadClusters() {
 		client, err := r.cfg.WorkloadClusterClient(cl.Name)
@@ -334,7 +338,11 @@ func (r *runner) workloadPods(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		total += len(pods.Items)
+		for _, p := range pods.Items {
+			if !p.CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
+				total++
+			}
+		}
 	}
 	return total, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 )
@@ -190,4 +191,18 @@ func (s *Stack) TriggersSinkMemoryBytes(ctx context.Context) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// RestartTriggersSink rolls the sink's pods and waits until the new ones
+// are ready: the benchmark measures a sink that has seen nothing else.
+func (s *Stack) RestartTriggersSink(ctx context.Context) error {
+	client, err := s.cfg.clusterClient(s.cfg.triggersSinkCluster())
+	if err != nil {
+		return err
+	}
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
+	if _, err := client.AppsV1().Deployments(triggersNamespace).Patch(ctx, triggersSinkName, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return err
+	}
+	return waitDeploymentReady(ctx, client, triggersNamespace, triggersSinkName, 3*time.Minute)
 }
