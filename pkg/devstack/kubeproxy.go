@@ -23,7 +23,9 @@ func (c Config) kubeProxyKubeconfig(cl WorkloadCluster) string {
 // Kubernetes build, in iptables mode, in the node's network namespace. It
 // leaves the conntrack sysctls alone (0): they are the machine's, not the
 // namespace's. Traffic to a ClusterIP from outside the pod network (the
-// host) is masqueraded, so that replies come back through this node.
+// host) is masqueraded, so that replies come back through this node. Its
+// health and metrics ports are moved off the defaults (10256, 10249): the
+// kubelets' health ports count up from 10248 in the nodes' namespaces.
 func (c Config) kubeProxyProcess(cl WorkloadCluster, n workloadNode) *process {
 	p := c.newProcess(n.processName("kube-proxy"), c.binary(c.kubernetesBuild(), "kube-proxy"),
 		"--kubeconfig="+c.kubeProxyKubeconfig(cl),
@@ -32,7 +34,7 @@ func (c Config) kubeProxyProcess(cl WorkloadCluster, n workloadNode) *process {
 		"--cluster-cidr="+c.PodNetwork.String(),
 		"--conntrack-max-per-core=0", "--conntrack-min=0",
 		"--conntrack-tcp-timeout-established=0", "--conntrack-tcp-timeout-close-wait=0",
-		"--healthz-bind-address=127.0.0.1:10256", "--metrics-bind-address=127.0.0.1:10249")
+		"--healthz-bind-address=127.0.0.1:10356", "--metrics-bind-address=127.0.0.1:10349")
 	p.netns = n.netns()
 	return p
 }

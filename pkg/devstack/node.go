@@ -52,7 +52,7 @@ func (c Config) kubeletProcess(n workloadNode) *process {
 // kubeletConfig is the node's KubeletConfiguration. Kubelets of one machine
 // must not share the pod log directory: each removes the directories of
 // pods it does not know.
-func kubeletConfig(n workloadNode, pki nodePKI) string {
+func kubeletConfig(n workloadNode, pki nodePKI, clusterDNS net.IP) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: %[1]s
@@ -82,6 +82,7 @@ failSwapOn: false
 containerRuntimeEndpoint: unix://%[9]s
 resolvConf: /etc/resolv.conf
 clusterDomain: cluster.local
+clusterDNS: [%[10]s]
 serializeImagePulls: false
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
@@ -92,7 +93,7 @@ evictionHard:
   imagefs.available: 1%%
 maxPods: 110
 `, n.ip, kubeletPort, n.healthzPort, pki.ca, pki.servingCert, pki.servingKey,
-		n.cgroupRoot, n.podLogsDir, n.containerdSocket())
+		n.cgroupRoot, n.podLogsDir, n.containerdSocket(), clusterDNS)
 }
 
 // startKubelet starts the node's kubelet, restarting it when its
@@ -102,7 +103,7 @@ func (c Config) startKubelet(ctx context.Context, cl WorkloadCluster, n workload
 	if err != nil {
 		return componentErr(n.name+" pki", "", err)
 	}
-	if err := writeFile(n.kubeletConfig(), kubeletConfig(n, pki)); err != nil {
+	if err := writeFile(n.kubeletConfig(), kubeletConfig(n, pki, clusterDNSIP(cl))); err != nil {
 		return err
 	}
 	if n.ownsCgroupRoot() {

@@ -160,6 +160,7 @@ func (s *Stack) upSteps() []upStep {
 	steps = append(steps, s.workloadSteps()...)
 	return append(steps,
 		upStep{"node labels", c.labelNodes},
+		upStep{"cluster DNS (CoreDNS " + CoreDNSVersion + ")", s.startClusterDNS},
 		upStep{"storage (local-path provisioners)", c.startStorage},
 		upStep{"postgres 127.0.0.1:" + strconv.Itoa(PostgresPort), c.startPostgres},
 		upStep{"results api " + c.ResultsAddr(), c.startResultsAPI},

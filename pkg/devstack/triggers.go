@@ -206,6 +206,14 @@ func serverSideApply(ctx context.Context, client kubernetes.Interface, resource 
 		_, err = client.AppsV1().Deployments(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
 	case "services":
 		_, err = client.CoreV1().Services(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
+	case "serviceaccounts":
+		_, err = client.CoreV1().ServiceAccounts(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
+	case "configmaps":
+		_, err = client.CoreV1().ConfigMaps(obj.GetNamespace()).Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
+	case "clusterroles":
+		_, err = client.RbacV1().ClusterRoles().Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
+	case "clusterrolebindings":
+		_, err = client.RbacV1().ClusterRoleBindings().Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
 	default:
 		return fmt.Errorf("serverSideApply: unsupported %s", resource)
 	}

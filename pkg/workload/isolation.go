@@ -3,13 +3,17 @@ package workload
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
+
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	metaapply "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingapply "k8s.io/client-go/applyconfigurations/networking/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 )
 
 // IsolationPolicyName names the NetworkPolicy in every workload namespace.
@@ -25,28 +29,57 @@ const fieldManager = "pipelines-service"
 // is denied, because a policy that selects a pod denies what it does not
 // allow. It is plain networking.k8s.io/v1, so any cluster whose network
 // enforces NetworkPolicy (kube-router on the dev stack; Calico, Cilium or
-// kube-router on a real cluster) isolates tenants the same way. Whatever
-// the platform later offers tenants on purpose (DNS, the forge) is added
-// here as an egress rule naming it.
+// kube-router on a real cluster) isolates tenants the same way. What the
+// platform offers tenants on purpose is an egress rule naming it: cluster
+// DNS (the kube-dns pods of kube-system, on port 53, or 1053 where CoreDNS
+// listens unprivileged as on the dev stack), so that names resolve; what
+// a name resolves to stays closed unless another rule opens it.
 func IsolationPolicy(namespace string) *networkingapply.NetworkPolicyApplyConfiguration {
 	samePods := networkingapply.NetworkPolicyPeer().WithPodSelector(metaapply.LabelSelector())
+	dnsPods := networkingapply.NetworkPolicyPeer().
+		WithNamespaceSelector(metaapply.LabelSelector().WithMatchLabels(map[string]string{namespaceNameLabel: dnsNamespace})).
+		WithPodSelector(metaapply.LabelSelector().WithMatchLabels(map[string]string{"k8s-app": "kube-dns"}))
+	dns := networkingapply.NetworkPolicyEgressRule().WithTo(dnsPods)
+	for _, p := range dnsPorts() {
+		dns = dns.WithPorts(networkingapply.NetworkPolicyPort().WithProtocol(*p.Protocol).WithPort(*p.Port))
+	}
 	return networkingapply.NetworkPolicy(IsolationPolicyName, namespace).
 		WithLabels(map[string]string{LabelManagedBy: ManagedByValue}).
 		WithSpec(networkingapply.NetworkPolicySpec().
 			WithPodSelector(metaapply.LabelSelector()).
 			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress).
 			WithIngress(networkingapply.NetworkPolicyIngressRule().WithFrom(samePods)).
-			WithEgress(networkingapply.NetworkPolicyEgressRule().WithTo(samePods)))
+			WithEgress(networkingapply.NetworkPolicyEgressRule().WithTo(samePods), dns))
+}
+
+const (
+	namespaceNameLabel = "kubernetes.io/metadata.name"
+	dnsNamespace       = "kube-system"
+)
+
+// dnsPorts are cluster DNS's ports: 53 and 1053, UDP and TCP.
+func dnsPorts() []networkingv1.NetworkPolicyPort {
+	var out []networkingv1.NetworkPolicyPort
+	for _, port := range []int32{53, 1053} {
+		for _, proto := range []corev1.Protocol{corev1.ProtocolUDP, corev1.ProtocolTCP} {
+			out = append(out, networkingv1.NetworkPolicyPort{Protocol: ptr.To(proto), Port: ptr.To(intstr.FromInt32(port))})
+		}
+	}
+	return out
 }
 
 // isolationSpec is the spec of IsolationPolicy as the apiserver returns it.
 func isolationSpec() networkingv1.NetworkPolicySpec {
 	same := []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}
+	dns := []networkingv1.NetworkPolicyPeer{{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{namespaceNameLabel: dnsNamespace}},
+		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
+	}}
 	return networkingv1.NetworkPolicySpec{
 		PodSelector: metav1.LabelSelector{},
 		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 		Ingress:     []networkingv1.NetworkPolicyIngressRule{{From: same}},
-		Egress:      []networkingv1.NetworkPolicyEgressRule{{To: same}},
+		Egress:      []networkingv1.NetworkPolicyEgressRule{{To: same}, {To: dns, Ports: dnsPorts()}},
 	}
 }
 

@@ -47,8 +47,9 @@ func serverScript(name string, port int) string {
 }
 
 // TestTenantNetworkIsolation: from a plain step, every platform port on
-// every address of the stack's machines, and another tenant's running pod,
-// are refused or time out; in the same run the step reaches its own
+// every address of the stack's machines, the platform's Services, and
+// another tenant's running pod, are refused or time out, while cluster DNS
+// answers; in the same run the step reaches its own
 // sidecar on localhost and a second pod of its tenant by pod IP. A pod the
 // service did not make (no isolation policy) reaches the platform ports,
 // so what refuses the tenant is the policy, not an empty port. The policy
@@ -84,6 +85,7 @@ probes() {
   echo "victim-http $(get http://` + victimIP + `:8080/)"
   echo "sidecar-http $(get http://127.0.0.1:8081/)"
   echo "peer-http $(get http://` + peerIP + `:8080/)"
+  echo "dns $(nslookup kubernetes.default.svc.cluster.local 2>&1 | awk '/^Address: /{a=$2} END{print a}')"
 }
 probes > $(results.report.path)
 `
@@ -130,6 +132,11 @@ probes > $(results.report.path)
 	}
 	if got := report["peer-http"]; got != "peer" {
 		t.Errorf("a step reading its tenant's other pod at %s got %q, want peer", peerIP, got)
+	}
+	// Cluster DNS is offered on purpose: the name resolves, and what it
+	// names (the apiserver's Service, among the targets) stays closed.
+	if got := report["dns"]; !strings.HasPrefix(got, "10.96.") {
+		t.Errorf("a step resolving kubernetes.default.svc.cluster.local through cluster DNS got %q, want its ClusterIP", got)
 	}
 	t.Logf("%d of %d targets closed; sidecar %q, peer %q", closed, len(targets)+1, report["sidecar-http"], report["peer-http"])
 
