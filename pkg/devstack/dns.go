@@ -2,11 +2,9 @@ package devstack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -169,27 +167,8 @@ func (s *Stack) ensureCoreDNSImage(ctx context.Context) (string, error) {
 	c := s.cfg
 	key := CoreDNSVersion + "+" + c.ownSourceDigest("coredns")
 	record := c.Path("coredns", "image.json")
-	var recorded struct{ Key, Image string }
-	if data, err := os.ReadFile(record); err == nil && json.Unmarshal(data, &recorded) == nil && recorded.Key == key && c.imageExists(ctx, recorded.Image) {
-		return recorded.Image, nil
+	if data, err := os.ReadFile(record); err != nil || !strings.Contains(string(data), key) {
+		s.log.Infow("building CoreDNS's image with ko", "version", CoreDNSVersion, "typically", "1-3 min on 2 cores", "log", c.LogFile("ko-coredns"))
 	}
-	if err := c.ensureKo(ctx); err != nil {
-		return "", err
-	}
-	s.log.Infow("building CoreDNS's image with ko", "version", CoreDNSVersion, "typically", "3m on 2 cores", "log", c.LogFile("ko-coredns"))
-	cmd := exec.CommandContext(ctx, c.koBinary(), "build", "-B", "--platform=linux/amd64", "./cmd/coredns")
-	cmd.Dir = filepath.Join(c.RepoRoot, "third_party", "coredns")
-	cmd.Env = c.koEnv()
-	var out strings.Builder
-	cmd.Stdout = &out
-	if err := c.runLogged(cmd, "ko-coredns"); err != nil {
-		return "", err
-	}
-	image := strings.TrimSpace(out.String())
-	if image == "" {
-		return "", fmt.Errorf("ko printed no image")
-	}
-	recorded.Key, recorded.Image = key, image
-	data, _ := json.Marshal(recorded)
-	return image, writeFile(record, string(data))
+	return c.koImage(ctx, filepath.Join(c.RepoRoot, "third_party", "coredns"), "./cmd/coredns", key, record, "ko-coredns")
 }

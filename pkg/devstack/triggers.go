@@ -159,27 +159,33 @@ func (c Config) ensureTriggersSinkImage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	record := c.Path("triggers-sink", "image.json")
-	var recorded struct{ BuildID, Image string }
-	if data, err := os.ReadFile(record); err == nil && json.Unmarshal(data, &recorded) == nil && recorded.BuildID == buildID && c.imageExists(ctx, recorded.Image) {
+	return c.koImage(ctx, c.RepoRoot, "./cmd/triggers-sink", buildID, c.Path("triggers-sink", "image.json"), "ko-triggers-sink")
+}
+
+// koImage builds the image of a Go main package (importPath, in the module
+// at dir) with ko and records it with key in record; while the recorded
+// key matches and the image is in the registry, it is not built again.
+func (c Config) koImage(ctx context.Context, dir, importPath, key, record, logName string) (string, error) {
+	var recorded struct{ Key, Image string }
+	if data, err := os.ReadFile(record); err == nil && json.Unmarshal(data, &recorded) == nil && recorded.Key == key && c.imageExists(ctx, recorded.Image) {
 		return recorded.Image, nil
 	}
 	if err := c.ensureKo(ctx); err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, c.koBinary(), "build", "-B", "--platform=linux/amd64", "./cmd/triggers-sink")
-	cmd.Dir = c.RepoRoot
+	cmd := exec.CommandContext(ctx, c.koBinary(), "build", "-B", "--platform=linux/amd64", importPath)
+	cmd.Dir = dir
 	cmd.Env = c.koEnv()
 	var out strings.Builder
 	cmd.Stdout = &out
-	if err := c.runLogged(cmd, "ko-triggers-sink"); err != nil {
+	if err := c.runLogged(cmd, logName); err != nil {
 		return "", err
 	}
 	image := strings.TrimSpace(out.String())
 	if image == "" {
-		return "", fmt.Errorf("ko printed no image")
+		return "", fmt.Errorf("ko printed no image for %s", importPath)
 	}
-	recorded.BuildID, recorded.Image = buildID, image
+	recorded.Key, recorded.Image = key, image
 	data, _ := json.Marshal(recorded)
 	return image, writeFile(record, string(data))
 }

@@ -53,7 +53,7 @@ func TestServicesAndClusterDNS(t *testing.T) {
 			}
 			svc, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Name: "web"},
-				Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(8080)}}},
+				Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(8080)}}},
 			}, metav1.CreateOptions{})
 			if err != nil {
 				t.Fatal(err)
