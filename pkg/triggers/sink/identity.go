@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/cache"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -39,19 +40,28 @@ func newIdentities(kcpBase *rest.Config, secrets *kcp.WorkspaceClients) *identit
 	return &identities{kcp: rest.AnonymousClientConfig(kcpBase), secrets: secrets, clients: cache.NewLRUExpireCache(4096)}
 }
 
-// clientsFor are the clients of id in cluster.
-func (i *identities) clientsFor(ctx context.Context, cluster logicalcluster.Name, id triggers.Identity) (*identityClients, error) {
+// clientsFor are the clients of id in cluster. A token not there yet is
+// waited for up to patience: the controller mints it within seconds of a
+// listener or trigger naming the ServiceAccount, and an event that comes
+// in meanwhile (a tenant applies a listener and a trigger, and the forge
+// posts at once) should not be lost for it.
+func (i *identities) clientsFor(ctx context.Context, cluster logicalcluster.Name, id triggers.Identity, patience time.Duration) (*identityClients, error) {
 	kube, err := i.secrets.Kube(cluster)
 	if err != nil {
 		return nil, err
 	}
-	secret, err := kube.CoreV1().Secrets(id.Namespace).Get(ctx, triggers.TokenSecretName(id.ServiceAccount), metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("token of ServiceAccount %s/%s: %w", id.Namespace, id.ServiceAccount, err)
-	}
-	token, err := triggers.TokenOf(secret, id.ServiceAccount)
-	if err != nil {
-		return nil, fmt.Errorf("token of ServiceAccount %s/%s: %w", id.Namespace, id.ServiceAccount, err)
+	var token string
+	var last error
+	_ = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, patience, true, func(ctx context.Context) (bool, error) {
+		secret, err := kube.CoreV1().Secrets(id.Namespace).Get(ctx, triggers.TokenSecretName(id.ServiceAccount), metav1.GetOptions{})
+		if err == nil {
+			token, err = triggers.TokenOf(secret, id.ServiceAccount)
+		}
+		last = err
+		return err == nil, nil
+	})
+	if last != nil {
+		return nil, fmt.Errorf("token of ServiceAccount %s/%s: %w", id.Namespace, id.ServiceAccount, last)
 	}
 	key := fmt.Sprintf("%s/%s/%s/%s", cluster, id.Namespace, id.ServiceAccount, token)
 	if c, ok := i.clients.Get(key); ok {
@@ -72,6 +82,14 @@ func (i *identities) clientsFor(ctx context.Context, cluster logicalcluster.Name
 	return c, nil
 }
 
+// How long an event waits for an identity's token: the listener's own
+// before the sink answers (the forge waits on the answer), a trigger's
+// while the event is processed in the background.
+const (
+	listenerIdentityPatience = 5 * time.Second
+	triggerIdentityPatience  = 20 * time.Second
+)
+
 // authOverride is upstream's extension point for a trigger's
 // serviceAccountName: instead of impersonating it with the sink's own
 // credentials (upstream's DefaultAuthOverride), the sink acts with that
@@ -83,7 +101,7 @@ type authOverride struct {
 }
 
 func (a authOverride) OverrideAuthentication(sa, namespace string, log *zap.SugaredLogger, _ discovery.ServerResourcesInterface, _ dynamic.Interface) (discovery.ServerResourcesInterface, dynamic.Interface, error) {
-	c, err := a.identities.clientsFor(a.ctx, a.cluster, triggers.Identity{Namespace: namespace, ServiceAccount: sa})
+	c, err := a.identities.clientsFor(a.ctx, a.cluster, triggers.Identity{Namespace: namespace, ServiceAccount: sa}, triggerIdentityPatience)
 	if err != nil {
 		log.Errorw("trigger's ServiceAccount has no usable token", "error", err)
 		return nil, nil, err

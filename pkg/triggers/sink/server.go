@@ -146,7 +146,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusForbidden, "the payload's signature does not verify: "+strings.Join(why, "; "))
 		return
 	}
-	own, err := s.identities.clientsFor(ctx, rt.cluster, triggers.Identity{Namespace: el.Namespace, ServiceAccount: triggers.ServiceAccountOf(el)})
+	own, err := s.identities.clientsFor(ctx, rt.cluster, triggers.Identity{Namespace: el.Namespace, ServiceAccount: triggers.ServiceAccountOf(el)}, listenerIdentityPatience)
 	if err != nil {
 		log.Infow("listener's identity is not ready", "error", err)
 		writeStatus(w, http.StatusServiceUnavailable, "the EventListener's identity is not ready: "+err.Error())

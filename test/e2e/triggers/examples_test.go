@@ -230,26 +230,27 @@ func createdByEvent(ctx context.Context, t *testing.T, tn *framework.Tenant, id 
 	if err != nil {
 		return created{}, err
 	}
-	var found created
 	resources := []schema.GroupVersionResource{
 		{Group: "tekton.dev", Version: "v1", Resource: "taskruns"},
 		{Group: "tekton.dev", Version: "v1", Resource: "pipelineruns"},
 		{Version: "v1", Resource: "configmaps"},
 	}
-	framework.Eventually(t, time.Minute, "objects of event "+id, func() (bool, string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
 		for _, gvr := range resources {
 			list, err := client.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: "triggers.tekton.dev/triggers-eventid=" + id})
 			if err != nil {
-				return false, err.Error(), nil
+				return created{}, err
 			}
 			if len(list.Items) > 0 {
-				found = describe(gvr, &list.Items[0])
-				return true, "", nil
+				return describe(gvr, &list.Items[0]), nil
 			}
 		}
-		return false, "nothing yet", nil
-	})
-	return found, nil
+		if time.Now().After(deadline) {
+			return created{}, fmt.Errorf("nothing labelled with event %s after 1m", id)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 func describe(gvr schema.GroupVersionResource, u *unstructured.Unstructured) created {
