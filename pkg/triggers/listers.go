@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/triggers/pkg/apis/triggers/contexts"
 	"github.com/tektoncd/triggers/pkg/apis/triggers/v1alpha1"
@@ -28,6 +29,16 @@ import (
 // ClusterListers are the tenant informers' listers of the Triggers
 // resources, across workspaces.
 type ClusterListers map[schema.GroupVersionResource]kcpcache.GenericClusterLister
+
+// ListersOf are the listers of every Triggers resource from tenant
+// informers (registering the informers with the factory).
+func ListersOf(informers kcpdynamicinformer.DynamicSharedInformerFactory) ClusterListers {
+	out := ClusterListers{}
+	for _, gvr := range Resources {
+		out[gvr] = informers.ForResource(gvr).Lister()
+	}
+	return out
+}
 
 // Workspace is Triggers' own lister interfaces over one workspace, for
 // library code (the sink, template resolution) that takes them. Objects are

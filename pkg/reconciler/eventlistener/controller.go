@@ -63,10 +63,7 @@ func New(opts Options) (*Controller, error) {
 		workspaces: opts.Workspaces,
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: triggers.EventListeners},
 		url:        opts.URL,
-		listers:    triggers.ClusterListers{},
-	}
-	for _, gvr := range triggers.Resources {
-		c.listers[gvr] = opts.TenantInformers.ForResource(gvr).Lister()
+		listers:    triggers.ListersOf(opts.TenantInformers),
 	}
 	c.listeners = opts.TenantInformers.ForResource(triggers.EventListeners)
 	if _, err := c.listeners.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {

@@ -50,10 +50,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return err
 	}
 	factory := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
-	listers := triggers.ClusterListers{}
-	for _, gvr := range triggers.Resources {
-		listers[gvr] = factory.ForResource(gvr).Lister()
-	}
+	listers := triggers.ListersOf(factory)
 	workspaces, err := kcp.NewWorkspaceClients(vw)
 	if err != nil {
 		return err
