@@ -74,6 +74,10 @@ type Config struct {
 	// https://gateway:8443/hooks). Empty: no sink serves the platform,
 	// and listeners say so.
 	TriggersURL string `json:"triggersURL,omitempty"`
+	// TenantEgress are the destinations tenant pods may connect to beyond
+	// their own namespace and cluster DNS (e.g. the platform's git forge):
+	// every workload namespace's network policy opens them.
+	TenantEgress []workload.Egress `json:"tenantEgress,omitempty"`
 	// DebugAddress, when set, serves /readyz and Go's profiles
 	// (/debug/pprof/) there, e.g. 127.0.0.1:6061.
 	DebugAddress string `json:"debugAddress,omitempty"`
@@ -94,6 +98,11 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if err := cfg.TektonImages.Validate(); err != nil {
 		return cfg, fmt.Errorf("%s: tektonImages: %w", path, err)
+	}
+	for _, e := range cfg.TenantEgress {
+		if err := e.Validate(); err != nil {
+			return cfg, fmt.Errorf("%s: tenantEgress: %w", path, err)
+		}
 	}
 	return cfg, nil
 }
@@ -135,6 +144,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		WorkloadBurst: cfg.ClientBurst,
 		WrapTransport: debug.timings.WrapTransport,
 		FailoverAfter: cfg.FailoverAfter.Duration,
+		Isolation:     workload.Isolation{Egress: cfg.TenantEgress},
 		Log:           log.Named("fleet"),
 	})
 	if err != nil {

@@ -199,6 +199,7 @@ func (s *Stack) startController(ctx context.Context) error {
 		Workers:           4,
 		DebugAddress:      ControllerDebugAddress,
 		TriggersURL:       c.TriggersURL(),
+		TenantEgress:      c.TenantEgress(),
 	}
 	if !c.recorderOff {
 		cfg.ResultsAPI = c.ResultsAddr()

@@ -2,7 +2,6 @@ package devstack
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -143,18 +142,8 @@ func (c Config) ensureResultsDatabase(ctx context.Context, password string) erro
 // postgresPassword is the database password, made on first use and kept
 // in the state directory (mode 0600).
 func (c Config) postgresPassword() (string, error) {
-	if data, err := os.ReadFile(c.postgresPasswordFile()); err == nil {
-		return strings.TrimSpace(string(data)), nil
-	}
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	password := hex.EncodeToString(b) // no spaces or quotes: Results puts it in a DSN unquoted
-	if err := os.MkdirAll(filepath.Dir(c.postgresPasswordFile()), 0o700); err != nil {
-		return "", err
-	}
-	return password, os.WriteFile(c.postgresPasswordFile(), []byte(password+"\n"), 0o600)
+	// hex: no spaces or quotes, as Results puts it in a DSN unquoted.
+	return secretFile(c.postgresPasswordFile(), 24, hex.EncodeToString)
 }
 
 // resultsConfig is the API server's configuration file. Results reads

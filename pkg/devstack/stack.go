@@ -123,6 +123,7 @@ func (s *Stack) buildAll(ctx context.Context) error {
 		{"kube-router " + KubeRouterVersion, func(ctx context.Context) error { return s.build(ctx, c.kubeRouterBuild()) }},
 		{"containerd " + ContainerdVersion, func(ctx context.Context) error { return s.build(ctx, c.containerdBuild()) }},
 		{"runc " + RuncVersion, func(ctx context.Context) error { return s.build(ctx, c.runcBuild()) }},
+		{"gitea " + GiteaVersion, func(ctx context.Context) error { return s.build(ctx, c.giteaBuild()) }},
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrentBuilds)
@@ -164,6 +165,7 @@ func (s *Stack) upSteps() []upStep {
 		upStep{"storage (local-path provisioners)", c.startStorage},
 		upStep{"postgres 127.0.0.1:" + strconv.Itoa(PostgresPort), c.startPostgres},
 		upStep{"results api " + c.ResultsAddr(), c.startResultsAPI},
+		upStep{"forge (Gitea " + GiteaVersion + ") " + c.ForgeURL(), c.startForge},
 		upStep{"kcp (ready)", c.waitKCP},
 		upStep{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
 		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
@@ -260,7 +262,7 @@ func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
 func (s *Stack) processes() []*process {
 	c := s.cfg
 	// Down stops them in reverse: the Results API before its PostgreSQL.
-	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.gatewayProcess("")}
+	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.forgeProcess(), c.gatewayProcess("")}
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {
@@ -463,6 +465,8 @@ func (s *Stack) StatusLines() []string {
 		"RESULTS_API="+c.ResultsURL(),
 		"TRIGGERS_URL="+c.TriggersURL(),
 		"TRIGGERS_SINK="+c.TriggersSinkURL(),
+		"FORGE_URL="+c.ForgeURL(),
+		"FORGE_TOKEN_FILE="+c.ForgeTokenFile(),
 	)
 	all := true
 	for _, st := range s.Status() {

@@ -28,6 +28,7 @@ import (
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
 // Annotations on tenant objects.
@@ -56,7 +57,10 @@ type Options struct {
 	// FailoverAfter is how long a member may not answer before the runs
 	// placed there move or fail (default 15s).
 	FailoverAfter time.Duration
-	Log           *zap.SugaredLogger
+	// Isolation is the network policy of every workload namespace, with
+	// the egress the platform offers tenants.
+	Isolation workload.Isolation
+	Log       *zap.SugaredLogger
 }
 
 // Listener hears of members. Added runs before a member's informers
@@ -290,6 +294,9 @@ func (f *Fleet) workspaceLimit(workspace string) int { return f.policy(workspace
 func (f *Fleet) PodSecurityLevel(workspace string) (psaapi.Level, error) {
 	return podsecurity.ParseLevel(f.policy(workspace).PodSecurity)
 }
+
+// Isolation is the network isolation of every workload namespace.
+func (f *Fleet) Isolation() workload.Isolation { return f.opts.Isolation }
 
 // NamespaceLabels are the labels a workload namespace of the workspace
 // carries besides the service's own: its Pod Security level.

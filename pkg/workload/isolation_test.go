@@ -12,12 +12,15 @@ import (
 
 func TestEnsureIsolation(t *testing.T) {
 	const ns = "ps-tenant-default"
+	iso := Isolation{Egress: []Egress{{CIDR: "10.244.0.1/32", Port: 3000}}}
 	isolated := func() *networkingv1.NetworkPolicy {
 		return &networkingv1.NetworkPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: IsolationPolicyName, Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
-			Spec:       isolationSpec(),
+			Spec:       iso.spec(),
 		}
 	}
+	withoutForge := isolated()
+	withoutForge.Spec = Isolation{}.spec()
 	opened := isolated()
 	opened.Spec.Egress = append(opened.Spec.Egress, networkingv1.NetworkPolicyEgressRule{}) // allow all egress
 	ingressOnly := isolated()
@@ -34,10 +37,11 @@ func TestEnsureIsolation(t *testing.T) {
 		{name: "egress opened: put back", existing: []runtime.Object{opened}, wantWrite: true},
 		{name: "egress type dropped: put back", existing: []runtime.Object{ingressOnly}, wantWrite: true},
 		{name: "managed-by label removed: put back", existing: []runtime.Object{unlabelled}, wantWrite: true},
+		{name: "platform egress added since: rewritten", existing: []runtime.Object{withoutForge}, wantWrite: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := fake.NewClientset(tc.existing...)
-			if err := EnsureIsolation(context.Background(), client, ns); err != nil {
+			if err := iso.Ensure(context.Background(), client, ns); err != nil {
 				t.Fatal(err)
 			}
 			wrote := false
@@ -53,8 +57,8 @@ func TestEnsureIsolation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if IsolationDiffers(got) {
-				t.Errorf("after EnsureIsolation the policy is %+v, want the isolation policy", got)
+			if iso.Differs(got) {
+				t.Errorf("after Ensure the policy is %+v, want the isolation policy", got)
 			}
 		})
 	}

@@ -90,8 +90,8 @@ func CheckOwner(ns *corev1.Namespace, cluster logicalcluster.Name, namespace str
 // EnsureNamespace creates the workload namespace of a tenant namespace
 // with labels, refusing one that belongs to another tenant, and puts
 // labels back on an existing one where they were changed or removed. It
-// also keeps the namespace isolated from every other (EnsureIsolation).
-func EnsureNamespace(ctx context.Context, client kubernetes.Interface, cluster logicalcluster.Name, namespace string, labels map[string]string) error {
+// also keeps the namespace isolated from every other (iso.Ensure).
+func EnsureNamespace(ctx context.Context, client kubernetes.Interface, iso Isolation, cluster logicalcluster.Name, namespace string, labels map[string]string) error {
 	want := NamespaceObject(cluster, namespace, labels)
 	ns, err := client.CoreV1().Namespaces().Get(ctx, want.Name, metav1.GetOptions{})
 	switch {
@@ -110,7 +110,7 @@ func EnsureNamespace(ctx context.Context, client kubernetes.Interface, cluster l
 		return err
 	}
 	// The policy is in place before the namespace's first pod is created.
-	return EnsureIsolation(ctx, client, want.Name)
+	return iso.Ensure(ctx, client, want.Name)
 }
 
 // NamespaceLabelsDiffer says ns lacks one of labels, or has another value.

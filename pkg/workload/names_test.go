@@ -53,7 +53,7 @@ func TestEnsureNamespacePutsLabelsBack(t *testing.T) {
 	ctx := context.Background()
 	level := map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}
 	client := fake.NewClientset() // with server-side apply
-	if err := EnsureNamespace(ctx, client, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
+	if err := EnsureNamespace(ctx, client, Isolation{}, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
 		t.Fatal(err)
 	}
 	name := Namespace("2x4kfu6d1ycxlfpm", "default")
@@ -68,14 +68,14 @@ func TestEnsureNamespacePutsLabelsBack(t *testing.T) {
 	if !NamespaceLabelsDiffer(ns, level) {
 		t.Fatal("a relabelled namespace is not seen as changed")
 	}
-	if err := EnsureNamespace(ctx, client, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
+	if err := EnsureNamespace(ctx, client, Isolation{}, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
 		t.Fatal(err)
 	}
 	ns, _ = client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 	if got := ns.Labels["pod-security.kubernetes.io/enforce"]; got != "baseline" {
 		t.Errorf("enforce = %q after EnsureNamespace, want baseline", got)
 	}
-	if err := EnsureNamespace(ctx, client, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
+	if err := EnsureNamespace(ctx, client, Isolation{}, "2x4kfu6d1ycxlfpm", "default", level); err != nil {
 		t.Fatal(err)
 	}
 	patches := 0

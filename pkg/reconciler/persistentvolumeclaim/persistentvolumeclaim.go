@@ -75,7 +75,7 @@ func (c *Controller) ensureWorkloadClaim(ctx context.Context, m *fleet.Member, c
 	if err != nil {
 		return nil, err
 	}
-	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tenant.Namespace, labels); err != nil {
+	if err := workload.EnsureNamespace(ctx, m.Client, c.fleet.Isolation(), cluster, tenant.Namespace, labels); err != nil {
 		return nil, err
 	}
 	created, err := m.Client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, forWorkload(cluster, ns, tenant), metav1.CreateOptions{})

@@ -103,7 +103,7 @@ func (c *Controller) ensurePod(ctx context.Context, log *zap.SugaredLogger, m *f
 		log.Infow("TaskRun refused: its pod cannot run in a user namespace", "cluster", m.Name)
 		return nil, nil
 	}
-	if err := workload.EnsureNamespace(ctx, m.Client, cluster, tr.Namespace, podsecurity.NamespaceLabels(level)); err != nil {
+	if err := workload.EnsureNamespace(ctx, m.Client, c.fleet.Isolation(), cluster, tr.Namespace, podsecurity.NamespaceLabels(level)); err != nil {
 		return nil, err
 	}
 	if err := c.carryPodSources(ctx, m, cluster, tr, pod); err != nil {

@@ -104,9 +104,9 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	if err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
 	}
-	if err == nil && !workload.IsolationDiffers(policy) {
+	if err == nil && !c.fleet.Isolation().Differs(policy) {
 		return 0, nil
 	}
 	c.log.Infow("putting back the isolation policy of a workload namespace", "cluster", member, "workspace", workspace, "namespace", name)
-	return 0, workload.EnsureIsolation(ctx, m.Client, name)
+	return 0, c.fleet.Isolation().Ensure(ctx, m.Client, name)
 }

@@ -212,7 +212,7 @@ func checkPolicyPutBack(ctx context.Context, t *testing.T, tn *framework.Tenant)
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		return !workload.IsolationDiffers(p), fmt.Sprint(p.Spec), nil
+		return !(workload.Isolation{Egress: env.Stack.Config().TenantEgress()}).Differs(p), fmt.Sprint(p.Spec), nil
 	})
 }
 

@@ -1,0 +1,311 @@
+package devstack
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
+)
+
+// The stack's git forge: Gitea, built from its Go module
+// (third_party/gitea) without its npm frontend (the API, git over HTTP and
+// webhooks do not need it), on SQLite. It listens on HostIP, where the
+// host and, through one egress rule of the workload namespaces' policy,
+// tenant pods reach it; the controller resolves git and http references
+// from it.
+const (
+	GiteaVersion = "v1.26.1"
+	// ForgePort is Gitea's HTTP port on HostIP.
+	ForgePort = 3000
+	// ForgeAdmin is the forge's administrator, made by the stack.
+	ForgeAdmin = "pipelines-service"
+	// forgeOSUser is who Gitea runs as: it refuses root, and needs no
+	// home of its own (see asUserAttrs).
+	forgeOSUser = "nobody"
+)
+
+func (c Config) giteaBuild() goBuild {
+	return goBuild{
+		component: "gitea", version: GiteaVersion, module: "gitea",
+		typical:  6 * time.Minute,
+		packages: []string{"code.gitea.io/gitea"},
+		tags:     []string{"sqlite", "sqlite_unlock_notify"},
+		cgo:      true, // mattn/go-sqlite3
+		ldflags:  []string{"-X", "main.Version=" + strings.TrimPrefix(GiteaVersion, "v")},
+	}
+}
+
+// ForgeAddr is host:port of the forge, on HostIP.
+func (c Config) ForgeAddr() string {
+	return net.JoinHostPort(c.HostIP.String(), strconv.Itoa(ForgePort))
+}
+
+// ForgeURL is the forge's base URL, the same from the host and from pods.
+func (c Config) ForgeURL() string { return "http://" + c.ForgeAddr() }
+
+// ForgeTokenFile holds an API token of ForgeAdmin (mode 0600).
+func (c Config) ForgeTokenFile() string { return c.Path("forge", "admin.token") }
+
+func (c Config) forgeConfigFile() string { return c.Path("forge", "app.ini") }
+
+func (c Config) forgePasswordFile() string { return c.Path("forge", "admin.password") }
+
+// TenantEgress is what tenant pods may reach beyond their namespace and
+// cluster DNS: the forge.
+func (c Config) TenantEgress() []workload.Egress {
+	return []workload.Egress{{CIDR: c.HostIP.String() + "/32", Port: ForgePort}}
+}
+
+func forgeUser() (*passwdUser, error) {
+	u, err := user.Lookup(forgeOSUser)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %w", forgeOSUser, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &passwdUser{name: u.Username, uid: uid, gid: gid}, nil
+}
+
+func (c Config) forgeProcess() *process {
+	p := c.newProcess("forge", c.binary(c.giteaBuild(), "gitea"), "web", "--config", c.forgeConfigFile())
+	p.ports = []string{c.ForgeAddr()}
+	p.env = c.forgeEnv()
+	return p
+}
+
+// forgeEnv keeps Gitea (and the git it runs) away from the host's
+// configuration: HOME is its own directory.
+func (c Config) forgeEnv() []string {
+	return []string{"HOME=" + c.Path("forge", "home"), "GITEA_WORK_DIR=" + c.Path("forge"), "USER=" + forgeOSUser}
+}
+
+// startForge writes Gitea's configuration on first use, migrates its
+// database, makes the administrator, starts it and makes an API token.
+func (c Config) startForge(ctx context.Context) error {
+	u, err := forgeUser()
+	if err != nil {
+		return componentErr("forge", "", err)
+	}
+	for _, dir := range []string{c.Path("forge", "home"), c.Path("forge", "data"), c.Path("forge", "repos")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	static, err := c.giteaModuleDir(ctx)
+	if err != nil {
+		return componentErr("forge", "", err)
+	}
+	if err := c.writeForgeConfig(static); err != nil {
+		return err
+	}
+	password, err := secretFile(c.forgePasswordFile(), 24, hex.EncodeToString)
+	if err != nil {
+		return err
+	}
+	p := c.forgeProcess()
+	if !p.running() {
+		if err := c.forgeCLI(ctx, u, "migrate"); err != nil {
+			return err
+		}
+		err := c.forgeCLI(ctx, u, "admin", "user", "create", "--admin", "--username", ForgeAdmin,
+			"--password", password, "--email", ForgeAdmin+"@forge.invalid", "--must-change-password=false")
+		if err != nil && !strings.Contains(err.Error(), "already exists") {
+			return err
+		}
+	}
+	p.asUser = u
+	if err := p.start(); err != nil {
+		return err
+	}
+	if err := p.waitFor(ctx, 2*time.Minute, "serving its API", func(ctx context.Context) error {
+		return answersOK(ctx, http.DefaultClient, http.MethodGet, c.ForgeURL()+"/api/healthz")
+	}); err != nil {
+		return err
+	}
+	return c.ensureForgeToken(ctx, password)
+}
+
+// giteaModuleDir is Gitea's module source: without the bindata tag Gitea
+// reads its templates and options (licences, .gitignore templates) from
+// there, read-only.
+func (c Config) giteaModuleDir(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "code.gitea.io/gitea")
+	cmd.Dir = filepath.Join(c.RepoRoot, "third_party", "gitea")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GONOSUMDB="+noSumDB)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m code.gitea.io/gitea: %w", err)
+	}
+	dir := strings.TrimSpace(string(out))
+	if _, err := os.Stat(filepath.Join(dir, "templates")); err != nil {
+		return "", fmt.Errorf("gitea's templates: %w", err)
+	}
+	return dir, nil
+}
+
+// writeForgeConfig writes app.ini (mode 0600: it holds Gitea's secrets)
+// unless it exists; its secrets are made once.
+func (c Config) writeForgeConfig(static string) error {
+	path := c.forgeConfigFile()
+	secrets := map[string]string{}
+	for _, name := range []string{"secret-key", "internal-token", "jwt-secret"} {
+		// Gitea reads JWT secrets as 32 bytes in unpadded base64url.
+		s, err := secretFile(c.Path("forge", name), 32, base64.RawURLEncoding.EncodeToString)
+		if err != nil {
+			return err
+		}
+		secrets[name] = s
+	}
+	data := fmt.Sprintf(`APP_NAME = pipelines-service forge
+RUN_MODE = prod
+RUN_USER = %[1]s
+WORK_PATH = %[2]s
+
+[database]
+DB_TYPE = sqlite3
+PATH = %[2]s/data/gitea.db
+SQLITE_JOURNAL_MODE = WAL
+
+[server]
+PROTOCOL = http
+HTTP_ADDR = %[3]s
+HTTP_PORT = %[4]d
+DOMAIN = %[3]s
+ROOT_URL = %[5]s/
+STATIC_ROOT_PATH = %[6]s
+APP_DATA_PATH = %[2]s/data
+DISABLE_SSH = true
+START_SSH_SERVER = false
+OFFLINE_MODE = true
+LFS_START_SERVER = false
+
+[security]
+INSTALL_LOCK = true
+SECRET_KEY = %[7]s
+INTERNAL_TOKEN = %[8]s
+
+[oauth2]
+JWT_SECRET = %[9]s
+
+[service]
+DISABLE_REGISTRATION = true
+REQUIRE_SIGNIN_VIEW = false
+
+[repository]
+ROOT = %[2]s/repos
+DEFAULT_BRANCH = main
+ENABLE_PUSH_CREATE_USER = true
+ENABLE_PUSH_CREATE_ORG = true
+
+[webhook]
+; Webhooks may reach the platform's gateway (Triggers' and Pipelines as
+; Code's routes) on HostIP, nothing else of the internal network.
+ALLOWED_HOST_LIST = %[3]s
+
+[migrations]
+ALLOW_LOCALNETWORKS = false
+
+[actions]
+ENABLED = false
+
+[mailer]
+ENABLED = false
+
+[indexer]
+REPO_INDEXER_ENABLED = false
+
+[log]
+MODE = console
+LEVEL = Info
+`, forgeOSUser, c.Path("forge"), c.HostIP.String(), ForgePort, c.ForgeURL(), static,
+		secrets["secret-key"], secrets["internal-token"], secrets["jwt-secret"])
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, []byte(data)) {
+		return nil
+	}
+	return os.WriteFile(path, []byte(data), 0o600)
+}
+
+// forgeCLI runs a gitea subcommand as the forge's user, on its
+// configuration.
+func (c Config) forgeCLI(ctx context.Context, u *passwdUser, args ...string) error {
+	cmd := exec.CommandContext(ctx, c.binary(c.giteaBuild(), "gitea"), append(args, "--config", c.forgeConfigFile())...)
+	cmd.Env = append(os.Environ(), c.forgeEnv()...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	asUserAttrs(cmd.SysProcAttr, u)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("gitea %s: %w: %s", strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// ensureForgeToken keeps the administrator's API token if it still
+// works, or makes a new one (basic auth with the administrator's
+// password).
+func (c Config) ensureForgeToken(ctx context.Context, password string) error {
+	if data, err := os.ReadFile(c.ForgeTokenFile()); err == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.ForgeURL()+"/api/v1/user", nil)
+		req.Header.Set("Authorization", "token "+strings.TrimSpace(string(data)))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	body, _ := json.Marshal(map[string]any{"name": "stack-" + strconv.FormatInt(time.Now().UnixNano(), 36), "scopes": []string{"all"}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.ForgeURL()+"/api/v1/users/"+ForgeAdmin+"/tokens", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(ForgeAdmin, password)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var token struct {
+		SHA1    string `json:"sha1"`
+		Message string `json:"message"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&token); err != nil || resp.StatusCode != http.StatusCreated || token.SHA1 == "" {
+		return fmt.Errorf("forge: creating an API token: %s %s %v", resp.Status, token.Message, err)
+	}
+	return os.WriteFile(c.ForgeTokenFile(), []byte(token.SHA1+"\n"), 0o600)
+}
+
+// secretFile returns the random secret kept in path (mode 0600), made on
+// first use of size random bytes, encoded.
+func secretFile(path string, size int, encode func([]byte) string) (string, error) {
+	if data, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(data)), nil
+	}
+	b := make([]byte, size)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	s := encode(b)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return s, os.WriteFile(path, []byte(s+"\n"), 0o600)
+}
+
+// StopForge stops Gitea by PID.
+func (s *Stack) StopForge() error { return s.cfg.forgeProcess().stop(10 * time.Second) }
