@@ -110,7 +110,8 @@ func (c Config) startForge(ctx context.Context) error {
 	if err != nil {
 		return componentErr("forge", "", err)
 	}
-	if err := c.writeForgeConfig(static); err != nil {
+	changed, err := c.writeForgeConfig(static)
+	if err != nil {
 		return err
 	}
 	password, err := secretFile(c.forgePasswordFile(), 24, hex.EncodeToString)
@@ -118,6 +119,12 @@ func (c Config) startForge(ctx context.Context) error {
 		return err
 	}
 	p := c.forgeProcess()
+	if changed {
+		// Gitea reads app.ini when it starts.
+		if err := p.stop(10 * time.Second); err != nil {
+			return err
+		}
+	}
 	if !p.running() {
 		if err := c.forgeCLI(ctx, u, "migrate"); err != nil {
 			return err
@@ -159,15 +166,15 @@ func (c Config) giteaModuleDir(ctx context.Context) (string, error) {
 }
 
 // writeForgeConfig writes app.ini (mode 0600: it holds Gitea's secrets)
-// unless it exists; its secrets are made once.
-func (c Config) writeForgeConfig(static string) error {
+// and says whether it changed; its secrets are made once.
+func (c Config) writeForgeConfig(static string) (bool, error) {
 	path := c.forgeConfigFile()
 	secrets := map[string]string{}
 	for _, name := range []string{"secret-key", "internal-token", "jwt-secret"} {
 		// Gitea reads JWT secrets as 32 bytes in unpadded base64url.
 		s, err := secretFile(c.Path("forge", name), 32, base64.RawURLEncoding.EncodeToString)
 		if err != nil {
-			return err
+			return false, err
 		}
 		secrets[name] = s
 	}
@@ -211,6 +218,7 @@ ROOT = %[2]s/repos
 DEFAULT_BRANCH = main
 ENABLE_PUSH_CREATE_USER = true
 ENABLE_PUSH_CREATE_ORG = true
+DEFAULT_PUSH_CREATE_PRIVATE = false
 
 [webhook]
 ; Webhooks may reach the platform's gateway (Triggers' and Pipelines as
@@ -235,9 +243,9 @@ LEVEL = Info
 `, forgeOSUser, c.Path("forge"), c.HostIP.String(), ForgePort, c.ForgeURL(), static,
 		secrets["secret-key"], secrets["internal-token"], secrets["jwt-secret"])
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, []byte(data)) {
-		return nil
+		return false, nil
 	}
-	return os.WriteFile(path, []byte(data), 0o600)
+	return true, os.WriteFile(path, []byte(data), 0o600)
 }
 
 // forgeCLI runs a gitea subcommand as the forge's user, on its
