@@ -6,6 +6,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
@@ -31,6 +33,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadgc"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadnamespace"
+	"github.com/pipelines-service/pipelines-service/pkg/resolution"
 	"github.com/pipelines-service/pipelines-service/pkg/results"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
@@ -78,9 +81,47 @@ type Config struct {
 	// their own namespace and cluster DNS (e.g. the platform's git forge):
 	// every workload namespace's network policy opens them.
 	TenantEgress []workload.Egress `json:"tenantEgress,omitempty"`
+	// Resolution configures remote resolution (git, bundles, http and
+	// cluster resolvers).
+	Resolution ResolutionConfig `json:"resolution,omitempty"`
 	// DebugAddress, when set, serves /readyz and Go's profiles
 	// (/debug/pprof/) there, e.g. 127.0.0.1:6061.
 	DebugAddress string `json:"debugAddress,omitempty"`
+}
+
+// ResolutionConfig is the platform's side of remote resolution.
+type ResolutionConfig struct {
+	// AllowedHosts are the host:port entries the git, http and bundles
+	// resolvers may fetch from (exact entries; none by default).
+	AllowedHosts []string `json:"allowedHosts,omitempty"`
+	// DeniedNetworks are CIDRs never connected to even where a name
+	// resolves into them (the node, pod and service networks), besides
+	// loopback and link-local.
+	DeniedNetworks []string `json:"deniedNetworks,omitempty"`
+	// MaxFetchTimeout caps a fetch (default 1m).
+	MaxFetchTimeout metav1.Duration `json:"maxFetchTimeout,omitempty"`
+	// Defaults are the platform's resolver ConfigMaps' data by name
+	// (resolvers-feature-flags, git-resolver-config, ...), what a
+	// workspace without its own in tekton-pipelines-resolvers gets.
+	Defaults map[string]map[string]string `json:"defaults,omitempty"`
+}
+
+// egress is the checked form of the allow- and deny-lists.
+func (r ResolutionConfig) egress() (resolution.Egress, error) {
+	e := resolution.Egress{Allowed: r.AllowedHosts}
+	for _, cidr := range r.DeniedNetworks {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return e, fmt.Errorf("resolution.deniedNetworks: %w", err)
+		}
+		e.Denied = append(e.Denied, p)
+	}
+	for _, h := range r.AllowedHosts {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			return e, fmt.Errorf("resolution.allowedHosts: %q is not host:port", h)
+		}
+	}
+	return e, nil
 }
 
 // LoadConfig reads and checks a Config.
@@ -98,6 +139,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if err := cfg.TektonImages.Validate(); err != nil {
 		return cfg, fmt.Errorf("%s: tektonImages: %w", path, err)
+	}
+	if _, err := cfg.Resolution.egress(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
 	for _, e := range cfg.TenantEgress {
 		if err := e.Validate(); err != nil {
@@ -152,7 +196,17 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	}
 	debug.fleet.Store(workloads)
 	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
-	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue)
+	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue, cfg.Resolution.Defaults)
+	workspaces, err := kcp.NewWorkspaceClients(vwRest)
+	if err != nil {
+		return err
+	}
+	egress, _ := cfg.Resolution.egress() // checked by LoadConfig
+	resolver := resolution.New(resolution.Options{Workspaces: workspaces, Config: tektonConfig, Egress: egress,
+		MaxFetchTimeout: cfg.Resolution.MaxFetchTimeout.Duration, Log: log.Named("resolution")})
+	if err := resolver.Start(ctx); err != nil {
+		return err
+	}
 	taskRuns, err := taskrun.New(taskrun.Options{
 		Tenants:          tenants,
 		TenantInformers:  tenantInformers,
@@ -160,6 +214,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Images:           cfg.TektonImages,
 		Resolver:         images.NewResolver(cfg.ImageMap),
 		Config:           tektonConfig,
+		Resolution:       resolver,
 		VirtualWorkspace: vwRest,
 		Log:              log.Named("taskrun"),
 	})
@@ -171,6 +226,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		TenantInformers:  tenantInformers,
 		Config:           tektonConfig,
 		Fleet:            workloads,
+		Resolution:       resolver,
 		VirtualWorkspace: vwRest,
 		Log:              log.Named("pipelinerun"),
 	})
@@ -187,10 +243,6 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return err
 	}
 	recording, err := newRecorder(cfg, tenants, vwRest, tenantInformers, workloads, tektonConfig, log)
-	if err != nil {
-		return err
-	}
-	workspaces, err := kcp.NewWorkspaceClients(vwRest)
 	if err != nil {
 		return err
 	}

@@ -200,6 +200,7 @@ func (s *Stack) startController(ctx context.Context) error {
 		DebugAddress:      ControllerDebugAddress,
 		TriggersURL:       c.TriggersURL(),
 		TenantEgress:      c.TenantEgress(),
+		Resolution:        c.resolutionConfig(),
 	}
 	if !c.recorderOff {
 		cfg.ResultsAPI = c.ResultsAddr()
@@ -290,4 +291,26 @@ func fileDigest(files ...string) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// resolutionConfig lets tenants' resolvers fetch from the stack's forge
+// and registry only, and defaults the git resolver to the forge.
+func (c Config) resolutionConfig() controller.ResolutionConfig {
+	denied := []string{c.NodeNetwork.String(), c.PodNetwork.String()}
+	for _, cl := range c.Clusters {
+		denied = append(denied, cl.ServiceCIDR.String())
+	}
+	return controller.ResolutionConfig{
+		AllowedHosts:   []string{c.ForgeAddr(), c.RegistryAddr},
+		DeniedNetworks: denied,
+		Defaults: map[string]map[string]string{
+			"resolvers-feature-flags": {"enable-git-resolver": "true", "enable-bundles-resolver": "true",
+				"enable-http-resolver": "true", "enable-cluster-resolver": "true", "enable-hub-resolver": "false"},
+			"git-resolver-config": {"fetch-timeout": "1m", "default-revision": "main", "scm-type": "gitea",
+				"server-url": c.ForgeURL(), "default-org": ForgeAdmin},
+			"bundleresolver-config":   {"default-service-account": "default", "default-kind": "task", "fetch-timeout": "1m"},
+			"http-resolver-config":    {"fetch-timeout": "1m"},
+			"cluster-resolver-config": {"default-kind": "task"},
+		},
+	}
 }

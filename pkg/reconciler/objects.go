@@ -7,6 +7,7 @@ import (
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	"github.com/kcp-dev/logicalcluster/v3"
+	remoteresource "github.com/tektoncd/pipeline/pkg/remoteresolution/resource"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -58,4 +59,11 @@ func Decode(u *unstructured.Unstructured, into any) error {
 		return err
 	}
 	return json.Unmarshal(data, into)
+}
+
+// Requesters make Tekton's Requester for the runs of one workspace and
+// namespace (resolution.Service): remote references are answered there;
+// notify is called when a fetch the requester started ends.
+type Requesters interface {
+	Requester(cluster logicalcluster.Name, namespace, key string, notify func()) remoteresource.Requester
 }

@@ -16,6 +16,7 @@ import (
 	kcpinformers "github.com/kcp-dev/client-go/informers"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
+	resolverconfig "github.com/tektoncd/pipeline/pkg/apis/config/resolver"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/pipelines-service/pipelines-service/pkg/resolution"
 )
 
 // Namespace is where a tenant keeps its Tekton configuration, as on an
@@ -35,6 +38,9 @@ var ConfigMapsResource = corev1.SchemeGroupVersion.WithResource("configmaps")
 // Store reads tenants' configuration from their workspaces.
 type Store struct {
 	managedBy string
+	// resolverDefaults are the platform's resolver ConfigMaps' data, by
+	// name: what a workspace without its own gets.
+	resolverDefaults map[string]map[string]string
 	// informers watch the configuration ConfigMaps by name in every tenant
 	// workspace (kcp's virtual workspace ignores namespace field selectors
 	// on wildcard lists; the namespace is checked on read).
@@ -43,14 +49,19 @@ type Store struct {
 
 // New makes a Store reading through the virtual workspace client tenants;
 // managedBy is the app.kubernetes.io/managed-by value of the pods the
-// service makes. Start it before use.
-func New(tenants kcpdynamic.ClusterInterface, managedBy string) *Store {
-	s := &Store{managedBy: managedBy, informers: map[string]kcpinformers.GenericClusterInformer{}}
+// service makes; resolverDefaults are the platform's resolver ConfigMaps'
+// data by name. Start it before use.
+func New(tenants kcpdynamic.ClusterInterface, managedBy string, resolverDefaults map[string]map[string]string) *Store {
+	s := &Store{managedBy: managedBy, resolverDefaults: resolverDefaults, informers: map[string]kcpinformers.GenericClusterInformer{}}
 	indexers := cache.Indexers{
 		kcpcache.ClusterIndexName:             kcpcache.ClusterIndexFunc,
 		kcpcache.ClusterAndNamespaceIndexName: kcpcache.ClusterAndNamespaceIndexFunc,
 	}
-	for _, name := range []string{config.GetFeatureFlagsConfigName(), config.GetDefaultsConfigName(), RetentionConfigName} {
+	names := []string{config.GetFeatureFlagsConfigName(), config.GetDefaultsConfigName(), RetentionConfigName, resolverconfig.GetFeatureFlagsConfigName()}
+	for _, name := range resolution.ConfigMapOf {
+		names = append(names, name)
+	}
+	for _, name := range names {
 		byName := fields.OneTermEqualSelector("metadata.name", name).String()
 		s.informers[name] = kcpdynamicinformer.NewFilteredDynamicInformer(tenants, ConfigMapsResource, 0, indexers,
 			func(o *metav1.ListOptions) { o.FieldSelector = byName })
@@ -168,7 +179,11 @@ func (s *Store) Retention(cluster logicalcluster.Name) (*corev1.ConfigMap, error
 const ReasonInvalidConfiguration = "InvalidTektonConfiguration"
 
 func (s *Store) read(cluster logicalcluster.Name, name string) (*corev1.ConfigMap, error) {
-	obj, err := s.informers[name].Lister().ByCluster(cluster).ByNamespace(Namespace).Get(name)
+	return s.readIn(cluster, Namespace, name)
+}
+
+func (s *Store) readIn(cluster logicalcluster.Name, namespace, name string) (*corev1.ConfigMap, error) {
+	obj, err := s.informers[name].Lister().ByCluster(cluster).ByNamespace(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -177,7 +192,38 @@ func (s *Store) read(cluster logicalcluster.Name, name string) (*corev1.ConfigMa
 	}
 	cm := &corev1.ConfigMap{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.(*unstructured.Unstructured).Object, cm); err != nil {
-		return nil, fmt.Errorf("ConfigMap %s/%s: %w", Namespace, name, err)
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", namespace, name, err)
 	}
 	return cm, nil
+}
+
+// Resolvers is a workspace's resolver configuration: upstream's
+// ConfigMaps in tekton-pipelines-resolvers. As upstream, a tenant's
+// ConfigMap replaces the platform's of the same name; the hub resolver
+// is never enabled (it is not served).
+func (s *Store) Resolvers(cluster logicalcluster.Name) (resolution.Config, error) {
+	cfg := resolution.Config{Data: map[string]map[string]string{}}
+	flags, err := s.readIn(cluster, resolution.ResolversNamespace, resolverconfig.GetFeatureFlagsConfigName())
+	if err != nil {
+		return cfg, err
+	}
+	data := s.resolverDefaults[resolverconfig.GetFeatureFlagsConfigName()]
+	if flags != nil {
+		data = flags.Data
+	}
+	if cfg.Flags, err = resolverconfig.NewFeatureFlagsFromMap(data); err != nil {
+		return cfg, fmt.Errorf("ConfigMap %s/%s: %w", resolution.ResolversNamespace, resolverconfig.GetFeatureFlagsConfigName(), err)
+	}
+	cfg.Flags.EnableHubResolver = false
+	for _, name := range resolution.ConfigMapOf {
+		cm, err := s.readIn(cluster, resolution.ResolversNamespace, name)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Data[name] = s.resolverDefaults[name]
+		if cm != nil {
+			cfg.Data[name] = cm.Data
+		}
+	}
+	return cfg, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,6 +50,9 @@ type Options struct {
 	Config *tenantconfig.Store
 	// Fleet is the set of workload clusters PipelineRuns are placed on.
 	Fleet *fleet.Fleet
+	// Resolution answers remote references (pipelineRef and pipeline
+	// tasks' taskRef resolvers).
+	Resolution reconciler.Requesters
 	// VirtualWorkspace is the rest config of the APIExport virtual
 	// workspace, for typed clients (PVCs from volumeClaimTemplates).
 	VirtualWorkspace *rest.Config
@@ -67,7 +71,11 @@ type Controller struct {
 	// workspaceKube makes the client PVCs of volumeClaimTemplates are
 	// created with, in one tenant workspace.
 	workspaceKube func(logicalcluster.Name) (kubernetes.Interface, error)
-	clock         clock.PassiveClock
+	// workspaceTekton makes the Tekton client remote references are
+	// validated with (Tekton's dry-run create), in one workspace.
+	workspaceTekton func(logicalcluster.Name) (tektonclient.Interface, error)
+	resolution      reconciler.Requesters
+	clock           clock.PassiveClock
 
 	pipelineRuns kcpinformers.GenericClusterInformer
 	pipelines    kcpinformers.GenericClusterInformer
@@ -78,19 +86,20 @@ type Controller struct {
 // New wires the informers and the work queue.
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
-		log:     opts.Log,
-		queue:   reconciler.NewQueue(ControllerName),
-		tenants: opts.Tenants,
-		config:  opts.Config,
-		fleet:   opts.Fleet,
-		objects: reconciler.Objects{Client: opts.Tenants, Resource: PipelineRunsResource},
-		clock:   clock.RealClock{},
+		log:        opts.Log,
+		queue:      reconciler.NewQueue(ControllerName),
+		tenants:    opts.Tenants,
+		config:     opts.Config,
+		fleet:      opts.Fleet,
+		objects:    reconciler.Objects{Client: opts.Tenants, Resource: PipelineRunsResource},
+		resolution: opts.Resolution,
+		clock:      clock.RealClock{},
 	}
 	workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)
 	if err != nil {
 		return nil, err
 	}
-	c.workspaceKube = workspaces.Kube
+	c.workspaceKube, c.workspaceTekton = workspaces.Kube, workspaces.Tekton
 	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)
 	c.pipelines = opts.TenantInformers.ForResource(PipelinesResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)

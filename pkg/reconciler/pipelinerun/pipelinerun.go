@@ -9,10 +9,13 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/reconciler/apiserver"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipeline/dag"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/pipelinespec"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
 	"github.com/tektoncd/pipeline/pkg/reconciler/volumeclaim"
+	"github.com/tektoncd/pipeline/pkg/remote"
+	resolutioncommon "github.com/tektoncd/pipeline/pkg/resolution/common"
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"knative.dev/pkg/apis"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
+	"github.com/pipelines-service/pipelines-service/pkg/resolution"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"knative.dev/pkg/kmap"
 )
@@ -156,19 +160,33 @@ func (r *run) run(ctx context.Context) error {
 		pr.Status.MarkRunning(v1.PipelineRunReasonPending.String(), "PipelineRun %q is pending", pr.Name)
 		return nil
 	}
-	if ref := pr.Spec.PipelineRef; ref != nil && ref.Resolver != "" {
-		err := fmt.Errorf("pipelineRef uses the %q resolver: remote resolution is not served by pipelines-service yet", ref.Resolver)
-		pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipeline.String(), "Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
-		return permanentError{err}
-	}
-	meta, spec, err := pipelinespec.GetPipelineData(ctx, pr, r.getPipeline())
+	getPipeline, err := r.pipelineGetter(ctx)
 	if err != nil {
+		return err
+	}
+	meta, spec, err := pipelinespec.GetPipelineData(ctx, pr, getPipeline)
+	switch {
+	case errors.Is(err, remote.ErrRequestInProgress):
+		pr.Status.MarkRunning(v1.PipelineRunReasonResolvingPipelineRef.String(), "PipelineRun %s/%s awaiting remote resource", pr.Namespace, pr.Name)
+		return nil
+	case errors.Is(err, apiserver.ErrCouldntValidateObjectRetryable), resolutioncommon.IsErrTransient(err):
+		return err
+	case resolution.IsHostNotAllowed(err):
+		pr.Status.MarkFailed(resolution.ReasonHostNotAllowed, "Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
+		return permanentError{err}
+	case err != nil:
 		pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipeline.String(),
 			"Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
 		return permanentError{err}
 	}
 	if pr.Status.PipelineSpec == nil {
 		pr.Status.PipelineSpec = spec
+		if meta.RefSource != nil && config.FromContextOrDefaults(ctx).FeatureFlags.EnableProvenanceInStatus {
+			if pr.Status.Provenance == nil {
+				pr.Status.Provenance = &v1.Provenance{}
+			}
+			pr.Status.Provenance.RefSource = meta.RefSource
+		}
 		pr.Labels = kmap.Union(meta.Labels, pr.Labels)
 		pr.Labels["tekton.dev/pipeline"] = meta.Name
 		pr.Annotations = kmap.Union(kmap.ExcludeKeys(meta.Annotations, "kubectl.kubernetes.io/last-applied-configuration"), pr.Annotations)
@@ -204,6 +222,10 @@ func (r *run) run(ctx context.Context) error {
 	}
 
 	state, err := r.resolveState(ctx, spec)
+	if errors.Is(err, remote.ErrRequestInProgress) {
+		pr.Status.MarkRunning(v1.TaskRunReasonResolvingTaskRef, "PipelineRun %s/%s awaiting remote resource", pr.Namespace, pr.Name)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -284,8 +306,6 @@ func unservedPipelineFeature(spec *v1.PipelineSpec) error {
 		switch {
 		case pt.PipelineRef != nil || pt.PipelineSpec != nil:
 			return fmt.Errorf("pipeline task %q runs a pipeline: pipelines in pipelines are not served by pipelines-service yet", pt.Name)
-		case pt.TaskRef != nil && pt.TaskRef.Resolver != "":
-			return fmt.Errorf("pipeline task %q uses the %q resolver: remote resolution is not served by pipelines-service yet", pt.Name, pt.TaskRef.Resolver)
 		case pt.TaskRef != nil && pt.TaskRef.APIVersion != "":
 			return fmt.Errorf("pipeline task %q is custom task %s %s: custom tasks are not served by pipelines-service yet", pt.Name, pt.TaskRef.APIVersion, pt.TaskRef.Kind)
 		case pt.TaskSpec != nil && pt.TaskSpec.IsCustomTask():

@@ -16,7 +16,7 @@ func TestUnservedPipelineFeatureIsNamed(t *testing.T) {
 	}{
 		{name: "taskRef by name", pt: v1.PipelineTask{Name: "a", TaskRef: &v1.TaskRef{Name: "t"}}},
 		{name: "embedded task", pt: v1.PipelineTask{Name: "a", TaskSpec: task}},
-		{name: "bundle resolver", pt: v1.PipelineTask{Name: "a", TaskRef: &v1.TaskRef{ResolverRef: v1.ResolverRef{Resolver: "bundles"}}}, want: `"a" uses the "bundles" resolver`},
+		{name: "bundle resolver: served", pt: v1.PipelineTask{Name: "a", TaskRef: &v1.TaskRef{ResolverRef: v1.ResolverRef{Resolver: "bundles"}}}},
 		{name: "pipeline in pipeline", pt: v1.PipelineTask{Name: "a", PipelineRef: &v1.PipelineRef{Name: "p"}}, want: "pipelines in pipelines"},
 		{name: "custom task", pt: v1.PipelineTask{Name: "a", TaskRef: &v1.TaskRef{APIVersion: "example.dev/v1", Kind: "Wait"}}, want: "custom task example.dev/v1 Wait"},
 	}

@@ -8,18 +8,104 @@ import (
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipeline/dag"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/pipelinespec"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
+	tektontaskresources "github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
+	"github.com/tektoncd/pipeline/pkg/remote"
+	remoteresource "github.com/tektoncd/pipeline/pkg/remoteresolution/resource"
 	"github.com/tektoncd/pipeline/pkg/trustedresources"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/resolution"
 )
+
+// pipelineGetter is how the run's Pipeline is read: through its resolver,
+// or from the workspace (getPipeline). Once resolved, the spec stored in
+// status is replayed.
+func (r *run) pipelineGetter(ctx context.Context) (pipelinespec.GetPipeline, error) {
+	ref := r.pr.Spec.PipelineRef
+	if r.pr.Status.PipelineSpec != nil || ref == nil || ref.Resolver == "" {
+		return r.getPipeline(), nil
+	}
+	kube, tekton, requester, err := r.remote()
+	if err != nil {
+		return nil, err
+	}
+	get := resources.GetPipelineFunc(ctx, kube, tekton, requester, r.pr, nil)
+	return func(ctx context.Context, name string) (*v1.Pipeline, *v1.RefSource, *trustedresources.VerificationResult, error) {
+		p, source, vr, err := get(ctx, name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		// kcp runs no Tekton webhook: validate as it would.
+		p.SetDefaults(ctx)
+		if ferr := p.DeepCopy().Validate(ctx); ferr != nil {
+			return nil, nil, nil, fmt.Errorf("remote pipeline %q is invalid: %w", p.Name, ferr)
+		}
+		return p, source, vr, nil
+	}, nil
+}
+
+// remote gives what Tekton's resolution code takes: the workspace's
+// clients and a requester that enqueues this run when a fetch ends.
+func (r *run) remote() (kubernetes.Interface, tektonclient.Interface, remoteresource.Requester, error) {
+	kube, err := r.c.workspaceKube(r.cluster)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tekton, err := r.c.workspaceTekton(r.cluster)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key := kcpcache.ToClusterAwareKey(r.cluster.String(), r.pr.Namespace, r.pr.Name)
+	return kube, tekton, r.c.resolution.Requester(r.cluster, r.pr.Namespace, key, func() { r.c.queue.Add(key) }), nil
+}
+
+// taskGetter is how a pipeline task's Task is read: through its
+// resolver, as the child TaskRun will (the same request: Tekton names it
+// after the TaskRun), or from the workspace (getTask). A child that has
+// its Task already gives it, so that a long run does not depend on the
+// remote source staying the same and reachable.
+func (r *run) taskGetter(ctx context.Context, pt v1.PipelineTask) (tektontaskresources.GetTask, error) {
+	if pt.TaskRef == nil || pt.TaskRef.Resolver == "" {
+		return r.getTask, nil
+	}
+	trName := resources.GetTaskRunName(r.pr.Status.ChildReferences, pt.Name, r.pr.Name)
+	if child, err := r.getTaskRun(trName); err == nil && child.Status.TaskSpec != nil {
+		return func(_ context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
+			t := &v1.Task{Spec: *child.Status.TaskSpec.DeepCopy()}
+			t.Name, t.Namespace = name, r.pr.Namespace
+			return t, nil, nil, nil
+		}, nil
+	}
+	kube, tekton, requester, err := r.remote()
+	if err != nil {
+		return nil, err
+	}
+	get := tektontaskresources.GetTaskFunc(ctx, kube, tekton, requester, r.pr, pt.TaskRef, trName, r.pr.Namespace,
+		r.pr.Spec.TaskRunTemplate.ServiceAccountName, nil)
+	return func(ctx context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
+		t, source, vr, err := get(ctx, name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		t.SetDefaults(ctx)
+		if ferr := t.DeepCopy().Validate(ctx); ferr != nil {
+			return nil, nil, nil, fmt.Errorf("remote task %q is invalid: %w", t.Name, ferr)
+		}
+		return t, source, vr, nil
+	}, nil
+}
 
 // getPipeline reads a Pipeline from the PipelineRun's workspace and
 // namespace; once resolved, the spec stored in status is replayed.
@@ -105,7 +191,19 @@ func (r *run) resolveState(ctx context.Context, spec *v1.PipelineSpec) (resource
 	}
 	state := resources.PipelineRunState{}
 	for _, pt := range append(first, rest...) {
-		rpt, err := resources.ResolvePipelineTask(ctx, *r.pr, noChildPipelineRuns, r.getTask, r.getTaskRun, noCustomRuns, pt, state)
+		getTask, err := r.taskGetter(ctx, pt)
+		if err != nil {
+			return nil, err
+		}
+		rpt, err := resources.ResolvePipelineTask(ctx, *r.pr, noChildPipelineRuns, getTask, r.getTaskRun, noCustomRuns, pt, state)
+		if errors.Is(err, remote.ErrRequestInProgress) {
+			return nil, err
+		}
+		if resolution.IsHostNotAllowed(err) {
+			r.pr.Status.MarkFailed(resolution.ReasonHostNotAllowed,
+				"PipelineRun %s/%s can't be Run; couldn't resolve all references: %s", r.pr.Namespace, r.pr.Name, err)
+			return nil, permanentError{err}
+		}
 		if err != nil {
 			var notFound *resources.TaskNotFoundError
 			if errors.As(err, &notFound) {

@@ -62,6 +62,9 @@ type Options struct {
 	Resolver *images.Resolver
 	// Config is each workspace's Tekton configuration.
 	Config *tenantconfig.Store
+	// Resolution answers remote references (taskRef and step ref
+	// resolvers).
+	Resolution reconciler.Requesters
 	// VirtualWorkspace is the rest config of the APIExport virtual
 	// workspace, for typed Tekton clients (StepAction resolution).
 	VirtualWorkspace *rest.Config
@@ -78,6 +81,8 @@ type Controller struct {
 	images   pipeline.Images
 	resolver *images.Resolver
 	config   *tenantconfig.Store
+	// resolution makes requesters for remote references.
+	resolution reconciler.Requesters
 	// podSecurity evaluates pods against their workspace's level.
 	podSecurity *podsecurity.Checker
 	// finalizers keep TaskRuns until their workload objects are gone.
@@ -106,6 +111,7 @@ func New(opts Options) (*Controller, error) {
 		images:     opts.Images,
 		resolver:   opts.Resolver,
 		config:     opts.Config,
+		resolution: opts.Resolution,
 		finalizers: reconciler.Finalizers{Client: opts.Tenants, Resource: TaskRunsResource, Name: Finalizer},
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: TaskRunsResource},
 		clock:      clock.RealClock{},

@@ -7,14 +7,21 @@ import (
 
 	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	"github.com/tektoncd/pipeline/pkg/reconciler/apiserver"
 	tektontaskrun "github.com/tektoncd/pipeline/pkg/reconciler/taskrun"
 	"github.com/tektoncd/pipeline/pkg/reconciler/taskrun/resources"
+	"github.com/tektoncd/pipeline/pkg/remote"
+	remoteresource "github.com/tektoncd/pipeline/pkg/remoteresolution/resource"
+	resolutioncommon "github.com/tektoncd/pipeline/pkg/resolution/common"
 	"github.com/tektoncd/pipeline/pkg/trustedresources"
 	"github.com/tektoncd/pipeline/pkg/workspace"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/resolution"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	corev1 "k8s.io/api/core/v1"
@@ -23,31 +30,35 @@ import (
 )
 
 // prepare defaults, validates and resolves the TaskRun's Task as Tekton
-// does. On failure it marks the TaskRun failed with Tekton's reason and
-// returns false.
-func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, tr *v1.TaskRun) (*resources.ResolvedTask, bool) {
+// does. It returns the resolved Task; or nil and remote.ErrRequestInProgress
+// while a remote reference is fetched (the run is marked so, and is
+// enqueued when the fetch ends); or nil and an error to retry; or nil and
+// nil when the run failed (marked with Tekton's reason).
+func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, key string, tr *v1.TaskRun) (*resources.ResolvedTask, error) {
 	tr.SetDefaults(ctx)
 	// kcp has no Tekton admission webhook: validate as it would, on a copy,
 	// because Tekton's validation fills object params with defaults in place
 	// (harmless in a validating webhook, wrong in a controller).
 	if ferr := tr.DeepCopy().Validate(ctx); ferr != nil {
 		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedValidation, ferr)
-		return nil, false
+		return nil, nil
 	}
 	if err := unservedTaskRunFeature(tr); err != nil {
 		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
-		return nil, false
+		return nil, nil
 	}
-	taskMeta, taskSpec, err := resources.GetTaskData(ctx, tr, c.getTask(cluster, tr))
+	getTask, err := c.getTask(ctx, cluster, key, tr)
 	if err != nil {
-		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
-		return nil, false
+		return nil, err
+	}
+	taskMeta, taskSpec, err := resources.GetTaskData(ctx, tr, getTask)
+	if err != nil {
+		return nil, resolutionFailed(tr, v1.TaskRunReasonResolvingTaskRef, "TaskRun %s/%s awaiting remote resource", err)
 	}
 	// As in Tekton, StepActions are merged on every reconcile (the spec is
 	// substituted afresh each time, e.g. with a retry's count).
-	if err := c.resolveStepActions(ctx, cluster, tr, taskSpec); err != nil {
-		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
-		return nil, false
+	if err := c.resolveStepActions(ctx, cluster, key, tr, taskSpec); err != nil {
+		return nil, resolutionFailed(tr, v1.TaskRunReasonResolvingStepActionRef, "TaskRun %s/%s awaiting remote StepAction", err)
 	}
 	if tr.Status.TaskSpec == nil {
 		tr.Status.TaskSpec = taskSpec.DeepCopy()
@@ -58,6 +69,9 @@ func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, t
 			tr.Status.Provenance = &v1.Provenance{}
 		}
 		tr.Status.Provenance.FeatureFlags = config.FromContextOrDefaults(ctx).FeatureFlags
+		if taskMeta.RefSource != nil && tr.Status.Provenance.RefSource == nil {
+			tr.Status.Provenance.RefSource = taskMeta.RefSource
+		}
 	}
 	rtr := &resources.ResolvedTask{TaskName: taskMeta.Name, TaskSpec: taskSpec, Kind: resources.GetTaskKind(tr)}
 	if err := validateResolved(ctx, tr, rtr); err != nil {
@@ -67,18 +81,36 @@ func (c *Controller) prepare(ctx context.Context, cluster logicalcluster.Name, t
 		} else {
 			tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedValidation, err)
 		}
-		return nil, false
+		return nil, nil
 	}
-	return rtr, true
+	return rtr, nil
+}
+
+// resolutionFailed marks the TaskRun for an error of resolving its Task
+// or StepActions, as Tekton does: still resolving (ongoing, reason
+// resolving), to retry (a transient failure), or failed, with
+// ResolutionHostNotAllowed when the platform refused the host.
+func resolutionFailed(tr *v1.TaskRun, resolving v1.TaskRunReason, waitingFormat string, err error) error {
+	switch {
+	case errors.Is(err, remote.ErrRequestInProgress):
+		tr.Status.MarkResourceOngoing(resolving, fmt.Sprintf(waitingFormat, tr.Namespace, tr.Name))
+		return remote.ErrRequestInProgress
+	case errors.Is(err, apiserver.ErrCouldntValidateObjectRetryable), resolutioncommon.IsErrTransient(err):
+		return err
+	case errors.Is(err, apiserver.ErrReferencedObjectValidationFailed), errors.Is(err, apiserver.ErrCouldntValidateObjectPermanent):
+		tr.Status.MarkResourceFailed(v1.TaskRunReasonTaskFailedValidation, err)
+	case resolution.IsHostNotAllowed(err):
+		tr.Status.MarkResourceFailed(resolution.ReasonHostNotAllowed, err)
+	default:
+		tr.Status.MarkResourceFailed(v1.TaskRunReasonFailedResolution, err)
+	}
+	return nil
 }
 
 // unservedTaskRunFeature names what a TaskRun asks for that the service
 // does not provide yet, so that it fails at once with a clear message.
 func unservedTaskRunFeature(tr *v1.TaskRun) error {
 	if ref := tr.Spec.TaskRef; ref != nil {
-		if ref.Resolver != "" {
-			return fmt.Errorf("taskRef uses the %q resolver: remote resolution is not served by pipelines-service yet", ref.Resolver)
-		}
 		if ref.APIVersion != "" {
 			return fmt.Errorf("taskRef names custom task %s %s: custom tasks are not served by pipelines-service yet", ref.APIVersion, ref.Kind)
 		}
@@ -131,9 +163,17 @@ func validateResolved(ctx context.Context, tr *v1.TaskRun, rtr *resources.Resolv
 	return nil
 }
 
-// getTask returns the Task a TaskRun refers to, from the same workspace
-// and namespace. Once resolved, the spec stored in status is replayed.
-func (c *Controller) getTask(cluster logicalcluster.Name, tr *v1.TaskRun) resources.GetTask {
+// getTask returns the Task a TaskRun refers to: from the same workspace
+// and namespace, or through a resolver. Once resolved, the spec stored in
+// status is replayed.
+func (c *Controller) getTask(ctx context.Context, cluster logicalcluster.Name, key string, tr *v1.TaskRun) (resources.GetTask, error) {
+	if tr.Status.TaskSpec == nil && tr.Spec.TaskRef != nil && tr.Spec.TaskRef.Resolver != "" {
+		kube, tekton, requester, err := c.remote(cluster, key, tr.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		return validated(resources.GetTaskFuncFromTaskRun(ctx, kube, tekton, requester, tr, nil)), nil
+	}
 	return func(ctx context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
 		if tr.Status.TaskSpec != nil {
 			task := &v1.Task{Spec: *tr.Status.TaskSpec.DeepCopy()}
@@ -156,5 +196,36 @@ func (c *Controller) getTask(cluster logicalcluster.Name, tr *v1.TaskRun) resour
 			return nil, nil, nil, fmt.Errorf("task %q is invalid: %w", name, ferr)
 		}
 		return task, nil, nil, nil
+	}, nil
+}
+
+// validated validates a remote Task as Tekton's webhook would (kcp runs
+// none: the dry-run create upstream issues checks only the schema).
+func validated(get resources.GetTask) resources.GetTask {
+	return func(ctx context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
+		task, source, vr, err := get(ctx, name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		task.SetDefaults(ctx)
+		if ferr := task.DeepCopy().Validate(ctx); ferr != nil {
+			return nil, nil, nil, fmt.Errorf("%w: remote task %q is invalid: %w", apiserver.ErrReferencedObjectValidationFailed, task.Name, ferr)
+		}
+		return task, source, vr, nil
 	}
+}
+
+// remote gives what Tekton's resolution code takes for a run of the
+// workspace: its clients and a requester that enqueues the run when a
+// fetch it waits for ends.
+func (c *Controller) remote(cluster logicalcluster.Name, key, namespace string) (kubernetes.Interface, tektonclient.Interface, remoteresource.Requester, error) {
+	kube, err := c.workspaceKube(cluster)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tekton, err := c.stepActions(cluster)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return kube, tekton, c.resolution.Requester(cluster, namespace, key, func() { c.queue.Add(key) }), nil
 }

@@ -17,7 +17,7 @@ func TestUnservedTaskRunFeatureIsNamed(t *testing.T) {
 		{name: "plain taskRef", spec: v1.TaskRunSpec{TaskRef: &v1.TaskRef{Name: "t"}}},
 		{name: "emptyDir and secret workspaces", spec: v1.TaskRunSpec{Workspaces: []v1.WorkspaceBinding{
 			{Name: "a", EmptyDir: &corev1.EmptyDirVolumeSource{}}, {Name: "b", Secret: &corev1.SecretVolumeSource{SecretName: "s"}}}}},
-		{name: "git resolver", spec: v1.TaskRunSpec{TaskRef: &v1.TaskRef{ResolverRef: v1.ResolverRef{Resolver: "git"}}}, want: `"git" resolver`},
+		{name: "git resolver: served", spec: v1.TaskRunSpec{TaskRef: &v1.TaskRef{ResolverRef: v1.ResolverRef{Resolver: "git"}}}},
 		{name: "custom task", spec: v1.TaskRunSpec{TaskRef: &v1.TaskRef{APIVersion: "example.dev/v1", Kind: "Wait"}}, want: "custom task example.dev/v1 Wait"},
 		{name: "pvc workspace", spec: v1.TaskRunSpec{Workspaces: []v1.WorkspaceBinding{{Name: "src", PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}}}},
 	}

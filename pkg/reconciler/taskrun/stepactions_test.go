@@ -2,6 +2,9 @@ package taskrun
 
 import (
 	"context"
+	remoteresource "github.com/tektoncd/pipeline/pkg/remoteresolution/resource"
+	"k8s.io/client-go/kubernetes"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	"testing"
 
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -47,16 +50,20 @@ func TestStepActionsResolveOnEveryReconcile(t *testing.T) {
 		},
 	}
 	fetched := 0
-	c := &Controller{stepActions: func(logicalcluster.Name) (tektonclient.Interface, error) {
-		fetched++
-		return fakeclient.NewSimpleClientset(action), nil
-	}}
+	c := &Controller{
+		stepActions: func(logicalcluster.Name) (tektonclient.Interface, error) {
+			fetched++
+			return fakeclient.NewSimpleClientset(action), nil
+		},
+		workspaceKube: func(logicalcluster.Name) (kubernetes.Interface, error) { return kubefake.NewClientset(), nil },
+		resolution:    noRemote{},
+	}
 	want := map[string]string{"WHO": "tenant", "A": "task a", "B": "run b"}
 	ctx := context.Background()
 	for attempt := 1; attempt <= 2; attempt++ {
-		rtr, ok := c.prepare(ctx, logicalcluster.Name("tenant"), tr)
-		if !ok {
-			t.Fatalf("attempt %d: prepare failed: %v", attempt, tr.Status.GetCondition("Succeeded"))
+		rtr, err := c.prepare(ctx, logicalcluster.Name("tenant"), "tenant|default|run", tr)
+		if rtr == nil {
+			t.Fatalf("attempt %d: prepare failed: %v %v", attempt, err, tr.Status.GetCondition("Succeeded"))
 		}
 		ts := substitute(ctx, tr, rtr, nil)
 		step := ts.Steps[0]
@@ -73,4 +80,11 @@ func TestStepActionsResolveOnEveryReconcile(t *testing.T) {
 	if fetched != 2 {
 		t.Errorf("StepAction read %d times, want once per reconcile (2)", fetched)
 	}
+}
+
+// noRemote serves no remote reference: the test's are local.
+type noRemote struct{}
+
+func (noRemote) Requester(logicalcluster.Name, string, string, func()) remoteresource.Requester {
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	pipelineerrors "github.com/tektoncd/pipeline/pkg/apis/pipeline/errors"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	podconvert "github.com/tektoncd/pipeline/pkg/pod"
+	"github.com/tektoncd/pipeline/pkg/remote"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -22,6 +23,10 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
+
+// resolvingRequeue is when a run waiting for a remote reference is looked
+// at again if no notification came.
+const resolvingRequeue = 10 * time.Second
 
 // Finalizer keeps a TaskRun until what it made on the workload cluster is
 // gone: the workload cluster has no owner references to tenant objects.
@@ -57,7 +62,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	}
 
 	before := tr.DeepCopy()
-	requeue, err := c.reconcile(ctx, log, cluster, tr, cfgErr)
+	requeue, err := c.reconcile(ctx, log, cluster, key, tr, cfgErr)
 	retried := retryIfRetriable(tr)
 	if retried {
 		log.Infow("TaskRun failed, retrying", "attempt", len(tr.Status.RetriesStatus)+1, "retries", tr.Spec.Retries)
@@ -90,7 +95,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 
 // reconcile drives one TaskRun as Tekton's taskrun reconciler does;
 // cfgErr says why the workspace's Tekton configuration is unusable.
-func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun, cfgErr error) (time.Duration, error) {
+func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, key string, tr *v1.TaskRun, cfgErr error) (time.Duration, error) {
 	if !tr.HasStarted() {
 		tr.Status.InitializeConditions()
 		if tr.Status.StartTime.Sub(tr.CreationTimestamp.Time) < 0 {
@@ -114,8 +119,20 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 		log.Warnw("the workspace's Tekton configuration is invalid; the running TaskRun goes on with the platform's", "error", cfgErr)
 	}
 
-	rtr, ok := c.prepare(ctx, cluster, tr)
-	if !ok {
+	rtr, err := c.prepare(ctx, cluster, key, tr)
+	if errors.Is(err, remote.ErrRequestInProgress) {
+		if tr.HasTimedOut(ctx, c.clock) {
+			return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonTimedOut,
+				fmt.Sprintf("TaskRun %q failed to finish within %q", tr.Name, tr.GetTimeout(ctx)))
+		}
+		// The requester enqueues the run when the fetch ends; this is the
+		// fallback.
+		return resolvingRequeue, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if rtr == nil {
 		log.Infow("TaskRun failed before running", "reason", tr.Status.GetCondition("Succeeded").GetReason())
 		return 0, nil
 	}
