@@ -52,11 +52,41 @@ func (s *Service) resolveGit(ctx context.Context, cluster logicalcluster.Name, n
 	if !namePattern.MatchString(p[git.OrgParam]) || !namePattern.MatchString(p[git.RepoParam]) {
 		return nil, fmt.Errorf("git resolver: invalid org %q or repo %q", p[git.OrgParam], p[git.RepoParam])
 	}
+	// The server is checked before anything else, its token included, is
+	// read (scmClient checks it again, as it connects).
+	if err := s.checkSCMServer(ctx, p); err != nil {
+		return nil, err
+	}
 	r, err := g.ResolveAPIGit(ctx, s.scmClient(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("repository %s/%s: %w", p[git.OrgParam], p[git.RepoParam], err)
 	}
 	return fromFramework(r, nil)
+}
+
+// checkSCMServer checks the API server a reference (or the tenant's
+// configuration for it) names against the allow-list.
+func (s *Service) checkSCMServer(ctx context.Context, p map[string]string) error {
+	conf, err := git.GetScmConfigForParamConfigKey(ctx, p)
+	if err != nil {
+		return err
+	}
+	scmType, serverURL := conf.SCMType, conf.ServerURL
+	if v := p[git.ScmTypeParam]; v != "" {
+		scmType = v
+	}
+	if v := p[git.ServerURLParam]; v != "" {
+		serverURL = v
+	}
+	switch {
+	case serverURL != "":
+		return s.opts.Egress.CheckURL("git", serverURL)
+	case scmType == "" || scmType == "github":
+		return s.opts.Egress.CheckHost("git", "api.github.com:443")
+	case scmType == "gitlab":
+		return s.opts.Egress.CheckHost("git", "gitlab.com:443")
+	}
+	return nil // scmClient refuses the rest
 }
 
 // scmClient is the clientFunc of upstream's API mode: go-scm's client for

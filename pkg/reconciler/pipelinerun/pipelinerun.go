@@ -8,6 +8,7 @@ import (
 
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/reconciler/apiserver"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipeline/dag"
@@ -132,22 +133,37 @@ func (r *run) reconcile(ctx context.Context) (time.Duration, error) {
 	return r.requeueAfter(ctx), nil
 }
 
-// propagatePipelineNameLabel sets tekton.dev/pipeline as Tekton does.
+// propagatePipelineNameLabel sets tekton.dev/pipeline as Tekton does
+// (propagatePipelineNameLabelToPipelineRun, unexported there).
 func propagatePipelineNameLabel(pr *v1.PipelineRun) error {
 	if pr.Labels == nil {
 		pr.Labels = map[string]string{}
 	}
+	if _, ok := pr.Labels[pipeline.PipelineLabelKey]; ok {
+		return nil
+	}
 	switch {
 	case pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Name != "":
-		if pr.Labels["tekton.dev/pipeline"] == "" {
-			pr.Labels["tekton.dev/pipeline"] = pr.Spec.PipelineRef.Name
-		}
+		pr.Labels[pipeline.PipelineLabelKey] = pr.Spec.PipelineRef.Name
 	case pr.Spec.PipelineSpec != nil:
-		if pr.Labels["tekton.dev/pipeline"] == "" {
-			pr.Labels["tekton.dev/pipeline"] = pr.Name
+		pr.Labels[pipeline.PipelineLabelKey] = pr.Name
+	case pr.Spec.PipelineRef != nil && pr.Spec.PipelineRef.Resolver != "":
+		pr.Labels[pipeline.PipelineLabelKey] = pr.Name
+		// The cluster resolver names the Pipeline.
+		var kind, name string
+		for _, p := range pr.Spec.PipelineRef.Params {
+			switch p.Name {
+			case "kind":
+				kind = p.Value.StringVal
+			case "name":
+				name = p.Value.StringVal
+			}
+		}
+		if kind == "pipeline" {
+			pr.Labels[pipeline.PipelineLabelKey] = name
 		}
 	default:
-		return fmt.Errorf("pipelinerun %s: neither pipelineRef nor pipelineSpec", pr.Name)
+		return fmt.Errorf("pipelineRun %s not providing PipelineRef or PipelineSpec", pr.Name)
 	}
 	return nil
 }
