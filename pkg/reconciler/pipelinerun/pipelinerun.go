@@ -182,6 +182,7 @@ func (r *run) run(ctx context.Context) error {
 	}
 	meta, spec, err := pipelinespec.GetPipelineData(ctx, pr, getPipeline)
 	switch {
+	case err == nil:
 	case errors.Is(err, remote.ErrRequestInProgress):
 		pr.Status.MarkRunning(v1.PipelineRunReasonResolvingPipelineRef.String(), "PipelineRun %s/%s awaiting remote resource", pr.Namespace, pr.Name)
 		return nil

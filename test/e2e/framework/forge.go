@@ -112,7 +112,38 @@ func (u *ForgeUser) Push(t testing.TB, repo string, private bool, files map[stri
 	remote, _ := url.Parse(u.forge.URL + "/" + u.Name + "/" + repo + ".git")
 	remote.User = url.UserPassword(u.Name, u.Token)
 	git("push", "-q", remote.String(), "HEAD:main")
-	return git("rev-parse", "HEAD")
+	sha := git("rev-parse", "HEAD")
+	// Gitea handles a push in the background: until then its API and raw
+	// files see an empty repository.
+	Eventually(t, 30*time.Second, "the forge has processed the push to "+repo, func() (bool, string, error) {
+		var branch struct {
+			Commit struct {
+				ID string `json:"id"`
+			} `json:"commit"`
+		}
+		req, _ := http.NewRequest(http.MethodGet, u.forge.URL+"/api/v1/repos/"+u.Name+"/"+repo+"/branches/main", nil)
+		req.Header.Set("Authorization", "token "+u.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, resp.Status, nil
+		}
+		var repository struct {
+			Empty bool `json:"empty"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&branch); err != nil {
+			return false, err.Error(), nil
+		}
+		f := u.forge
+		rreq, _ := http.NewRequest(http.MethodGet, f.URL+"/api/v1/repos/"+u.Name+"/"+repo, nil)
+		rreq.Header.Set("Authorization", "token "+u.Token)
+		f.do(t, rreq, http.StatusOK, &repository)
+		return branch.Commit.ID == sha && !repository.Empty, fmt.Sprintf("branch main at %q, empty %v", branch.Commit.ID, repository.Empty), nil
+	})
+	return sha
 }
 
 // CloneURL is the anonymous clone URL of a repository of the user.

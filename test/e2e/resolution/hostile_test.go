@@ -45,7 +45,7 @@ func TestHostileReferences(t *testing.T) {
 		{"http of a workload apiserver", ref("http", "url", "https://"+host+":7443/api"), notAllowed, []string{host + ":7443"}},
 		{"bundle from the internet", ref("bundles", "bundle", "docker.io/library/busybox:latest", "name", "x", "kind", "task"), notAllowed, []string{"index.docker.io:443"}},
 		{"git API on kcp", ref("git", "org", "o", "repo", "r", "revision", "main", "pathInRepo", "t.yaml", "scmType", "gitea", "serverURL", "https://"+host+":6443"), notAllowed, []string{host + ":6443"}},
-		{"file URL", ref("git", "url", "file:///etc", "revision", "main", "pathInRepo", "passwd"), failed, []string{"only http and https"}},
+		{"file URL", ref("git", "url", "file:///etc", "revision", "main", "pathInRepo", "passwd"), failed, []string{"invalid git repository url"}},
 		{"local path as URL", ref("git", "url", "/var/lib", "revision", "main", "pathInRepo", "x"), failed, []string{"only http and https"}},
 		{"path out of the repository", ref("git", "url", user.CloneURL("tricks"), "revision", "main", "pathInRepo", "../../../../etc/passwd"), failed, []string{"not a path inside the repository"}},
 		{"option as revision", ref("git", "url", user.CloneURL("tricks"), "revision", "--upload-pack=touch /tmp/e2e-pwned", "pathInRepo", "greet.yaml"), failed, []string{"invalid revision"}},

@@ -54,8 +54,6 @@ spec:
   tasks:
   - name: greet
     taskRef:
-      name: greet
-      kind: Task
       resolver: bundles
       params:
       - {name: bundle, value: BUNDLE}
