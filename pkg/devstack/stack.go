@@ -166,6 +166,7 @@ func (s *Stack) upSteps() []upStep {
 		upStep{"postgres 127.0.0.1:" + strconv.Itoa(PostgresPort), c.startPostgres},
 		upStep{"results api " + c.ResultsAddr(), c.startResultsAPI},
 		upStep{"forge (Gitea " + GiteaVersion + ") " + c.ForgeURL(), c.startForge},
+		upStep{"forge mirrors (config/forge-mirrors)", s.seedMirrors},
 		upStep{"kcp (ready)", c.waitKCP},
 		upStep{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
 		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},

@@ -29,6 +29,7 @@ import (
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
@@ -171,6 +172,7 @@ func runExample(ctx context.Context, tn *exampleTenant, ns, path string) error {
 	if err != nil {
 		return err
 	}
+	data = toMirrors(data, env.Stack.Config().Mirrors())
 	type runRef struct{ resource, name string }
 	var runs []runRef
 	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
@@ -252,4 +254,13 @@ func succeeded(u *unstructured.Unstructured) *apis.Condition {
 
 func tektonGVR(resource string) schema.GroupVersionResource {
 	return schema.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: resource}
+}
+
+// toMirrors rewrites what an example fetches from the internet to the
+// stack's mirrors (devstack.Config.Mirrors, the table of the README).
+func toMirrors(data []byte, mirrors []devstack.Mirror) []byte {
+	for _, m := range mirrors {
+		data = bytes.ReplaceAll(data, []byte(m.Upstream), []byte(m.Local))
+	}
+	return data
 }
