@@ -164,7 +164,9 @@ func checkRepoPath(revision, path string) error {
 	if !revisionPattern.MatchString(revision) || strings.Contains(revision, "..") {
 		return fmt.Errorf("git resolver: invalid revision %q", revision)
 	}
-	if path == "" || !filepath.IsLocal(path) {
+	// A leading slash names the repository's root, as upstream reads it
+	// (filepath.Join of the clone and the path).
+	if rel := strings.TrimLeft(path, "/"); rel == "" || !filepath.IsLocal(rel) {
 		return fmt.Errorf("git resolver: pathInRepo %q is not a path inside the repository", path)
 	}
 	return nil

@@ -147,7 +147,8 @@ func TestCheckRepoPath(t *testing.T) {
 		{"-b", "t.yaml", false},
 		{"main..other", "t.yaml", false},
 		{"main", "../../etc/passwd", false},
-		{"main", "/etc/passwd", false},
+		{"main", "/task/t.yaml", true},
+		{"main", "/../etc/passwd", false},
 		{"main", "", false},
 	} {
 		if err := checkRepoPath(tc.revision, tc.path); (err == nil) != tc.ok {
