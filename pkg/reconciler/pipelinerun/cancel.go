@@ -67,23 +67,37 @@ func (r *run) timeoutRunningTasks(ctx context.Context, facts *resources.Pipeline
 }
 
 // cancelChildren patches the child TaskRuns of the given pipeline tasks
-// (all when nil) to TaskRunCancelled with message.
+// (all when nil) to TaskRunCancelled with message, and their child
+// PipelineRuns (pipelines in pipelines) to Cancelled, as Tekton does.
 func (r *run) cancelChildren(ctx context.Context, tasks map[string]bool, message v1.TaskRunSpecStatusMessage) error {
-	patch, err := json.Marshal([]map[string]string{
+	taskRunPatch, err := json.Marshal([]map[string]string{
 		{"op": "add", "path": "/spec/status", "value": string(v1.TaskRunSpecStatusCancelled)},
 		{"op": "add", "path": "/spec/statusMessage", "value": string(message)},
 	})
 	if err != nil {
 		return err
 	}
-	client := r.c.tenants.Cluster(r.cluster.Path()).Resource(TaskRunsResource).Namespace(r.pr.Namespace)
+	pipelineRunPatch, err := json.Marshal([]map[string]string{
+		{"op": "add", "path": "/spec/status", "value": string(v1.PipelineRunSpecStatusCancelled)},
+	})
+	if err != nil {
+		return err
+	}
+	tenant := r.c.tenants.Cluster(r.cluster.Path())
 	var errs []error
 	for _, ref := range r.pr.Status.ChildReferences {
-		if ref.Kind != "TaskRun" || (tasks != nil && !tasks[ref.PipelineTaskName]) {
+		if tasks != nil && !tasks[ref.PipelineTaskName] {
 			continue
 		}
-		if _, err := client.Patch(ctx, ref.Name, types.JSONPatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("TaskRun %s: %w", ref.Name, err))
+		var err error
+		switch ref.Kind {
+		case "TaskRun":
+			_, err = tenant.Resource(TaskRunsResource).Namespace(r.pr.Namespace).Patch(ctx, ref.Name, types.JSONPatchType, taskRunPatch, metav1.PatchOptions{})
+		case "PipelineRun":
+			_, err = tenant.Resource(PipelineRunsResource).Namespace(r.pr.Namespace).Patch(ctx, ref.Name, types.JSONPatchType, pipelineRunPatch, metav1.PatchOptions{})
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("%s %s: %w", ref.Kind, ref.Name, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -107,6 +107,10 @@ func New(opts Options) (*Controller, error) {
 	if _, err := c.pipelineRuns.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
+	// A child PipelineRun (pipelines in pipelines) tells its parent.
+	if _, err := c.pipelineRuns.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, parentKey)); err != nil {
+		return nil, err
+	}
 	if _, err := c.taskRuns.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, parentKey)); err != nil {
 		return nil, err
 	}

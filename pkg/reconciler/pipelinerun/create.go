@@ -68,6 +68,14 @@ func (r *run) runNextSchedulableTasks(ctx context.Context, facts *resources.Pipe
 				return r.fail(v1.PipelineRunReasonInvalidMatrixParameterTypes, "PipelineRun %s/%s: %s", err)
 			}
 		}
+		if rpt.IsChildPipeline() {
+			children, err := r.createChildPipelineRuns(ctx, rpt, facts)
+			if err != nil {
+				return err
+			}
+			rpt.ChildPipelineRuns = children
+			continue
+		}
 		taskRuns, err := r.createTaskRuns(ctx, rpt, facts)
 		if err != nil {
 			return err
@@ -101,6 +109,85 @@ func (r *run) createTaskRuns(ctx context.Context, rpt *resources.ResolvedPipelin
 		out = append(out, tr)
 	}
 	return out, nil
+}
+
+// createChildPipelineRuns creates the child PipelineRun(s) of a pipeline
+// task that runs a pipelineSpec (pipelines in pipelines, alpha), as
+// Tekton does, on the parent's workload cluster. Beyond Tekton v1.9, which
+// passes the spec only, the child gets the pipeline task's params and
+// its workspaces bound as the parent's.
+func (r *run) createChildPipelineRuns(ctx context.Context, rpt *resources.ResolvedPipelineTask, facts *resources.PipelineRunFacts) ([]*v1.PipelineRun, error) {
+	pr := r.pr
+	rpt.PipelineTask = resources.ApplyPipelineTaskContexts(rpt.PipelineTask, pr.Status, facts)
+	pt := rpt.PipelineTask
+	var out []*v1.PipelineRun
+	for _, name := range rpt.ChildPipelineRunNames {
+		if existing := findPipelineRun(rpt.ChildPipelineRuns, name); existing != nil {
+			out = append(out, existing)
+			continue
+		}
+		child := &v1.PipelineRun{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:            name,
+				Namespace:       pr.Namespace,
+				OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(pr)},
+				Labels:          childLabels(pr, *pt, rpt.IsFinalTask(facts), nil),
+				Annotations:     childAnnotations(pr, *pt, nil),
+			},
+			Spec: v1.PipelineRunSpec{
+				PipelineSpec: pt.PipelineSpec,
+				Params:       pt.Params,
+				Workspaces:   childWorkspaces(pr, pt),
+				TaskRunTemplate: v1.PipelineTaskRunTemplate{
+					ServiceAccountName: pr.Spec.TaskRunTemplate.ServiceAccountName,
+					PodTemplate:        pr.Spec.TaskRunTemplate.PodTemplate,
+				},
+			},
+		}
+		child.SetGroupVersionKind(v1.SchemeGroupVersion.WithKind("PipelineRun"))
+		placement.Set(child, placement.Of(pr)) // the whole PipelineRun runs on one cluster
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(child)
+		if err != nil {
+			return nil, err
+		}
+		_, err = r.c.tenants.Cluster(r.cluster.Path()).Resource(PipelineRunsResource).Namespace(pr.Namespace).
+			Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("create child PipelineRun %s of pipeline task %s: %w", name, pt.Name, err)
+		}
+		r.log.Infow("created child PipelineRun", "child", name, "pipelineTask", pt.Name)
+		out = append(out, child)
+	}
+	return out, nil
+}
+
+// childWorkspaces binds a child PipelineRun's workspaces as the parent's
+// bindings of the workspaces its pipeline task maps.
+func childWorkspaces(pr *v1.PipelineRun, pt *v1.PipelineTask) []v1.WorkspaceBinding {
+	var out []v1.WorkspaceBinding
+	for _, ws := range pt.Workspaces {
+		from := ws.Workspace
+		if from == "" {
+			from = ws.Name
+		}
+		for _, b := range pr.Spec.Workspaces {
+			if b.Name == from {
+				bound := *b.DeepCopy()
+				bound.Name = ws.Name
+				out = append(out, bound)
+			}
+		}
+	}
+	return out
+}
+
+func findPipelineRun(prs []*v1.PipelineRun, name string) *v1.PipelineRun {
+	for _, pr := range prs {
+		if pr.Name == name {
+			return pr
+		}
+	}
+	return nil
 }
 
 func findTaskRun(trs []*v1.TaskRun, name string) *v1.TaskRun {

@@ -191,6 +191,9 @@ func (r *run) run(ctx context.Context) error {
 	case resolution.IsHostNotAllowed(err):
 		pr.Status.MarkFailed(resolution.ReasonHostNotAllowed, "Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
 		return permanentError{err}
+	case errors.Is(err, apiserver.ErrReferencedObjectValidationFailed), errors.Is(err, apiserver.ErrCouldntValidateObjectPermanent):
+		pr.Status.MarkFailed(v1.PipelineRunReasonFailedValidation.String(), "Failed dryRunValidation for PipelineRun %s: %s", pr.Name, err)
+		return permanentError{err}
 	case err != nil:
 		pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipeline.String(),
 			"Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
@@ -321,8 +324,8 @@ func (r *run) claimTemplates(ctx context.Context) error {
 func unservedPipelineFeature(spec *v1.PipelineSpec) error {
 	for _, pt := range append(append([]v1.PipelineTask{}, spec.Tasks...), spec.Finally...) {
 		switch {
-		case pt.PipelineRef != nil || pt.PipelineSpec != nil:
-			return fmt.Errorf("pipeline task %q runs a pipeline: pipelines in pipelines are not served by pipelines-service yet", pt.Name)
+		case pt.PipelineRef != nil:
+			return fmt.Errorf("pipeline task %q runs a pipeline by pipelineRef: Tekton v1.9 runs pipelines in pipelines by pipelineSpec only", pt.Name)
 		case pt.TaskRef != nil && pt.TaskRef.APIVersion != "":
 			return fmt.Errorf("pipeline task %q is custom task %s %s: custom tasks are not served by pipelines-service yet", pt.Name, pt.TaskRef.APIVersion, pt.TaskRef.Kind)
 		case pt.TaskSpec != nil && pt.TaskSpec.IsCustomTask():

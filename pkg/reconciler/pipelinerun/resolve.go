@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
+	kcpinformers "github.com/kcp-dev/client-go/informers"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/resolution"
@@ -41,19 +42,7 @@ func (r *run) pipelineGetter(ctx context.Context) (pipelinespec.GetPipeline, err
 	if err != nil {
 		return nil, err
 	}
-	get := resources.GetPipelineFunc(ctx, kube, tekton, requester, r.pr, nil)
-	return func(ctx context.Context, name string) (*v1.Pipeline, *v1.RefSource, *trustedresources.VerificationResult, error) {
-		p, source, vr, err := get(ctx, name)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		// kcp runs no Tekton webhook: validate as it would.
-		p.SetDefaults(ctx)
-		if ferr := p.DeepCopy().Validate(ctx); ferr != nil {
-			return nil, nil, nil, fmt.Errorf("remote pipeline %q is invalid: %w", p.Name, ferr)
-		}
-		return p, source, vr, nil
-	}, nil
+	return reconciler.ValidatedPipeline(resources.GetPipelineFunc(ctx, kube, tekton, requester, r.pr, nil)), nil
 }
 
 // remote gives what Tekton's resolution code takes: the workspace's
@@ -92,19 +81,8 @@ func (r *run) taskGetter(ctx context.Context, pt v1.PipelineTask) (tektontaskres
 	if err != nil {
 		return nil, err
 	}
-	get := tektontaskresources.GetTaskFunc(ctx, kube, tekton, requester, r.pr, pt.TaskRef, trName, r.pr.Namespace,
-		r.pr.Spec.TaskRunTemplate.ServiceAccountName, nil)
-	return func(ctx context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
-		t, source, vr, err := get(ctx, name)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		t.SetDefaults(ctx)
-		if ferr := t.DeepCopy().Validate(ctx); ferr != nil {
-			return nil, nil, nil, fmt.Errorf("remote task %q is invalid: %w", t.Name, ferr)
-		}
-		return t, source, vr, nil
-	}, nil
+	return reconciler.ValidatedTask(tektontaskresources.GetTaskFunc(ctx, kube, tekton, requester, r.pr, pt.TaskRef, trName,
+		r.pr.Namespace, r.pr.Spec.TaskRunTemplate.ServiceAccountName, nil)), nil
 }
 
 // getPipeline reads a Pipeline from the PipelineRun's workspace and
@@ -133,6 +111,16 @@ func (r *run) getTask(ctx context.Context, name string) (*v1.Task, *v1.RefSource
 	return t, nil, nil, nil
 }
 
+// getChildPipelineRun reads a child PipelineRun (pipelines in pipelines);
+// NotFound when it does not exist yet.
+func (r *run) getChildPipelineRun(name string) (*v1.PipelineRun, error) {
+	pr := &v1.PipelineRun{}
+	if err := r.get(context.Background(), PipelineRunsResource, name, pr); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
 // getTaskRun reads a child TaskRun; NotFound when it does not exist yet.
 func (r *run) getTaskRun(name string) (*v1.TaskRun, error) {
 	tr := &v1.TaskRun{}
@@ -152,7 +140,7 @@ func (r *run) get(ctx context.Context, resource schema.GroupVersionResource, nam
 	switch {
 	case err == nil:
 		u = obj.(*unstructured.Unstructured).DeepCopy()
-	case apierrors.IsNotFound(err) && resource != TaskRunsResource:
+	case apierrors.IsNotFound(err) && resource != TaskRunsResource && resource != PipelineRunsResource:
 		u, err = r.c.tenants.Cluster(r.cluster.Path()).Resource(resource).Namespace(r.pr.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -183,9 +171,6 @@ func (r *run) resolveState(ctx context.Context, spec *v1.PipelineSpec) (resource
 			rest = append(rest, pt)
 		}
 	}
-	noChildPipelineRuns := func(name string) (*v1.PipelineRun, error) {
-		return nil, apierrors.NewNotFound(PipelineRunsResource.GroupResource(), name)
-	}
 	noCustomRuns := func(name string) (*v1beta1.CustomRun, error) {
 		return nil, apierrors.NewNotFound(schema.GroupResource{Group: "tekton.dev", Resource: "customruns"}, name)
 	}
@@ -195,7 +180,7 @@ func (r *run) resolveState(ctx context.Context, spec *v1.PipelineSpec) (resource
 		if err != nil {
 			return nil, err
 		}
-		rpt, err := resources.ResolvePipelineTask(ctx, *r.pr, noChildPipelineRuns, getTask, r.getTaskRun, noCustomRuns, pt, state)
+		rpt, err := resources.ResolvePipelineTask(ctx, *r.pr, r.getChildPipelineRun, getTask, r.getTaskRun, noCustomRuns, pt, state)
 		if errors.Is(err, remote.ErrRequestInProgress) {
 			return nil, err
 		}
@@ -245,27 +230,30 @@ func (r *run) facts(ctx context.Context, state resources.PipelineRunState, tasks
 	return facts
 }
 
-// recoverChildReferences adds TaskRuns of this PipelineRun that its status
-// does not list yet (e.g. a status update lost after creating them).
+// recoverChildReferences adds TaskRuns and child PipelineRuns of this
+// PipelineRun that its status does not list yet (e.g. a status update lost
+// after creating them).
 func (r *run) recoverChildReferences() {
 	selector := labels.SelectorFromSet(labels.Set{"tekton.dev/pipelineRun": r.pr.Name, "tekton.dev/pipelineRunUID": string(r.pr.UID)})
-	objs, err := r.c.taskRuns.Lister().ByCluster(r.cluster).ByNamespace(r.pr.Namespace).List(selector)
-	if err != nil {
-		return
-	}
 	known := map[string]bool{}
 	for _, ref := range r.pr.Status.ChildReferences {
 		known[ref.Name] = true
 	}
-	for _, obj := range objs {
-		u := obj.(*unstructured.Unstructured)
-		owners := u.GetOwnerReferences()
-		if known[u.GetName()] || len(owners) == 0 || owners[0].UID != r.pr.UID {
+	for kind, informer := range map[string]kcpinformers.GenericClusterInformer{"TaskRun": r.c.taskRuns, "PipelineRun": r.c.pipelineRuns} {
+		objs, err := informer.Lister().ByCluster(r.cluster).ByNamespace(r.pr.Namespace).List(selector)
+		if err != nil {
 			continue
 		}
-		ref := v1.ChildStatusReference{Name: u.GetName(), PipelineTaskName: u.GetLabels()["tekton.dev/pipelineTask"]}
-		ref.APIVersion, ref.Kind = v1.SchemeGroupVersion.String(), "TaskRun"
-		r.pr.Status.ChildReferences = append(r.pr.Status.ChildReferences, ref)
+		for _, obj := range objs {
+			u := obj.(*unstructured.Unstructured)
+			owners := u.GetOwnerReferences()
+			if known[u.GetName()] || len(owners) == 0 || owners[0].UID != r.pr.UID {
+				continue
+			}
+			ref := v1.ChildStatusReference{Name: u.GetName(), PipelineTaskName: u.GetLabels()["tekton.dev/pipelineTask"]}
+			ref.APIVersion, ref.Kind = v1.SchemeGroupVersion.String(), kind
+			r.pr.Status.ChildReferences = append(r.pr.Status.ChildReferences, ref)
+		}
 	}
 	sort.Slice(r.pr.Status.ChildReferences, func(i, j int) bool {
 		a, b := r.pr.Status.ChildReferences[i], r.pr.Status.ChildReferences[j]

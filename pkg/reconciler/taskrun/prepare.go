@@ -172,7 +172,7 @@ func (c *Controller) getTask(ctx context.Context, cluster logicalcluster.Name, k
 		if err != nil {
 			return nil, err
 		}
-		return validated(resources.GetTaskFuncFromTaskRun(ctx, kube, tekton, requester, tr, nil)), nil
+		return reconciler.ValidatedTask(resources.GetTaskFuncFromTaskRun(ctx, kube, tekton, requester, tr, nil)), nil
 	}
 	return func(ctx context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
 		if tr.Status.TaskSpec != nil {
@@ -197,22 +197,6 @@ func (c *Controller) getTask(ctx context.Context, cluster logicalcluster.Name, k
 		}
 		return task, nil, nil, nil
 	}, nil
-}
-
-// validated validates a remote Task as Tekton's webhook would (kcp runs
-// none: the dry-run create upstream issues checks only the schema).
-func validated(get resources.GetTask) resources.GetTask {
-	return func(ctx context.Context, name string) (*v1.Task, *v1.RefSource, *trustedresources.VerificationResult, error) {
-		task, source, vr, err := get(ctx, name)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		task.SetDefaults(ctx)
-		if ferr := task.DeepCopy().Validate(ctx); ferr != nil {
-			return nil, nil, nil, fmt.Errorf("%w: remote task %q is invalid: %w", apiserver.ErrReferencedObjectValidationFailed, task.Name, ferr)
-		}
-		return task, source, vr, nil
-	}
 }
 
 // remote gives what Tekton's resolution code takes for a run of the

@@ -147,7 +147,9 @@ func (u *ForgeUser) Push(t testing.TB, repo string, private bool, files map[stri
 }
 
 // CloneURL is the anonymous clone URL of a repository of the user.
-func (u *ForgeUser) CloneURL(repo string) string { return u.forge.URL + "/" + u.Name + "/" + repo + ".git" }
+func (u *ForgeUser) CloneURL(repo string) string {
+	return u.forge.URL + "/" + u.Name + "/" + repo + ".git"
+}
 
 // RawURL is the URL of a file of branch main of a repository of the user.
 func (u *ForgeUser) RawURL(repo, path string) string {

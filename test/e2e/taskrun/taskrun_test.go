@@ -20,6 +20,7 @@ import (
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
+	"github.com/pipelines-service/pipelines-service/pkg/resolution"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
@@ -261,7 +262,11 @@ func TestInvalidTaskRunsGetConditionsAndServiceContinues(t *testing.T) {
 	badType := greetRun("bad-param-type", "x", "a", "b")
 	badType.Spec.Params[0].Value = *v1.NewStructuredValues("not", "a", "string")
 	remote := &v1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "remote-resolver"}, Spec: v1.TaskRunSpec{
-		TaskRef: &v1.TaskRef{ResolverRef: v1.ResolverRef{Resolver: "git", Params: v1.Params{{Name: "url", Value: *v1.NewStructuredValues("https://example.invalid/repo.git")}}}}}}
+		TaskRef: &v1.TaskRef{ResolverRef: v1.ResolverRef{Resolver: "git", Params: v1.Params{
+			{Name: "url", Value: *v1.NewStructuredValues("https://example.invalid/repo.git")},
+			{Name: "revision", Value: *v1.NewStructuredValues("main")},
+			{Name: "pathInRepo", Value: *v1.NewStructuredValues("task.yaml")},
+		}}}}}
 	create(ctx, t, tn, missing)
 	create(ctx, t, tn, badType)
 	create(ctx, t, tn, remote)
@@ -271,7 +276,7 @@ func TestInvalidTaskRunsGetConditionsAndServiceContinues(t *testing.T) {
 	}{
 		{"missing-task", string(v1.TaskRunReasonFailedResolution), `"does-not-exist" not found`},
 		{"bad-param-type", string(v1.TaskRunReasonFailedValidation), "param types don't match"},
-		{"remote-resolver", string(v1.TaskRunReasonFailedResolution), `"git" resolver: remote resolution is not served`},
+		{"remote-resolver", resolution.ReasonHostNotAllowed, `host "example.invalid:443" is not allowed by the platform`},
 	}
 	for _, tc := range cases {
 		tr := tn.WaitTaskRunDone(ctx, t, ns, tc.name, time.Minute)
