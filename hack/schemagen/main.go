@@ -37,6 +37,7 @@ var sources = []struct {
 		{"300-pipeline.yaml", []string{"v1"}},
 		{"300-pipelinerun.yaml", []string{"v1"}},
 		{"300-stepaction.yaml", []string{"v1beta1", "v1alpha1"}},
+		{"300-customrun.yaml", []string{"v1beta1"}},
 	}},
 	// Triggers: v1beta1, upstream's storage version, where there is one.
 	// v1alpha1 is left out: its inline interceptors (github:, cel:, …)

@@ -26,6 +26,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/eventlistener"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/persistentvolumeclaim"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
@@ -251,6 +252,10 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	customRuns, err := customrun.New(customrun.Options{Tenants: tenants, TenantInformers: tenantInformers, Log: log.Named("customrun")})
+	if err != nil {
+		return err
+	}
 	namespaces := workloadnamespace.New(workloads, log.Named("workloadnamespace"))
 	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers, Log: log.Named("workloadgc")})
 	if err := tektonConfig.Start(ctx); err != nil {
@@ -269,6 +274,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	go collector.Run(ctx)
 	go namespaces.Run(ctx, 1, debug.timings)
 	go listeners.Run(ctx, 2, debug.timings)
+	go customRuns.Run(ctx, 1, debug.timings)
 	if recording != nil {
 		go recording.Run(ctx, 2, debug.timings)
 	}

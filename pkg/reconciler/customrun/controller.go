@@ -1,0 +1,59 @@
+// Package customrun answers tenants' CustomRuns: the service runs no
+// custom-task controller, so a CustomRun nobody has picked up is told so
+// in its condition instead of waiting silently. It stays Unknown, as
+// upstream's semantics want (a controller of the tenant's own, watching
+// its workspace, may still run it); a cancelled one ends.
+package customrun
+
+import (
+	"context"
+
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
+	kcpinformers "github.com/kcp-dev/client-go/informers"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	"go.uber.org/zap"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+)
+
+// ControllerName names the controller in logs and the work queue.
+const ControllerName = "pipelines-service-customrun"
+
+// CustomRunsResource is the resource the controller watches.
+var CustomRunsResource = v1beta1.SchemeGroupVersion.WithResource("customruns")
+
+// Options configure a Controller.
+type Options struct {
+	Tenants         kcpdynamic.ClusterInterface
+	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
+	Log             *zap.SugaredLogger
+}
+
+// Controller marks the CustomRuns of every tenant workspace.
+type Controller struct {
+	log        *zap.SugaredLogger
+	queue      workqueue.TypedRateLimitingInterface[string]
+	objects    reconciler.Objects
+	customRuns kcpinformers.GenericClusterInformer
+}
+
+// New wires the informer and the work queue.
+func New(opts Options) (*Controller, error) {
+	c := &Controller{
+		log:     opts.Log,
+		queue:   reconciler.NewQueue(ControllerName),
+		objects: reconciler.Objects{Client: opts.Tenants, Resource: CustomRunsResource},
+	}
+	c.customRuns = opts.TenantInformers.ForResource(CustomRunsResource)
+	if _, err := c.customRuns.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Run runs workers until ctx ends; the informers must have synced.
+func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "CustomRun")
+}
