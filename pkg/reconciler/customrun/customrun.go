@@ -34,7 +34,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	}
 	c.log.Infow("CustomRun has no custom-task controller", "workspace", obj.Cluster.String(), "namespace", obj.Namespace, "name", obj.Name,
 		"reason", cr.Status.GetCondition(apis.ConditionSucceeded).Reason)
-	return 0, c.objects.UpdateStatus(ctx, obj.Cluster, obj.Unstructured, cr.Status)
+	return 0, c.objects.UpdateStatus(ctx, obj.Cluster, obj.Unstructured, &cr.Status)
 }
 
 // mark gives a CustomRun that no controller has picked up (no condition
