@@ -7,11 +7,14 @@ import (
 	"fmt"
 
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"knative.dev/pkg/apis"
+
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 )
 
 // cancelPipelineRun cancels every child TaskRun and marks the
@@ -83,6 +86,13 @@ func (r *run) cancelChildren(ctx context.Context, tasks map[string]bool, message
 	if err != nil {
 		return err
 	}
+	customRunPatch, err := json.Marshal([]map[string]string{
+		{"op": "add", "path": "/spec/status", "value": string(v1beta1.CustomRunSpecStatusCancelled)},
+		{"op": "add", "path": "/spec/statusMessage", "value": string(message)},
+	})
+	if err != nil {
+		return err
+	}
 	tenant := r.c.tenants.Cluster(r.cluster.Path())
 	var errs []error
 	for _, ref := range r.pr.Status.ChildReferences {
@@ -93,6 +103,8 @@ func (r *run) cancelChildren(ctx context.Context, tasks map[string]bool, message
 		switch ref.Kind {
 		case "TaskRun":
 			_, err = tenant.Resource(TaskRunsResource).Namespace(r.pr.Namespace).Patch(ctx, ref.Name, types.JSONPatchType, taskRunPatch, metav1.PatchOptions{})
+		case "CustomRun":
+			_, err = tenant.Resource(customrun.CustomRunsResource).Namespace(r.pr.Namespace).Patch(ctx, ref.Name, types.JSONPatchType, customRunPatch, metav1.PatchOptions{})
 		case "PipelineRun":
 			_, err = tenant.Resource(PipelineRunsResource).Namespace(r.pr.Namespace).Patch(ctx, ref.Name, types.JSONPatchType, pipelineRunPatch, metav1.PatchOptions{})
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 )
@@ -81,6 +82,7 @@ type Controller struct {
 	pipelines    kcpinformers.GenericClusterInformer
 	tasks        kcpinformers.GenericClusterInformer
 	taskRuns     kcpinformers.GenericClusterInformer
+	customRuns   kcpinformers.GenericClusterInformer
 }
 
 // New wires the informers and the work queue.
@@ -104,6 +106,7 @@ func New(opts Options) (*Controller, error) {
 	c.pipelines = opts.TenantInformers.ForResource(PipelinesResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
 	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
+	c.customRuns = opts.TenantInformers.ForResource(customrun.CustomRunsResource)
 	if _, err := c.pipelineRuns.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
@@ -112,6 +115,9 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	if _, err := c.taskRuns.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, parentKey)); err != nil {
+		return nil, err
+	}
+	if _, err := c.customRuns.Informer().AddEventHandler(reconciler.RelatedHandler(c.queue, parentKey)); err != nil {
 		return nil, err
 	}
 	c.placer = placement.Placer{Fleet: opts.Fleet, Claims: opts.TenantInformers.ForResource(corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")).Lister()}
@@ -132,6 +138,8 @@ func (c *Controller) lister(resource schema.GroupVersionResource) kcpcache.Gener
 		return c.tasks.Lister()
 	case TaskRunsResource:
 		return c.taskRuns.Lister()
+	case customrun.CustomRunsResource:
+		return c.customRuns.Lister()
 	default:
 		return c.pipelineRuns.Lister()
 	}

@@ -68,6 +68,14 @@ func (r *run) runNextSchedulableTasks(ctx context.Context, facts *resources.Pipe
 				return r.fail(v1.PipelineRunReasonInvalidMatrixParameterTypes, "PipelineRun %s/%s: %s", err)
 			}
 		}
+		if rpt.IsCustomTask() {
+			customRuns, err := r.createCustomRuns(ctx, rpt, facts)
+			if err != nil {
+				return err
+			}
+			rpt.CustomRuns = customRuns
+			continue
+		}
 		if rpt.IsChildPipeline() {
 			children, err := r.createChildPipelineRuns(ctx, rpt, facts)
 			if err != nil {

@@ -323,13 +323,8 @@ func (r *run) claimTemplates(ctx context.Context) error {
 // service does not provide yet, so that the run fails at once, clearly.
 func unservedPipelineFeature(spec *v1.PipelineSpec) error {
 	for _, pt := range append(append([]v1.PipelineTask{}, spec.Tasks...), spec.Finally...) {
-		switch {
-		case pt.PipelineRef != nil:
+		if pt.PipelineRef != nil {
 			return fmt.Errorf("pipeline task %q runs a pipeline by pipelineRef: Tekton v1.9 runs pipelines in pipelines by pipelineSpec only", pt.Name)
-		case pt.TaskRef != nil && pt.TaskRef.APIVersion != "":
-			return fmt.Errorf("pipeline task %q is custom task %s %s: custom tasks are not served by pipelines-service yet", pt.Name, pt.TaskRef.APIVersion, pt.TaskRef.Kind)
-		case pt.TaskSpec != nil && pt.TaskSpec.IsCustomTask():
-			return fmt.Errorf("pipeline task %q embeds custom task %s %s: custom tasks are not served by pipelines-service yet", pt.Name, pt.TaskSpec.APIVersion, pt.TaskSpec.Kind)
 		}
 	}
 	return nil

@@ -17,8 +17,9 @@ func TestUnservedPipelineFeatureIsNamed(t *testing.T) {
 		{name: "taskRef by name", pt: v1.PipelineTask{Name: "a", TaskRef: &v1.TaskRef{Name: "t"}}},
 		{name: "embedded task", pt: v1.PipelineTask{Name: "a", TaskSpec: task}},
 		{name: "bundle resolver: served", pt: v1.PipelineTask{Name: "a", TaskRef: &v1.TaskRef{ResolverRef: v1.ResolverRef{Resolver: "bundles"}}}},
-		{name: "pipeline in pipeline", pt: v1.PipelineTask{Name: "a", PipelineRef: &v1.PipelineRef{Name: "p"}}, want: "pipelines in pipelines"},
-		{name: "custom task", pt: v1.PipelineTask{Name: "a", TaskRef: &v1.TaskRef{APIVersion: "example.dev/v1", Kind: "Wait"}}, want: "custom task example.dev/v1 Wait"},
+		{name: "pipeline in pipeline by ref", pt: v1.PipelineTask{Name: "a", PipelineRef: &v1.PipelineRef{Name: "p"}}, want: "pipelineSpec only"},
+		{name: "pipeline in pipeline by spec: served", pt: v1.PipelineTask{Name: "a", PipelineSpec: &v1.PipelineSpec{}}},
+		{name: "custom task: served as a CustomRun", pt: v1.PipelineTask{Name: "a", TaskRef: &v1.TaskRef{APIVersion: "example.dev/v1", Kind: "Wait"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 	kcpinformers "github.com/kcp-dev/client-go/informers"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 	"github.com/pipelines-service/pipelines-service/pkg/resolution"
 )
 
@@ -140,7 +141,7 @@ func (r *run) get(ctx context.Context, resource schema.GroupVersionResource, nam
 	switch {
 	case err == nil:
 		u = obj.(*unstructured.Unstructured).DeepCopy()
-	case apierrors.IsNotFound(err) && resource != TaskRunsResource && resource != PipelineRunsResource:
+	case apierrors.IsNotFound(err) && resource != TaskRunsResource && resource != PipelineRunsResource && resource != customrun.CustomRunsResource:
 		u, err = r.c.tenants.Cluster(r.cluster.Path()).Resource(resource).Namespace(r.pr.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -171,16 +172,13 @@ func (r *run) resolveState(ctx context.Context, spec *v1.PipelineSpec) (resource
 			rest = append(rest, pt)
 		}
 	}
-	noCustomRuns := func(name string) (*v1beta1.CustomRun, error) {
-		return nil, apierrors.NewNotFound(schema.GroupResource{Group: "tekton.dev", Resource: "customruns"}, name)
-	}
 	state := resources.PipelineRunState{}
 	for _, pt := range append(first, rest...) {
 		getTask, err := r.taskGetter(ctx, pt)
 		if err != nil {
 			return nil, err
 		}
-		rpt, err := resources.ResolvePipelineTask(ctx, *r.pr, r.getChildPipelineRun, getTask, r.getTaskRun, noCustomRuns, pt, state)
+		rpt, err := resources.ResolvePipelineTask(ctx, *r.pr, r.getChildPipelineRun, getTask, r.getTaskRun, r.getCustomRun, pt, state)
 		if errors.Is(err, remote.ErrRequestInProgress) {
 			return nil, err
 		}
@@ -239,7 +237,7 @@ func (r *run) recoverChildReferences() {
 	for _, ref := range r.pr.Status.ChildReferences {
 		known[ref.Name] = true
 	}
-	for kind, informer := range map[string]kcpinformers.GenericClusterInformer{"TaskRun": r.c.taskRuns, "PipelineRun": r.c.pipelineRuns} {
+	for kind, informer := range map[string]kcpinformers.GenericClusterInformer{"TaskRun": r.c.taskRuns, "PipelineRun": r.c.pipelineRuns, "CustomRun": r.c.customRuns} {
 		objs, err := informer.Lister().ByCluster(r.cluster).ByNamespace(r.pr.Namespace).List(selector)
 		if err != nil {
 			continue
@@ -252,6 +250,9 @@ func (r *run) recoverChildReferences() {
 			}
 			ref := v1.ChildStatusReference{Name: u.GetName(), PipelineTaskName: u.GetLabels()["tekton.dev/pipelineTask"]}
 			ref.APIVersion, ref.Kind = v1.SchemeGroupVersion.String(), kind
+			if kind == "CustomRun" {
+				ref.APIVersion = v1beta1.SchemeGroupVersion.String()
+			}
 			r.pr.Status.ChildReferences = append(r.pr.Status.ChildReferences, ref)
 		}
 	}
