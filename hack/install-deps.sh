@@ -11,7 +11,8 @@ packages=(
   docker-registry             # the local OCI registry
   debootstrap                 # the Debian base image for script steps
   busybox-static              # the busybox shell image
-  gcc libc6-dev               # the static pause binary of the sandbox image; runc's cgo
+  gcc libc6-dev               # the static pause binary of the sandbox image; runc's and Gitea's cgo
+  git                         # the forge (Gitea runs git) and the git resolver's clone mode
   iproute2                    # the stack's bridge and the nodes' network namespaces
   postgresql-15               # Tekton Results' database (the stack starts its own)
 )
