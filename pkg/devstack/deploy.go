@@ -43,6 +43,8 @@ func (s *Stack) Deploy(ctx context.Context) error {
 		TektonImages:      imgs,
 		ImageMap:          c.controllerImageMap(imgs),
 		Workers:           4,
+		TenantEgress:      c.TenantEgress(),
+		Resolution:        c.resolutionConfig(),
 	})
 	if err != nil {
 		return err
