@@ -135,13 +135,7 @@ func (r *run) createChildPipelineRuns(ctx context.Context, rpt *resources.Resolv
 			continue
 		}
 		child := &v1.PipelineRun{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:            name,
-				Namespace:       pr.Namespace,
-				OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(pr)},
-				Labels:          childLabels(pr, *pt, rpt.IsFinalTask(facts), nil),
-				Annotations:     childAnnotations(pr, *pt, nil),
-			},
+			ObjectMeta: childMeta(pr, name, *pt, rpt.IsFinalTask(facts), nil),
 			Spec: v1.PipelineRunSpec{
 				PipelineSpec: pt.PipelineSpec,
 				Params:       pt.Params,
@@ -211,13 +205,7 @@ func (r *run) createTaskRun(ctx context.Context, name string, matrixParams v1.Pa
 	pr, pt := r.pr, rpt.PipelineTask
 	spec := pr.GetTaskRunSpec(pt.Name)
 	tr := &v1.TaskRun{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            name,
-			Namespace:       pr.Namespace,
-			OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(pr)},
-			Labels:          childLabels(pr, *pt, rpt.IsFinalTask(facts), spec.Metadata),
-			Annotations:     childAnnotations(pr, *pt, spec.Metadata),
-		},
+		ObjectMeta: childMeta(pr, name, *pt, rpt.IsFinalTask(facts), spec.Metadata),
 		Spec: v1.TaskRunSpec{
 			Retries:            pt.Retries,
 			Params:             append(append(v1.Params{}, matrixParams...), pt.Params...),
@@ -276,6 +264,19 @@ func (r *run) createTaskRun(ctx context.Context, name string, matrixParams v1.Pa
 	}
 	r.log.Infow("created TaskRun", "pipelineTask", pt.Name, "taskRun", name)
 	return out, nil
+}
+
+// childMeta is the metadata of a child (TaskRun, PipelineRun, CustomRun)
+// of a pipeline task: owned by the PipelineRun, labelled and annotated as
+// Tekton does.
+func childMeta(pr *v1.PipelineRun, name string, pt v1.PipelineTask, final bool, specMeta *v1.PipelineTaskMetadata) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:            name,
+		Namespace:       pr.Namespace,
+		OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(pr)},
+		Labels:          childLabels(pr, pt, final, specMeta),
+		Annotations:     childAnnotations(pr, pt, specMeta),
+	}
 }
 
 // childLabels are the TaskRun's labels, by Tekton's precedence: taskRunSpecs

@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"knative.dev/pkg/kmeta"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 )
@@ -60,14 +59,8 @@ func (r *run) createCustomRun(ctx context.Context, name string, matrixParams v1.
 		return nil, r.fail(v1.PipelineRunReasonInvalidWorkspaceBinding, "PipelineRun %s/%s: %s", err)
 	}
 	cr := &v1beta1.CustomRun{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            name,
-			Namespace:       pr.Namespace,
-			OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(pr)},
-			Labels:          childLabels(pr, *pt, rpt.IsFinalTask(facts), nil),
-			Annotations:     childAnnotations(pr, *pt, nil),
-		},
-		Spec: v1beta1.CustomRunSpec{Retries: pt.Retries, ServiceAccountName: spec.ServiceAccountName, Timeout: pt.Timeout},
+		ObjectMeta: childMeta(pr, name, *pt, rpt.IsFinalTask(facts), nil),
+		Spec:       v1beta1.CustomRunSpec{Retries: pt.Retries, ServiceAccountName: spec.ServiceAccountName, Timeout: pt.Timeout},
 	}
 	if spec.Timeout != nil {
 		cr.Spec.Timeout = spec.Timeout

@@ -19,8 +19,8 @@ import (
 
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 
-	"github.com/pipelines-service/pipelines-service/pkg/workload"
 	"github.com/pipelines-service/pipelines-service/pkg/resolution"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
