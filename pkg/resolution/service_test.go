@@ -156,3 +156,22 @@ func TestCheckRepoPath(t *testing.T) {
 		}
 	}
 }
+
+func TestFetchTimeoutIsCappedByThePlatform(t *testing.T) {
+	s := New(Options{Log: zap.NewNop().Sugar(), MaxFetchTimeout: time.Minute})
+	for _, tc := range []struct {
+		tenant string
+		want   time.Duration
+		err    bool
+	}{
+		{"", time.Minute, false},
+		{"10s", 10 * time.Second, false},
+		{"100h", time.Minute, false},
+		{"soon", 0, true},
+	} {
+		got, err := s.fetchTimeout("git", map[string]string{"fetch-timeout": tc.tenant})
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("fetch-timeout %q: %v, %v; want %v (error %v)", tc.tenant, got, err, tc.want, tc.err)
+		}
+	}
+}
