@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -126,10 +125,10 @@ func (c Config) startForge(ctx context.Context) error {
 		}
 	}
 	if !p.running() {
-		if err := c.forgeCLI(ctx, u, "migrate"); err != nil {
+		if _, err := c.forgeCLI(ctx, u, "migrate"); err != nil {
 			return err
 		}
-		err := c.forgeCLI(ctx, u, "admin", "user", "create", "--admin", "--username", ForgeAdmin,
+		_, err := c.forgeCLI(ctx, u, "admin", "user", "create", "--admin", "--username", ForgeAdmin,
 			"--password", password, "--email", ForgeAdmin+"@forge.invalid", "--must-change-password=false")
 		if err != nil && !strings.Contains(err.Error(), "already exists") {
 			return err
@@ -144,7 +143,7 @@ func (c Config) startForge(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	return c.ensureForgeToken(ctx, password)
+	return c.ensureForgeToken(ctx, u)
 }
 
 // giteaModuleDir is Gitea's module source: without the bindata tag Gitea
@@ -212,6 +211,9 @@ JWT_SECRET = %[9]s
 [service]
 DISABLE_REGISTRATION = true
 REQUIRE_SIGNIN_VIEW = false
+; API tokens only: a username and password in basic auth sign in no one
+; (a token as the password still works, as git pushes use it).
+ENABLE_BASIC_AUTHENTICATION = false
 
 [repository]
 ROOT = %[2]s/repos
@@ -249,23 +251,22 @@ LEVEL = Info
 }
 
 // forgeCLI runs a gitea subcommand as the forge's user, on its
-// configuration.
-func (c Config) forgeCLI(ctx context.Context, u *passwdUser, args ...string) error {
+// configuration, and returns its output.
+func (c Config) forgeCLI(ctx context.Context, u *passwdUser, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, c.binary(c.giteaBuild(), "gitea"), append(args, "--config", c.forgeConfigFile())...)
 	cmd.Env = append(os.Environ(), c.forgeEnv()...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	asUserAttrs(cmd.SysProcAttr, u)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("gitea %s: %w: %s", strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("gitea %s: %w: %s", strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(string(out)))
 	}
-	return nil
+	return string(out), nil
 }
 
 // ensureForgeToken keeps the administrator's API token if it still
-// works, or makes a new one (basic auth with the administrator's
-// password).
-func (c Config) ensureForgeToken(ctx context.Context, password string) error {
+// works, or makes a new one.
+func (c Config) ensureForgeToken(ctx context.Context, u *passwdUser) error {
 	if data, err := os.ReadFile(c.ForgeTokenFile()); err == nil {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.ForgeURL()+"/api/v1/user", nil)
 		req.Header.Set("Authorization", "token "+strings.TrimSpace(string(data)))
@@ -276,26 +277,37 @@ func (c Config) ensureForgeToken(ctx context.Context, password string) error {
 			}
 		}
 	}
-	body, _ := json.Marshal(map[string]any{"name": "stack-" + strconv.FormatInt(time.Now().UnixNano(), 36), "scopes": []string{"all"}})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.ForgeURL()+"/api/v1/users/"+ForgeAdmin+"/tokens", bytes.NewReader(body))
+	token, err := c.forgeToken(ctx, u, ForgeAdmin)
 	if err != nil {
 		return err
 	}
-	req.SetBasicAuth(ForgeAdmin, password)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	return os.WriteFile(c.ForgeTokenFile(), []byte(token+"\n"), 0o600)
+}
+
+// forgeToken makes an API token (all scopes) of a forge user with Gitea's
+// CLI: the forge takes no passwords over HTTP.
+func (c Config) forgeToken(ctx context.Context, u *passwdUser, user string) (string, error) {
+	out, err := c.forgeCLI(ctx, u, "admin", "user", "generate-access-token", "--username", user,
+		"--token-name", "stack-"+strconv.FormatInt(time.Now().UnixNano(), 36), "--scopes", "all", "--raw")
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer resp.Body.Close()
-	var token struct {
-		SHA1    string `json:"sha1"`
-		Message string `json:"message"`
+	// --raw prints the token alone, but Gitea may log on the same output.
+	for _, f := range strings.Fields(out) {
+		if len(f) == 40 && strings.Trim(f, "0123456789abcdef") == "" {
+			return f, nil
+		}
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&token); err != nil || resp.StatusCode != http.StatusCreated || token.SHA1 == "" {
-		return fmt.Errorf("forge: creating an API token: %s %s %v", resp.Status, token.Message, err)
+	return "", fmt.Errorf("gitea generate-access-token for %s printed no token: %s", user, out)
+}
+
+// ForgeToken makes an API token of a forge user (the e2e tests' users).
+func (s *Stack) ForgeToken(ctx context.Context, user string) (string, error) {
+	u, err := forgeUser()
+	if err != nil {
+		return "", err
 	}
-	return os.WriteFile(c.ForgeTokenFile(), []byte(token.SHA1+"\n"), 0o600)
+	return s.cfg.forgeToken(ctx, u, user)
 }
 
 // secretFile returns the random secret kept in path (mode 0600), made on

@@ -12,7 +12,6 @@ var skipped = map[string]string{
 	"taskruns/beta/authenticating-git-commands.yaml":            "network: clones from github.com",
 	"taskruns/creds-init-only-mounts-provided-credentials.yaml": "network: git credentials for github.com",
 	"taskruns/beta/hub-resolver.yaml":                           "network: hub resolver fetches from artifacthub.io (not served: no hub on the stack)",
-	"pipelineruns/beta/http-resolver-credentials.yaml":          "credentials: its placeholder git:token, which raw.githubusercontent.com ignores on a public file, the stack's forge refuses (401)",
 	"taskruns/alpha/step-stream-results.yaml":                   "network: crane digest queries mirror.gcr.io",
 	"taskruns/alpha/step-stream-volumes.yaml":                   "network: crane digest queries mirror.gcr.io",
 	"taskruns/alpha/step-stream-workspace.yaml":                 "network: crane digest queries mirror.gcr.io",

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 )
 
 // Forge is the stack's Gitea, driven through its API with the
@@ -23,6 +25,7 @@ import (
 type Forge struct {
 	URL   string
 	token string
+	stack *devstack.Stack
 }
 
 // Forge returns the stack's forge.
@@ -33,7 +36,7 @@ func (e *Env) Forge(t testing.TB) *Forge {
 	if err != nil {
 		t.Fatalf("the forge's token (make dev-status: FORGE_TOKEN_FILE): %v", err)
 	}
-	return &Forge{URL: cfg.ForgeURL(), token: strings.TrimSpace(string(token))}
+	return &Forge{URL: cfg.ForgeURL(), token: strings.TrimSpace(string(token)), stack: e.Stack}
 }
 
 // ForgeUser is a user of the forge with an API token of its own.
@@ -44,7 +47,8 @@ type ForgeUser struct {
 }
 
 // NewUser makes a forge user with a random name after prefix, and an
-// API token of it.
+// API token of it (made with Gitea's CLI: the forge takes no passwords
+// over HTTP).
 func (f *Forge) NewUser(t testing.TB, prefix string) *ForgeUser {
 	t.Helper()
 	b := make([]byte, 4)
@@ -54,14 +58,10 @@ func (f *Forge) NewUser(t testing.TB, prefix string) *ForgeUser {
 	f.call(t, "", http.MethodPost, "/api/v1/admin/users", map[string]any{
 		"username": name, "email": name + "@forge.invalid", "password": password, "must_change_password": false,
 	}, http.StatusCreated, nil)
-	var token struct {
-		SHA1 string `json:"sha1"`
+	token, err := f.stack.ForgeToken(context.Background(), name)
+	if err != nil {
+		t.Fatalf("a token of forge user %s: %v", name, err)
 	}
-	body, _ := json.Marshal(map[string]any{"name": "e2e", "scopes": []string{"all"}})
-	req, _ := http.NewRequest(http.MethodPost, f.URL+"/api/v1/users/"+name+"/tokens", bytes.NewReader(body))
-	req.SetBasicAuth(name, password)
-	req.Header.Set("Content-Type", "application/json")
-	f.do(t, req, http.StatusCreated, &token)
 	t.Cleanup(func() {
 		req, _ := http.NewRequest(http.MethodDelete, f.URL+"/api/v1/admin/users/"+name+"?purge=true", nil)
 		req.Header.Set("Authorization", "token "+f.token)
@@ -69,7 +69,7 @@ func (f *Forge) NewUser(t testing.TB, prefix string) *ForgeUser {
 			_ = resp.Body.Close()
 		}
 	})
-	return &ForgeUser{Name: name, Token: token.SHA1, forge: f}
+	return &ForgeUser{Name: name, Token: token, forge: f}
 }
 
 // Push creates a repository of the user and commits files (path to
