@@ -223,9 +223,11 @@ ENABLE_PUSH_CREATE_ORG = true
 DEFAULT_PUSH_CREATE_PRIVATE = false
 
 [webhook]
-; Webhooks may reach the platform's gateway (Triggers' and Pipelines as
-; Code's routes) on HostIP, nothing else of the internal network.
-ALLOWED_HOST_LIST = %[3]s
+; Gitea's default ("external"): no webhook reaches a private address. HOST_IP
+; must not be listed: its ports include the Results API, which authorises
+; no one itself, and a GET webhook's response is shown to the repository's
+; owner. Webhooks to the gateway come with a port-exact rule (#18).
+ALLOWED_HOST_LIST = external
 
 [migrations]
 ALLOW_LOCALNETWORKS = false
