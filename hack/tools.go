@@ -12,4 +12,6 @@ import (
 	// Triggers' CRDs (config/300-*.yaml) are the source of its exported
 	// schemas (make generate).
 	_ "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
+	// Pipelines as Code's Repository CRD (config/300-repositories.yaml).
+	_ "github.com/openshift-pipelines/pipelines-as-code/pkg/apis/pipelinesascode/v1alpha1"
 )

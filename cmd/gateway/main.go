@@ -34,6 +34,7 @@ type flags struct {
 	proxyCert, proxyKey           string
 	kubeconfig, providerWorkspace string
 	resultsURL, triggersSinkURL   string
+	pacURL                        string
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.StringVar(&f.providerWorkspace, "provider-workspace", "root:pipelines-service", "workspace holding the WorkloadClusters")
 	flag.StringVar(&f.resultsURL, "results-url", "", "Tekton Results API's REST base URL, e.g. http://127.0.0.1:8088 (empty: Results not served)")
 	flag.StringVar(&f.triggersSinkURL, "triggers-sink-url", "", "the triggers sink's URL, e.g. http://127.0.0.1:6071: EventListeners' paths (/hooks/…) go there (empty: not served)")
+	flag.StringVar(&f.pacURL, "pipelines-as-code-url", "", "the Pipelines as Code intake's URL, e.g. http://127.0.0.1:8097: forges' events posted to /pac go there (empty: not served)")
 	flag.Parse()
 
 	command.Run("gateway", func(ctx context.Context, log *zap.SugaredLogger) error { return run(ctx, log, f) })
@@ -143,6 +145,11 @@ func options(f flags, log *zap.SugaredLogger) (gateway.Options, error) {
 	if f.triggersSinkURL != "" {
 		if opts.TriggersSink, err = url.Parse(f.triggersSinkURL); err != nil || opts.TriggersSink.Host == "" {
 			return opts, fmt.Errorf("--triggers-sink-url %q: a URL such as http://127.0.0.1:6071", f.triggersSinkURL)
+		}
+	}
+	if f.pacURL != "" {
+		if opts.PipelinesAsCode, err = url.Parse(f.pacURL); err != nil || opts.PipelinesAsCode.Host == "" {
+			return opts, fmt.Errorf("--pipelines-as-code-url %q: a URL such as http://127.0.0.1:8097", f.pacURL)
 		}
 	}
 	return opts, nil

@@ -54,6 +54,14 @@ var sources = []struct {
 		{"300-interceptor.yaml", []string{"v1alpha1"}},
 		{"300-clusterinterceptor.yaml", []string{"v1alpha1"}},
 	}},
+	// Pipelines as Code's Repository. Its own status (pipelinerun_status)
+	// is a top-level field written by PaC's watcher; the schema gains a
+	// status with conditions (addRepositoryStatus), where the service says
+	// whether it accepts the Repository (its URL is unique, its secrets
+	// exist).
+	{module: "github.com/openshift-pipelines/pipelines-as-code", dir: "config", out: "apis/pac", crds: []crdFile{
+		{"300-repositories.yaml", []string{"v1alpha1"}},
+	}},
 }
 
 type crdFile struct {
@@ -86,6 +94,9 @@ func run() error {
 			}
 			if err := keepVersions(crd, c.versions); err != nil {
 				return fmt.Errorf("%s: %w", c.file, err)
+			}
+			if crd.Name == "repositories.pipelinesascode.tekton.dev" {
+				addRepositoryStatus(crd)
 			}
 			source := src.module + "@" + version + "/" + src.dir + "/" + c.file
 			if err := writeSchema(crd, prefix, source, src.out); err != nil {
@@ -180,6 +191,42 @@ func relaxStepNames(schema *apiextensionsv1.JSONSchemaProps) {
 		relaxStepNames(schema.Items.Schema)
 	}
 }
+
+// addRepositoryStatus gives a Repository a status.conditions (the shape
+// of metav1.Condition), the subresource PaC's CRD declares but never
+// describes, and an "Accepted" printer column.
+func addRepositoryStatus(crd *apiextensionsv1.CustomResourceDefinition) {
+	str := apiextensionsv1.JSONSchemaProps{Type: "string"}
+	condition := apiextensionsv1.JSONSchemaProps{
+		Type:     "object",
+		Required: []string{"type", "status"},
+		Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"type": str, "status": str, "reason": str, "message": str,
+			"lastTransitionTime": {Type: "string", Format: "date-time"},
+			"observedGeneration": {Type: "integer", Format: "int64"},
+		},
+	}
+	for i := range crd.Spec.Versions {
+		v := &crd.Spec.Versions[i]
+		v.Schema.OpenAPIV3Schema.Properties["status"] = apiextensionsv1.JSONSchemaProps{
+			Type:        "object",
+			Description: "Status is what pipelines-service says of the Repository: Accepted is True when its URL is this Repository's alone and its secrets exist.",
+			Properties: map[string]apiextensionsv1.JSONSchemaProps{
+				"conditions": {
+					Type:         "array",
+					Items:        &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &condition},
+					XListType:    ptr("map"),
+					XListMapKeys: []string{"type"},
+				},
+			},
+		}
+		v.AdditionalPrinterColumns = append(v.AdditionalPrinterColumns, apiextensionsv1.CustomResourceColumnDefinition{
+			Name: "Accepted", Type: "string", JSONPath: `.status.conditions[?(@.type=="Accepted")].status`,
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // uniqueColumnNames names each printer column whose name is not unique
 // after the column before it ("Reason" after "Ready": "Ready Reason"):

@@ -5,10 +5,13 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"time"
 
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
@@ -24,13 +27,17 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
+	"github.com/pipelines-service/pipelines-service/pkg/pac"
+	"github.com/pipelines-service/pipelines-service/pkg/pac/runner"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/eventlistener"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/forgestatus"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/persistentvolumeclaim"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/recorder"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/repository"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/taskrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadgc"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/workloadnamespace"
@@ -85,6 +92,9 @@ type Config struct {
 	// Resolution configures remote resolution (git, bundles, http and
 	// cluster resolvers).
 	Resolution ResolutionConfig `json:"resolution,omitempty"`
+	// PipelinesAsCode, when Listen is set, serves Pipelines as Code:
+	// Repositories of every workspace and their forge's webhooks.
+	PipelinesAsCode PipelinesAsCodeConfig `json:"pipelinesAsCode,omitempty"`
 	// DebugAddress, when set, serves /readyz and Go's profiles
 	// (/debug/pprof/) there, e.g. 127.0.0.1:6061.
 	DebugAddress string `json:"debugAddress,omitempty"`
@@ -105,6 +115,17 @@ type ResolutionConfig struct {
 	// (resolvers-feature-flags, git-resolver-config, ...), what a
 	// workspace without its own in tekton-pipelines-resolvers gets.
 	Defaults map[string]map[string]string `json:"defaults,omitempty"`
+}
+
+// PipelinesAsCodeConfig is the platform's side of Pipelines as Code.
+type PipelinesAsCodeConfig struct {
+	// Listen is where the webhook intake listens (plain HTTP: the gateway
+	// is in front, forges post to https://<gateway>/pac), e.g.
+	// 127.0.0.1:8097. Empty: Pipelines as Code is not served.
+	Listen string `json:"listen,omitempty"`
+	// ConsoleURL is the front door's base URL, where links to runs on the
+	// forge point.
+	ConsoleURL string `json:"consoleURL,omitempty"`
 }
 
 // egress is the checked form of the allow- and deny-lists.
@@ -252,6 +273,10 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	pacs, err := newPipelinesAsCode(cfg.PipelinesAsCode, tenants, tenantInformers, workspaces, egress, workloads, log)
+	if err != nil {
+		return err
+	}
 	customRuns, err := customrun.New(customrun.Options{Tenants: tenants, TenantInformers: tenantInformers, Log: log.Named("customrun")})
 	if err != nil {
 		return err
@@ -275,6 +300,11 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	go namespaces.Run(ctx, 1, debug.timings)
 	go listeners.Run(ctx, 2, debug.timings)
 	go customRuns.Run(ctx, 1, debug.timings)
+	if pacs != nil {
+		if err := pacs.start(ctx, debug.timings); err != nil {
+			return err
+		}
+	}
 	if recording != nil {
 		go recording.Run(ctx, 2, debug.timings)
 	}
@@ -306,5 +336,68 @@ func startTenantInformers(ctx context.Context, tenants kcpdynamicinformer.Dynami
 			return fmt.Errorf("tenant informer for %s did not sync", gvr)
 		}
 	}
+	return nil
+}
+
+// pipelinesAsCode is Pipelines as Code in the controller: the Repository
+// reconciler (and the index it keeps), the forge status reporter and the
+// webhook intake.
+type pipelinesAsCode struct {
+	listen       string
+	index        *pac.Index
+	runner       *runner.Runner
+	repositories *repository.Controller
+	statuses     *forgestatus.Controller
+	log          *zap.SugaredLogger
+}
+
+// newPipelinesAsCode wires Pipelines as Code (nil when not configured);
+// its informers must be registered before the tenant informers start.
+func newPipelinesAsCode(cfg PipelinesAsCodeConfig, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory,
+	workspaces *kcp.WorkspaceClients, egress resolution.Egress, workloads *fleet.Fleet, log *zap.SugaredLogger) (*pipelinesAsCode, error) {
+	if cfg.Listen == "" {
+		log.Infow("no Pipelines as Code intake configured; Repositories are not served")
+		return nil, nil
+	}
+	log = log.Named("pac")
+	index := pac.NewIndex()
+	run := runner.New(runner.Options{Workspaces: workspaces, Egress: egress, ConsoleURL: cfg.ConsoleURL, Log: log,
+		PodLogs: forgestatus.PodLogs{Fleet: workloads, TenantInformers: informers}})
+	repos, err := repository.New(repository.Options{Tenants: tenants, TenantInformers: informers, Workspaces: workspaces,
+		Index: index, Egress: egress, Log: log.Named("repository")})
+	if err != nil {
+		return nil, err
+	}
+	statuses, err := forgestatus.New(forgestatus.Options{TenantInformers: informers, Reporter: run, Log: log.Named("forgestatus")})
+	if err != nil {
+		return nil, err
+	}
+	return &pipelinesAsCode{listen: cfg.Listen, index: index, runner: run, repositories: repos, statuses: statuses, log: log}, nil
+}
+
+// start runs the reconcilers and serves the intake (the informers have
+// synced, so the index holds every Repository).
+func (p *pipelinesAsCode) start(ctx context.Context, timings *reconciler.Timings) error {
+	go p.repositories.Run(ctx, 2, timings)
+	go p.statuses.Run(ctx, 2, timings)
+	intake := pac.NewIntake(ctx, p.index, p.runner, 4, 100, p.log.Named("intake"))
+	ln, err := net.Listen("tcp", p.listen)
+	if err != nil {
+		return fmt.Errorf("pipelinesAsCode.listen: %w", err)
+	}
+	srv := &http.Server{Handler: intake, ReadHeaderTimeout: 30 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+		intake.Wait()
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Errorw("Pipelines as Code intake stopped", "error", err)
+		}
+	}()
+	p.log.Infow("Pipelines as Code intake serving", "listen", p.listen)
 	return nil
 }

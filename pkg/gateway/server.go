@@ -29,6 +29,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/client-go/rest"
 
+	"github.com/pipelines-service/pipelines-service/pkg/pac"
 	"github.com/pipelines-service/pipelines-service/pkg/results"
 	"github.com/pipelines-service/pipelines-service/pkg/triggers"
 )
@@ -57,7 +58,10 @@ type Options struct {
 	// TriggersSink is the triggers sink's URL; EventListeners' paths
 	// (/hooks/…) go there (nil: not served).
 	TriggersSink *url.URL
-	Log          *zap.SugaredLogger
+	// PipelinesAsCode is the Pipelines as Code intake's URL; forges'
+	// events posted to /pac go there (nil: not served).
+	PipelinesAsCode *url.URL
+	Log             *zap.SugaredLogger
 }
 
 // Server is the gateway's HTTP handler.
@@ -73,6 +77,9 @@ type Server struct {
 	archive *archive
 	// hooks passes events on to the triggers sink (nil: none).
 	hooks http.Handler
+	// pac passes forges' events on to the Pipelines as Code intake (nil:
+	// none).
+	pac http.Handler
 }
 
 // New wires a gateway; Start starts its informers on the provider
@@ -105,8 +112,13 @@ func New(opts Options) (*Server, error) {
 	if opts.TriggersSink != nil {
 		hooks = newHooksProxy(opts.TriggersSink)
 	}
+	var pacIntake http.Handler
+	if opts.PipelinesAsCode != nil {
+		pacIntake = newWebhookProxy(opts.PipelinesAsCode, pac.MaxPayload, "the Pipelines as Code intake")
+	}
 	return &Server{
 		hooks:      hooks,
+		pac:        pacIntake,
 		results:    resultsAPI,
 		archive:    archived,
 		log:        opts.Log,
@@ -134,7 +146,11 @@ const archivePrefix = "/archive"
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if strings.HasPrefix(r.URL.Path, triggers.PathPrefix) {
-		s.serveHooks(w, r)
+		s.serveHooks(w, r, s.hooks)
+		return
+	}
+	if r.URL.Path == pac.PathPrefix {
+		s.serveHooks(w, r, s.pac)
 		return
 	}
 	r, archiveView, err := s.view(r)
@@ -167,13 +183,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.kcp.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// serveHooks passes an event for an EventListener on to the sink.
-func (s *Server) serveHooks(w http.ResponseWriter, r *http.Request) {
-	if s.hooks == nil {
+// serveHooks passes a forge's event on to where it is served (the
+// triggers sink, the Pipelines as Code intake), before authentication:
+// forges post without credentials, the target checks each payload's
+// signature.
+func (s *Server) serveHooks(w http.ResponseWriter, r *http.Request, target http.Handler) {
+	if target == nil {
 		writeError(w, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path))
 		return
 	}
-	s.hooks.ServeHTTP(w, r)
+	target.ServeHTTP(w, r)
 }
 
 // view takes the archive view's prefix off a request for it.

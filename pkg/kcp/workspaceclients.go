@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/kcp-dev/logicalcluster/v3"
+	pacclient "github.com/openshift-pipelines/pipelines-as-code/pkg/generated/clientset/versioned"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -38,6 +39,17 @@ func (w *WorkspaceClients) Tekton(cluster logicalcluster.Name) (tektonclient.Int
 		return nil, errNoVirtualWorkspace
 	}
 	return tektonclient.NewForConfigAndClient(ForCluster(w.config, cluster), w.http)
+}
+
+// PipelinesAsCode is a Pipelines as Code clientset of one workspace
+// (Repositories).
+func (w *WorkspaceClients) PipelinesAsCode(cluster logicalcluster.Name) (pacclient.Interface, error) {
+	if w == nil {
+		return nil, errNoVirtualWorkspace
+	}
+	// PaC's generated clientset predates NewForConfigAndClient; client-go
+	// caches the transport of an identical TLS configuration.
+	return pacclient.NewForConfig(ForCluster(w.config, cluster))
 }
 
 // Kube is a Kubernetes clientset of one workspace (the exported and

@@ -1,0 +1,169 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/kcp-dev/logicalcluster/v3"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/action"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/apis/pipelinesascode/keys"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/events"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/formatting"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/kubeinteraction"
+	kstatus "github.com/openshift-pipelines/pipelines-as-code/pkg/kubeinteraction/status"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/params"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/params/info"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/params/settings"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/params/triggertype"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/pipelineascode"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/provider"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/secrets"
+	pacsort "github.com/openshift-pipelines/pipelines-as-code/pkg/sort"
+	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
+
+	"github.com/pipelines-service/pipelines-service/pkg/pac"
+)
+
+// snippetLines is how many log lines of a failed step the forge shows
+// (upstream's).
+const snippetLines = 3
+
+// NeedsReport tells whether pr is a run PaC started that has ended and
+// whose final status is not on the forge yet.
+func NeedsReport(pr *tektonv1.PipelineRun) bool {
+	if pr.GetAnnotations()[keys.GitProvider] != pac.GitProvider || pr.GetLabels()[keys.Repository] == "" {
+		return false
+	}
+	switch pr.GetLabels()[keys.State] {
+	case kubeinteraction.StateCompleted, kubeinteraction.StateFailed:
+		return false
+	}
+	return pr.IsDone()
+}
+
+// Report puts the final status of pr, a finished run PaC created in
+// workspace cluster, on the forge (success, failure with the failed step's
+// last lines, secrets masked, or cancelled), then marks the run's state
+// as upstream's watcher does: completed, or failed when the forge could
+// not be told.
+func (r *Runner) Report(ctx context.Context, cluster logicalcluster.Name, pr *tektonv1.PipelineRun) error {
+	log := r.log.With("workspace", cluster.String(), "namespace", pr.Namespace, "name", pr.Name)
+	run, kint, err := r.pacRun(cluster, log)
+	if err != nil {
+		return err
+	}
+	repo, err := run.Clients.PipelineAsCode.PipelinesascodeV1alpha1().Repositories(pr.Namespace).Get(ctx, pr.GetLabels()[keys.Repository], metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("repository of the run: %w", err)
+	}
+	pacInfo := run.Info.GetPacOpts()
+	vcx := r.provider(log, &pacInfo)
+	ev := eventOf(pr)
+	state := kubeinteraction.StateCompleted
+	secret := &pipelineascode.SecretFromRepository{K8int: kint, Config: vcx.GetConfig(), Event: ev, Repo: repo,
+		WebhookType: pacInfo.WebhookType, Namespace: repo.Namespace, Logger: log}
+	if err := secret.Get(ctx); err != nil {
+		return fmt.Errorf("forge credentials of the Repository: %w", err)
+	}
+	if err := vcx.SetClient(ctx, run, ev, repo, events.NewEventEmitter(run.Clients.Kube, log)); err != nil {
+		return fmt.Errorf("forge client: %w", err)
+	}
+	status, err := r.finalStatus(ctx, run, kint, vcx, pr)
+	if err == nil {
+		err = vcx.CreateStatus(ctx, ev, status)
+	}
+	if err != nil {
+		log.Warnw("final status not posted to the forge", "error", err)
+		state = kubeinteraction.StateFailed
+	} else {
+		log.Infow("final status posted to the forge", "conclusion", status.Conclusion, "sha", ev.SHA)
+	}
+	patch := map[string]any{"metadata": map[string]any{
+		"labels": map[string]string{keys.State: state}, "annotations": map[string]string{keys.State: state},
+	}}
+	_, err = action.PatchPipelineRun(ctx, log, state+" state", run.Clients.Tekton, pr, patch)
+	return err
+}
+
+// finalStatus is upstream's final status of pr: its task list, the link to
+// the run and, for a failure, the failed step's last lines with the values
+// of the secrets the run uses masked.
+func (r *Runner) finalStatus(ctx context.Context, run *params.Run, kint *workspaceInteraction, vcx *giteaProvider, pr *tektonv1.PipelineRun) (provider.StatusOpts, error) {
+	taskRuns := kstatus.GetStatusFromTaskStatusOrFromAsking(ctx, pr, run)
+	taskStatus := ""
+	if c := pr.Status.GetCondition(apis.ConditionSucceeded); c != nil {
+		taskStatus = c.Message
+	}
+	if len(taskRuns) > 0 {
+		var err error
+		if taskStatus, err = pacsort.TaskStatusTmpl(pr, taskRuns, run, vcx.GetConfig()); err != nil {
+			return provider.StatusOpts{}, err
+		}
+	}
+	ui := run.Clients.ConsoleUI()
+	mt := formatting.MessageTemplate{
+		PipelineRunName: pr.Name, Namespace: pr.Namespace, NamespaceURL: ui.NamespaceURL(pr),
+		ConsoleName: ui.GetName(), ConsoleURL: ui.DetailURL(pr),
+		TknBinary: settings.TknBinaryName, TknBinaryURL: settings.TknBinaryURL, TaskStatus: taskStatus,
+	}
+	if snippet := failureSnippet(ctx, run, kint, pr); snippet != "" {
+		mt.FailureSnippet = secrets.ReplaceSecretsInText(snippet, secrets.GetSecretsAttachedToPipelineRun(ctx, kint, pr))
+	}
+	text, err := mt.MakeTemplate(vcx.GetTemplate(provider.PipelineRunStatusType))
+	if err != nil {
+		return provider.StatusOpts{}, fmt.Errorf("status message: %w", err)
+	}
+	return provider.StatusOpts{
+		Status:                  pipelineascode.CompletedStatus,
+		PipelineRun:             pr,
+		Conclusion:              formatting.PipelineRunStatus(pr),
+		Text:                    text,
+		PipelineRunName:         pr.Name,
+		DetailsURL:              ui.DetailURL(pr),
+		OriginalPipelineRunName: pr.GetAnnotations()[keys.OriginalPRName],
+	}, nil
+}
+
+// failureSnippet is upstream's: the first failed task's last log lines
+// (or its message), "" when nothing failed.
+func failureSnippet(ctx context.Context, run *params.Run, kint *workspaceInteraction, pr *tektonv1.PipelineRun) string {
+	infos := kstatus.CollectFailedTasksLogSnippet(ctx, run, kint, pr, snippetLines)
+	if len(infos) == 0 {
+		return ""
+	}
+	first := pacsort.TaskInfos(infos)[0]
+	text := strings.TrimSpace(first.LogSnippet)
+	if text == "" {
+		text = first.Message
+	}
+	name := first.Name
+	if first.DisplayName != "" {
+		name = strings.ToLower(first.DisplayName)
+	}
+	return fmt.Sprintf("task <b>%s</b> has the status <b>\"%s\"</b>:\n<pre>%s</pre>", name, first.Reason, text)
+}
+
+// eventOf is the event a run PaC created was for, from its annotations
+// (upstream's watcher rebuilds it the same way).
+func eventOf(pr *tektonv1.PipelineRun) *info.Event {
+	a := pr.GetAnnotations()
+	ev := info.NewEvent()
+	ev.URL = a[keys.RepoURL]
+	ev.Organization = a[keys.URLOrg]
+	ev.Repository = a[keys.URLRepository]
+	ev.EventType = a[keys.EventType]
+	ev.TriggerTarget = triggertype.StringToType(a[keys.EventType])
+	ev.BaseBranch = a[keys.Branch]
+	ev.SHA = a[keys.SHA]
+	ev.SHATitle = a[keys.ShaTitle]
+	ev.SHAURL = a[keys.ShaURL]
+	if n := a[keys.PullRequest]; n != "" {
+		ev.PullRequestNumber, _ = strconv.Atoi(n)
+		ev.TriggerTarget = triggertype.PullRequest
+	}
+	return ev
+}
