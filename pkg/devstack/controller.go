@@ -201,6 +201,7 @@ func (s *Stack) startController(ctx context.Context) error {
 		TriggersURL:       c.TriggersURL(),
 		TenantEgress:      c.TenantEgress(),
 		Resolution:        c.resolutionConfig(),
+		PipelinesAsCode:   controller.PipelinesAsCodeConfig{Listen: PipelinesAsCodeAddress, ConsoleURL: c.GatewayURL()},
 	}
 	if !c.recorderOff {
 		cfg.ResultsAPI = c.ResultsAddr()

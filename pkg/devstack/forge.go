@@ -60,6 +60,26 @@ func (c Config) ForgeURL() string { return "http://" + c.ForgeAddr() }
 // ForgeTokenFile holds an API token of ForgeAdmin (mode 0600).
 func (c Config) ForgeTokenFile() string { return c.Path("forge", "admin.token") }
 
+// forgeCAFile is the CA Gitea's webhooks trust: the gateway's.
+func (c Config) forgeCAFile() string { return c.Path("forge", "gateway-ca.crt") }
+
+// writeForgeCA copies the gateway's CA (made now if it is not yet) for
+// Gitea, and says whether it changed (Go reads it once per process).
+func (c Config) writeForgeCA() (bool, error) {
+	if _, err := c.gatewayCA(); err != nil {
+		return false, err
+	}
+	caFile, _ := (&certAuthority{dir: c.Path("gateway-pki")}).files("ca")
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return false, err
+	}
+	if old, err := os.ReadFile(c.forgeCAFile()); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	return true, os.WriteFile(c.forgeCAFile(), data, 0o644)
+}
+
 func (c Config) forgeConfigFile() string { return c.Path("forge", "app.ini") }
 
 func (c Config) forgePasswordFile() string { return c.Path("forge", "admin.password") }
@@ -88,9 +108,11 @@ func (c Config) forgeProcess() *process {
 }
 
 // forgeEnv keeps Gitea (and the git it runs) away from the host's
-// configuration: HOME is its own directory.
+// configuration: HOME is its own directory. Its webhooks trust the CA of
+// the gateway's certificate (SSL_CERT_FILE, read by Go's TLS).
 func (c Config) forgeEnv() []string {
-	return []string{"HOME=" + c.Path("forge", "home"), "GITEA_WORK_DIR=" + c.Path("forge"), "USER=" + forgeOSUser}
+	return []string{"HOME=" + c.Path("forge", "home"), "GITEA_WORK_DIR=" + c.Path("forge"), "USER=" + forgeOSUser,
+		"SSL_CERT_FILE=" + c.forgeCAFile()}
 }
 
 // startForge writes Gitea's configuration on first use, migrates its
@@ -113,6 +135,11 @@ func (c Config) startForge(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	caChanged, err := c.writeForgeCA()
+	if err != nil {
+		return err
+	}
+	changed = changed || caChanged
 	password, err := secretFile(c.forgePasswordFile(), 24, hex.EncodeToString)
 	if err != nil {
 		return err
@@ -223,11 +250,12 @@ ENABLE_PUSH_CREATE_ORG = true
 DEFAULT_PUSH_CREATE_PRIVATE = false
 
 [webhook]
-; Gitea's default ("external"): no webhook reaches a private address. HOST_IP
-; must not be listed: its ports include the Results API, which authorises
-; no one itself, and a GET webhook's response is shown to the repository's
-; owner. Webhooks to the gateway come with a port-exact rule (#18).
-ALLOWED_HOST_LIST = external
+; No webhook reaches a private address but HOST_IP, where the gateway
+; serves Pipelines as Code's intake (https://HOST_IP:%[10]d/pac). What else
+; listens there authenticates its clients (kcp, the workload apiservers),
+; or is the registry every tenant pulls from anyway; the Results API, which
+; authorises no one itself, answers on loopback only (hostfirewall.go).
+ALLOWED_HOST_LIST = external,%[3]s/32
 
 [migrations]
 ALLOW_LOCALNETWORKS = false
@@ -245,7 +273,7 @@ REPO_INDEXER_ENABLED = false
 MODE = console
 LEVEL = Info
 `, forgeOSUser, c.Path("forge"), c.HostIP.String(), ForgePort, c.ForgeURL(), static,
-		secrets["secret-key"], secrets["internal-token"], secrets["jwt-secret"])
+		secrets["secret-key"], secrets["internal-token"], secrets["jwt-secret"], GatewayPort)
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, []byte(data)) {
 		return false, nil
 	}

@@ -27,6 +27,14 @@ const (
 	gatewayProxyName = "pipelines-service-gateway-proxy"
 )
 
+// PipelinesAsCodeAddress is where the controller's Pipelines as Code
+// intake listens; the gateway passes /pac on to it.
+const PipelinesAsCodeAddress = "127.0.0.1:8097"
+
+// PipelinesAsCodeURL is the one webhook URL of every tenant's
+// Repositories: the gateway's /pac.
+func (c Config) PipelinesAsCodeURL() string { return c.GatewayURL() + "/pac" }
+
 // GatewayURL is the gateway's base URL.
 func (c Config) GatewayURL() string {
 	return "https://" + net.JoinHostPort(c.HostIP.String(), strconv.Itoa(GatewayPort))
@@ -74,7 +82,8 @@ func (c Config) gatewayProcess(buildID string) *process {
 		"--kubeconfig="+dir+"/kcp.kubeconfig",
 		"--provider-workspace="+providerPath().String(),
 		"--results-url="+c.ResultsURL(),
-		"--triggers-sink-url="+c.TriggersSinkURL())
+		"--triggers-sink-url="+c.TriggersSinkURL(),
+		"--pipelines-as-code-url=http://"+PipelinesAsCodeAddress)
 	p.env = []string{"PIPELINES_SERVICE_BUILD=" + buildID}
 	p.ports = []string{net.JoinHostPort(c.HostIP.String(), strconv.Itoa(GatewayPort)), GatewayDebugAddress}
 	return p

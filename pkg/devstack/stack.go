@@ -154,6 +154,7 @@ func (s *Stack) upSteps() []upStep {
 		{"builds (two at a time)", s.buildAll},
 		{"programs from the checkout (controller, gateway, provisioner, triggers sink)", c.buildCheckout},
 		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
+		{"host firewall (Results API on loopback only)", func(context.Context) error { return c.ensureHostFirewall() }},
 		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
 		{"registry " + c.RegistryAddr, c.startRegistry},
 		{"images", c.publishImages},
@@ -331,6 +332,9 @@ func (s *Stack) Down(ctx context.Context) error {
 	if err := c.deleteBridge(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.deleteHostFirewall(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -464,6 +468,7 @@ func (s *Stack) StatusLines() []string {
 		"TENANT_KUBECONFIG="+c.TenantKubeconfig(DemoTenant),
 		"KO_DOCKER_REPO="+c.KoDockerRepo(),
 		"RESULTS_API="+c.ResultsURL(),
+		"PAC_URL="+c.PipelinesAsCodeURL(),
 		"TRIGGERS_URL="+c.TriggersURL(),
 		"TRIGGERS_SINK="+c.TriggersSinkURL(),
 		"FORGE_URL="+c.ForgeURL(),
