@@ -98,7 +98,7 @@ func TestOutsiderAndComments(t *testing.T) {
 
 	// PaC answers an outsider's pull request with a status asking for
 	// approval, and creates nothing.
-	p.waitStatus(t, head, "pull-request-check", "pending", "approval")
+	p.waitStatus(t, head, "", "pending", "approval")
 	if runs := p.runs(ctx, t, "pull-request-check", head); len(runs) != 0 {
 		t.Fatalf("an outsider's pull request ran %d PipelineRuns before approval", len(runs))
 	}
@@ -107,7 +107,7 @@ func TestOutsiderAndComments(t *testing.T) {
 	p.waitStatus(t, head, "pull-request-check", "success", "")
 
 	next := fork.Commit(t, "fix", "fix", map[string]string{"src.txt": "pushed after the approval\n"})
-	p.waitStatus(t, next, "pull-request-check", "pending", "approval")
+	p.waitStatus(t, next, "", "pending", "approval")
 	if runs := p.runs(ctx, t, "pull-request-check", next); len(runs) != 0 {
 		t.Fatalf("a push after /ok-to-test ran %d PipelineRuns without a new approval", len(runs))
 	}

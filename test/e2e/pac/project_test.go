@@ -189,14 +189,15 @@ func failed(c *apis.Condition) bool    { return c.IsFalse() }
 func running(c *apis.Condition) bool   { return c.IsUnknown() && c.Reason == "Running" }
 
 // waitStatus waits until the forge shows, for sha, a status of the
-// pipeline name in state whose description contains text.
+// pipeline name (any context if "") in state whose description contains
+// text.
 func (p *project) waitStatus(t *testing.T, sha, name, state, text string) framework.CommitStatus {
 	t.Helper()
 	var found framework.CommitStatus
 	framework.Eventually(t, 2*time.Minute, fmt.Sprintf("a %s status of %s on %.8s", state, name, sha), func() (bool, string, error) {
 		statuses := p.owner.Statuses(t, p.owner.Name, p.repo, sha)
 		for _, s := range statuses {
-			if s.State == state && strings.HasSuffix(s.Context, "/ "+name) && strings.Contains(s.Description, text) {
+			if s.State == state && (name == "" || strings.HasSuffix(s.Context, "/ "+name)) && strings.Contains(s.Description, text) {
 				found = s
 				return true, "", nil
 			}
