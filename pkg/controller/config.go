@@ -33,7 +33,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/eventlistener"
-	"github.com/pipelines-service/pipelines-service/pkg/reconciler/forgestatus"
+	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pacrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/persistentvolumeclaim"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/pipelinerun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/recorder"
@@ -340,14 +340,14 @@ func startTenantInformers(ctx context.Context, tenants kcpdynamicinformer.Dynami
 }
 
 // pipelinesAsCode is Pipelines as Code in the controller: the Repository
-// reconciler (and the index it keeps), the forge status reporter and the
-// webhook intake.
+// reconciler (and the index it keeps), the runs' starter and reporter,
+// and the webhook intake.
 type pipelinesAsCode struct {
 	listen       string
 	index        *pac.Index
 	runner       *runner.Runner
 	repositories *repository.Controller
-	statuses     *forgestatus.Controller
+	runs         *pacrun.Controller
 	log          *zap.SugaredLogger
 }
 
@@ -362,24 +362,24 @@ func newPipelinesAsCode(cfg PipelinesAsCodeConfig, tenants kcpdynamic.ClusterInt
 	log = log.Named("pac")
 	index := pac.NewIndex()
 	run := runner.New(runner.Options{Workspaces: workspaces, Egress: egress, ConsoleURL: cfg.ConsoleURL, Log: log,
-		PodLogs: forgestatus.PodLogs{Fleet: workloads, TenantInformers: informers}})
+		PodLogs: pacrun.PodLogs{Fleet: workloads, TenantInformers: informers}})
 	repos, err := repository.New(repository.Options{Tenants: tenants, TenantInformers: informers, Workspaces: workspaces,
 		Index: index, Egress: egress, Log: log.Named("repository")})
 	if err != nil {
 		return nil, err
 	}
-	statuses, err := forgestatus.New(forgestatus.Options{TenantInformers: informers, Reporter: run, Log: log.Named("forgestatus")})
+	runs, err := pacrun.New(pacrun.Options{TenantInformers: informers, Runs: run, Log: log.Named("runs")})
 	if err != nil {
 		return nil, err
 	}
-	return &pipelinesAsCode{listen: cfg.Listen, index: index, runner: run, repositories: repos, statuses: statuses, log: log}, nil
+	return &pipelinesAsCode{listen: cfg.Listen, index: index, runner: run, repositories: repos, runs: runs, log: log}, nil
 }
 
 // start runs the reconcilers and serves the intake (the informers have
 // synced, so the index holds every Repository).
 func (p *pipelinesAsCode) start(ctx context.Context, timings *reconciler.Timings) error {
 	go p.repositories.Run(ctx, 2, timings)
-	go p.statuses.Run(ctx, 2, timings)
+	go p.runs.Run(ctx, 2, timings)
 	intake := pac.NewIntake(ctx, p.index, p.runner, 4, 100, p.log.Named("intake"))
 	ln, err := net.Listen("tcp", p.listen)
 	if err != nil {

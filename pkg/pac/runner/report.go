@@ -9,6 +9,7 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/openshift-pipelines/pipelines-as-code/pkg/action"
 	"github.com/openshift-pipelines/pipelines-as-code/pkg/apis/pipelinesascode/keys"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/apis/pipelinesascode/v1alpha1"
 	"github.com/openshift-pipelines/pipelines-as-code/pkg/events"
 	"github.com/openshift-pipelines/pipelines-as-code/pkg/formatting"
 	"github.com/openshift-pipelines/pipelines-as-code/pkg/kubeinteraction"
@@ -22,6 +23,7 @@ import (
 	"github.com/openshift-pipelines/pipelines-as-code/pkg/secrets"
 	pacsort "github.com/openshift-pipelines/pipelines-as-code/pkg/sort"
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 
@@ -45,48 +47,114 @@ func NeedsReport(pr *tektonv1.PipelineRun) bool {
 	return pr.IsDone()
 }
 
+// forgeSession is what reporting a run to the forge needs: PaC's run
+// context on the run's workspace, the Repository's forge client and the
+// event the run was for.
+type forgeSession struct {
+	run  *params.Run
+	kint *workspaceInteraction
+	vcx  *giteaProvider
+	ev   *info.Event
+	repo *v1alpha1.Repository
+	log  *zap.SugaredLogger
+}
+
+// session connects to the forge of the Repository pr was created for,
+// with the Repository's token.
+func (r *Runner) session(ctx context.Context, cluster logicalcluster.Name, pr *tektonv1.PipelineRun) (*forgeSession, error) {
+	log := r.log.With("workspace", cluster.String(), "namespace", pr.Namespace, "name", pr.Name)
+	run, kint, err := r.pacRun(cluster, log)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := run.Clients.PipelineAsCode.PipelinesascodeV1alpha1().Repositories(pr.Namespace).Get(ctx, pr.GetLabels()[keys.Repository], metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("repository of the run: %w", err)
+	}
+	pacInfo := run.Info.GetPacOpts()
+	vcx := r.provider(log, &pacInfo)
+	ev := eventOf(pr)
+	secret := &pipelineascode.SecretFromRepository{K8int: kint, Config: vcx.GetConfig(), Event: ev, Repo: repo,
+		WebhookType: pacInfo.WebhookType, Namespace: repo.Namespace, Logger: log}
+	if err := secret.Get(ctx); err != nil {
+		return nil, fmt.Errorf("forge credentials of the Repository: %w", err)
+	}
+	if err := vcx.SetClient(ctx, run, ev, repo, events.NewEventEmitter(run.Clients.Kube, log)); err != nil {
+		return nil, fmt.Errorf("forge client: %w", err)
+	}
+	return &forgeSession{run: run, kint: kint, vcx: vcx, ev: ev, repo: repo, log: log}, nil
+}
+
+// setState patches the run's PaC state (label and annotation) and, when
+// it starts, takes it out of pending, as upstream's watcher does.
+func (s *forgeSession) setState(ctx context.Context, pr *tektonv1.PipelineRun, state string) error {
+	annotations := map[string]string{keys.State: state}
+	patch := map[string]any{"metadata": map[string]any{"labels": map[string]string{keys.State: state}, "annotations": annotations}}
+	if state == kubeinteraction.StateStarted {
+		annotations[keys.SCMReportingPLRStarted] = "true"
+		patch["spec"] = map[string]any{"status": ""}
+	}
+	_, err := action.PatchPipelineRun(ctx, s.log, state+" state", s.run.Clients.Tekton, pr, patch)
+	return err
+}
+
+// Start starts a run PaC queued (its Repository's concurrency_limit),
+// once the admission lets it: out of pending, state started, and an in
+// progress status on the forge.
+func (r *Runner) Start(ctx context.Context, cluster logicalcluster.Name, pr *tektonv1.PipelineRun) error {
+	s, err := r.session(ctx, cluster, pr)
+	if err != nil {
+		return err
+	}
+	if err := s.setState(ctx, pr, kubeinteraction.StateStarted); err != nil {
+		return err
+	}
+	ui := s.run.Clients.ConsoleUI()
+	mt := formatting.MessageTemplate{PipelineRunName: pr.Name, Namespace: pr.Namespace, ConsoleName: ui.GetName(), ConsoleURL: ui.DetailURL(pr),
+		TknBinary: settings.TknBinaryName, TknBinaryURL: settings.TknBinaryURL}
+	text, err := mt.MakeTemplate(s.vcx.GetTemplate(provider.StartingPipelineType))
+	if err != nil {
+		return fmt.Errorf("status message: %w", err)
+	}
+	status := provider.StatusOpts{Status: "in_progress", Conclusion: "pending", Text: text, DetailsURL: ui.DetailURL(pr),
+		PipelineRunName: pr.Name, PipelineRun: pr, OriginalPipelineRunName: pr.GetAnnotations()[keys.OriginalPRName]}
+	if err := s.vcx.CreateStatus(ctx, s.ev, status); err != nil {
+		// The run is started; its final status is posted when it ends.
+		s.log.Warnw("in progress status not posted to the forge", "error", err)
+	}
+	s.log.Infow("queued run started")
+	return nil
+}
+
+// Queued tells whether pr is a run PaC created pending, under its
+// Repository's concurrency_limit, and nothing has started yet.
+func Queued(pr *tektonv1.PipelineRun) bool {
+	return pr.GetAnnotations()[keys.GitProvider] == pac.GitProvider && pr.GetLabels()[keys.State] == kubeinteraction.StateQueued &&
+		pr.Spec.Status == tektonv1.PipelineRunSpecStatusPending
+}
+
 // Report puts the final status of pr, a finished run PaC created in
 // workspace cluster, on the forge (success, failure with the failed step's
 // last lines, secrets masked, or cancelled), then marks the run's state
 // as upstream's watcher does: completed, or failed when the forge could
 // not be told.
 func (r *Runner) Report(ctx context.Context, cluster logicalcluster.Name, pr *tektonv1.PipelineRun) error {
-	log := r.log.With("workspace", cluster.String(), "namespace", pr.Namespace, "name", pr.Name)
-	run, kint, err := r.pacRun(cluster, log)
+	s, err := r.session(ctx, cluster, pr)
 	if err != nil {
 		return err
 	}
-	repo, err := run.Clients.PipelineAsCode.PipelinesascodeV1alpha1().Repositories(pr.Namespace).Get(ctx, pr.GetLabels()[keys.Repository], metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("repository of the run: %w", err)
-	}
-	pacInfo := run.Info.GetPacOpts()
-	vcx := r.provider(log, &pacInfo)
-	ev := eventOf(pr)
 	state := kubeinteraction.StateCompleted
-	secret := &pipelineascode.SecretFromRepository{K8int: kint, Config: vcx.GetConfig(), Event: ev, Repo: repo,
-		WebhookType: pacInfo.WebhookType, Namespace: repo.Namespace, Logger: log}
-	if err := secret.Get(ctx); err != nil {
-		return fmt.Errorf("forge credentials of the Repository: %w", err)
-	}
-	if err := vcx.SetClient(ctx, run, ev, repo, events.NewEventEmitter(run.Clients.Kube, log)); err != nil {
-		return fmt.Errorf("forge client: %w", err)
-	}
-	status, err := r.finalStatus(ctx, run, kint, vcx, pr)
+	status, err := r.finalStatus(ctx, s.run, s.kint, s.vcx, pr)
 	if err == nil {
-		err = vcx.CreateStatus(ctx, ev, status)
+		err = s.vcx.CreateStatus(ctx, s.ev, status)
 	}
 	if err != nil {
-		log.Warnw("final status not posted to the forge", "error", err)
+		s.log.Warnw("final status not posted to the forge", "error", err)
 		state = kubeinteraction.StateFailed
 	} else {
-		log.Infow("final status posted to the forge", "conclusion", status.Conclusion, "sha", ev.SHA)
+		s.log.Infow("final status posted to the forge", "conclusion", status.Conclusion, "sha", s.ev.SHA)
 	}
-	patch := map[string]any{"metadata": map[string]any{
-		"labels": map[string]string{keys.State: state}, "annotations": map[string]string{keys.State: state},
-	}}
-	_, err = action.PatchPipelineRun(ctx, log, state+" state", run.Clients.Tekton, pr, patch)
-	return err
+	return s.setState(ctx, pr, state)
 }
 
 // finalStatus is upstream's final status of pr: its task list, the link to

@@ -4,6 +4,7 @@ package pac
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,49 @@ func TestOutsiderAndComments(t *testing.T) {
 	if cancelled.Name != slow.Name {
 		t.Errorf("cancelled %s, want the running %s", cancelled.Name, slow.Name)
 	}
+}
+
+// A Repository's concurrency_limit holds its runs in PaC's queue (pending,
+// state queued) until the admission gives them a slot: with a limit of
+// one, the two pipelines a push matches never run at once, and both end.
+func TestConcurrencyLimit(t *testing.T) {
+	ctx := context.Background()
+	push := map[string]string{"on-event": "[push]", "on-target-branch": "[main]"}
+	p := newProjectWith(ctx, t, "pac-limit", "  concurrency_limit: 1", map[string]string{
+		".tekton/first.yaml":  pipelineRun("first", push, "sleep 6"),
+		".tekton/second.yaml": pipelineRun("second", push, "sleep 6"),
+	})
+	co := p.owner.Clone(t, p.owner.Name, p.repo)
+	sha := co.Commit(t, "main", "main", map[string]string{"src.txt": "go\n"})
+	queued, most := false, 0
+	framework.Eventually(t, 4*time.Minute, "both runs of the push succeeded", func() (bool, string, error) {
+		runs := append(p.runs(ctx, t, "first", sha), p.runs(ctx, t, "second", sha)...)
+		done, active := 0, 0
+		var seen []string
+		for _, r := range runs {
+			c := r.Status.GetCondition(apis.ConditionSucceeded)
+			if r.Spec.Status == v1.PipelineRunSpecStatusPending {
+				queued = true
+			}
+			switch {
+			case c != nil && c.IsTrue():
+				done++
+			case c != nil && c.IsFalse():
+				return false, "", fmt.Errorf("run %s failed: %s", r.Name, c.Message)
+			case r.Spec.Status != v1.PipelineRunSpecStatusPending && r.Status.StartTime != nil:
+				active++
+			}
+			seen = append(seen, fmt.Sprintf("%s %s %v", r.Name, r.Spec.Status, c))
+		}
+		most = max(most, active)
+		return len(runs) == 2 && done == 2, fmt.Sprintf("%v", seen), nil
+	})
+	if most > 1 {
+		t.Errorf("%d runs of a Repository limited to 1 ran at once", most)
+	}
+	if !queued {
+		t.Errorf("no run was ever queued (pending)")
+	}
+	p.waitStatus(t, sha, "first", "success", "")
+	p.waitStatus(t, sha, "second", "success", "")
 }

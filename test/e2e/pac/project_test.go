@@ -81,13 +81,20 @@ func randomHex(n int) string {
 // webhook posting to the service's intake.
 func newProject(ctx context.Context, t *testing.T, prefix string, files map[string]string) *project {
 	t.Helper()
+	return newProjectWith(ctx, t, prefix, "", files)
+}
+
+// newProjectWith is newProject with more of the Repository's spec (YAML
+// lines at the spec's indentation).
+func newProjectWith(ctx context.Context, t *testing.T, prefix, spec string, files map[string]string) *project {
+	t.Helper()
 	forge := env.Forge(t)
 	p := &project{tenant: env.NewTenant(ctx, t, prefix), owner: forge.NewUser(t, prefix), repo: "app", secret: randomHex(16)}
 	p.owner.Push(t, p.repo, false, files)
 	p.url = forge.URL + "/" + p.owner.Name + "/" + p.repo
 	p.ns = framework.CreateNamespace(ctx, t, p.tenant.Kube, "pac")
 	p.createSecrets(ctx, t, p.tenant, p.ns, p.owner.Token, p.secret)
-	applyRepository(ctx, t, p.tenant, p.ns, "app", p.url, forge.URL)
+	applyRepository(ctx, t, p.tenant, p.ns, "app", p.url, forge.URL, spec)
 	waitAccepted(ctx, t, p.tenant, p.ns, "app", metav1.ConditionTrue, repository.ReasonAccepted)
 	p.owner.AddWebhook(t, p.owner.Name, p.repo, env.Stack.Config().PipelinesAsCodeURL(), p.secret)
 	return p
@@ -108,7 +115,7 @@ func (p *project) createSecrets(ctx context.Context, t *testing.T, tn *framework
 	}
 }
 
-func applyRepository(ctx context.Context, t *testing.T, tn *framework.Tenant, ns, name, url, forgeURL string) {
+func applyRepository(ctx context.Context, t *testing.T, tn *framework.Tenant, ns, name, url, forgeURL, spec string) {
 	t.Helper()
 	tn.Apply(ctx, t, fmt.Sprintf(`apiVersion: pipelinesascode.tekton.dev/v1alpha1
 kind: Repository
@@ -119,7 +126,8 @@ spec:
     url: %s
     secret: {name: forge, key: provider.token}
     webhook_secret: {name: forge, key: webhook.secret}
-`, name, ns, url, forgeURL))
+%s
+`, name, ns, url, forgeURL, spec))
 }
 
 // waitAccepted waits for the Repository's Accepted condition.

@@ -40,7 +40,7 @@ func TestTenantsAndConflicts(t *testing.T) {
 	c := &project{tenant: env.NewTenant(ctx, t, "pac-c"), secret: "the-claimants-own-secret"}
 	c.ns = framework.CreateNamespace(ctx, t, c.tenant.Kube, "pac")
 	c.createSecrets(ctx, t, c.tenant, c.ns, b.owner.Token, c.secret)
-	applyRepository(ctx, t, c.tenant, c.ns, "stolen", a.url, env.Forge(t).URL)
+	applyRepository(ctx, t, c.tenant, c.ns, "stolen", a.url, env.Forge(t).URL, "")
 	msg := waitAccepted(ctx, t, c.tenant, c.ns, "stolen", metav1.ConditionFalse, repository.ReasonURLClaimed)
 	if want := "another workspace"; !strings.Contains(msg, want) || strings.Contains(msg, a.tenant.Cluster.String()) {
 		t.Errorf("the conflict says %q: want it to say %q and not name the holder's workspace", msg, want)

@@ -1,9 +1,15 @@
-// Package forgestatus reports the end of the PipelineRuns Pipelines as
-// Code started back to the forge: a commit status (and, on a pull
-// request, a comment) per run, success or failure with the failed step's
-// last lines, as upstream's watcher does. The start (pending) is reported
-// by Pipelines as Code itself when it creates the run.
-package forgestatus
+// Package pacrun does for the PipelineRuns Pipelines as Code created what
+// upstream's watcher does: it starts the ones PaC queued under their
+// Repository's concurrency_limit, and reports the end of each back to the
+// forge (a commit status and, on a pull request, a comment: success, or
+// failure with the failed step's last lines). PaC itself reports the start
+// of the runs it did not queue.
+//
+// The queue is the fleet's Admission (the same first-come rules that cap a
+// workspace's TaskRuns), one slot per running PipelineRun of a Repository,
+// its concurrency_limit the limit; upstream's in-memory queue manager is
+// not used.
+package pacrun
 
 import (
 	"context"
@@ -16,6 +22,8 @@ import (
 	kcpinformers "github.com/kcp-dev/client-go/informers"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/openshift-pipelines/pipelines-as-code/pkg/apis/pipelinesascode/keys"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/apis/pipelinesascode/v1alpha1"
+	"github.com/openshift-pipelines/pipelines-as-code/pkg/kubeinteraction"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -34,31 +42,47 @@ import (
 )
 
 // ControllerName names the controller in logs and the work queue.
-const ControllerName = "pipelines-service-forgestatus"
+const ControllerName = "pipelines-service-pacrun"
 
-// Reporter posts a finished run's status to the forge (pac.Runner).
-type Reporter interface {
+// Runs starts queued runs and posts finished runs' statuses to the forge
+// (runner.Runner).
+type Runs interface {
+	Start(ctx context.Context, cluster logicalcluster.Name, pr *v1.PipelineRun) error
 	Report(ctx context.Context, cluster logicalcluster.Name, pr *v1.PipelineRun) error
 }
+
+// recheck is how soon a queued run asks the admission again (it forgets
+// waiters that stop asking).
+const recheck = 5 * time.Second
 
 // Options configure a Controller.
 type Options struct {
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
-	Reporter        Reporter
+	Runs            Runs
 	Log             *zap.SugaredLogger
 }
 
-// Controller reports finished Pipelines as Code runs of every workspace.
+// Controller starts and reports Pipelines as Code runs of every workspace.
 type Controller struct {
 	log          *zap.SugaredLogger
 	queue        workqueue.TypedRateLimitingInterface[string]
 	pipelineRuns kcpinformers.GenericClusterInformer
-	reporter     Reporter
+	repositories kcpinformers.GenericClusterInformer
+	runs         Runs
+	admission    *fleet.Admission
 }
 
-// New wires the informer (runs PaC created on Gitea only) and the queue.
+// New wires the informers (runs PaC created on Gitea only), the admission
+// and the queue.
 func New(opts Options) (*Controller, error) {
-	c := &Controller{log: opts.Log, queue: reconciler.NewQueue(ControllerName), reporter: opts.Reporter}
+	c := &Controller{log: opts.Log, queue: reconciler.NewQueue(ControllerName), runs: opts.Runs}
+	c.repositories = opts.TenantInformers.ForResource(pac.Repositories)
+	c.admission = fleet.NewAdmission(c.concurrencyLimit, func(string) int { return 0 })
+	c.admission.OnWake(func(keys []string) {
+		for _, k := range keys {
+			c.queue.Add(k)
+		}
+	})
 	c.pipelineRuns = opts.TenantInformers.ForResource(v1.SchemeGroupVersion.WithResource("pipelineruns"))
 	_, err := c.pipelineRuns.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
 		FilterFunc: func(obj any) bool {
@@ -68,33 +92,65 @@ func New(opts Options) (*Controller, error) {
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { c.enqueue(obj) },
 			UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+			DeleteFunc: func(obj any) { c.enqueue(obj) },
 		},
 	})
 	return c, err
 }
 
 func (c *Controller) enqueue(obj any) {
-	if key, err := kcpcache.MetaClusterNamespaceKeyFunc(obj); err == nil {
+	if key, err := kcpcache.DeletionHandlingMetaClusterNamespaceKeyFunc(obj); err == nil {
 		c.queue.Add(key)
 	}
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "forge status")
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "Pipelines as Code run")
 }
 
-// reconcileKey reports the run of key if it has ended unreported.
+// reconcileKey starts the run of key when it is queued and admitted,
+// reports it when it has ended, and keeps the admission's books.
 func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
 	pr := &v1.PipelineRun{}
 	obj, err := reconciler.Get(c.pipelineRuns.Lister(), key, pr)
 	if obj == nil || errors.Is(err, reconciler.ErrUndecodable) {
+		c.admission.Release(key)
 		return 0, nil
 	}
-	if err != nil || !runner.NeedsReport(pr) {
+	if err != nil {
 		return 0, err
 	}
-	return 0, c.reporter.Report(ctx, obj.Cluster, pr)
+	repo := kcpcache.ToClusterAwareKey(obj.Cluster.String(), obj.Namespace, pr.Labels[keys.Repository])
+	switch {
+	case pr.IsDone():
+		c.admission.Release(key)
+		if runner.NeedsReport(pr) {
+			return 0, c.runs.Report(ctx, obj.Cluster, pr)
+		}
+	case runner.Queued(pr):
+		if ok, why := c.admission.Admit(key, repo, ""); !ok {
+			c.log.Debugw("queued run waits", "workspace", obj.Cluster.String(), "namespace", obj.Namespace, "name", obj.Name, "reason", why)
+			return recheck, nil
+		}
+		return 0, c.runs.Start(ctx, obj.Cluster, pr)
+	case pr.Labels[keys.State] == kubeinteraction.StateStarted && !pr.IsPending():
+		// Running: it holds a slot (after a restart too). (PaC creates a
+		// run it queues as started and pending, then marks it queued.)
+		c.admission.MarkRunning(key, repo, "")
+	}
+	return 0, nil
+}
+
+// concurrencyLimit is the concurrency_limit of the Repository of key (0:
+// none).
+func (c *Controller) concurrencyLimit(key string) int {
+	repo := &v1alpha1.Repository{}
+	obj, err := reconciler.Get(c.repositories.Lister(), key, repo)
+	if obj == nil || err != nil || repo.Spec.ConcurrencyLimit == nil {
+		return 0
+	}
+	return *repo.Spec.ConcurrencyLimit
 }
 
 // PodLogs reads step logs from the workload cluster a TaskRun ran on.
