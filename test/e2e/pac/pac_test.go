@@ -170,3 +170,55 @@ func TestConcurrencyLimit(t *testing.T) {
 	p.waitStatus(t, sha, "first", "success", "")
 	p.waitStatus(t, sha, "second", "success", "")
 }
+
+// remoteTaskRun is a .tekton/ PipelineRun on push whose one task is a
+// remote task PaC fetches from url (its task annotation) and inlines.
+func remoteTaskRun(url string) string {
+	return `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: remote
+  annotations:
+    pipelinesascode.tekton.dev/on-event: "[push]"
+    pipelinesascode.tekton.dev/on-target-branch: "[main]"
+    pipelinesascode.tekton.dev/task: "[` + url + `]"
+spec:
+  pipelineSpec:
+    tasks:
+      - name: greet
+        taskRef: {name: greet}
+`
+}
+
+const greetTask = `apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: greet}
+spec:
+  steps:
+    - name: greet
+      image: docker.io/library/busybox:1.36
+      script: echo hello from a remote task
+`
+
+// PaC's remote-task annotation fetches a task from the forge (an allowed
+// host) and inlines it; one naming a platform address (kcp) is refused by
+// the egress check: no run, a failure status on the commit.
+func TestRemoteTasks(t *testing.T) {
+	ctx := context.Background()
+	forge := env.Forge(t)
+	p := newProject(ctx, t, "pac-remote", map[string]string{"tasks/greet.yaml": greetTask})
+	co := p.owner.Clone(t, p.owner.Name, p.repo)
+	raw := forge.URL + "/" + p.owner.Name + "/" + p.repo + "/raw/branch/main/tasks/greet.yaml"
+	sha := co.Commit(t, "main", "main", map[string]string{".tekton/remote.yaml": remoteTaskRun(raw)})
+	run := p.waitRun(ctx, t, "remote", sha, "succeeded", succeeded)
+	if ts := run.Spec.PipelineSpec.Tasks[0].TaskSpec; ts == nil || len(ts.Steps) != 1 || !strings.Contains(ts.Steps[0].Script, "remote task") {
+		t.Errorf("the remote task is not inlined in the run: %+v", run.Spec.PipelineSpec.Tasks[0])
+	}
+
+	inward := "https://" + env.Stack.Config().HostIP.String() + ":6443/version"
+	refused := co.Commit(t, "main", "main", map[string]string{".tekton/remote.yaml": remoteTaskRun(inward)})
+	p.waitStatus(t, refused, "", "failure", "")
+	if runs := p.runs(ctx, t, "remote", refused); len(runs) != 0 {
+		t.Errorf("a remote task on a platform address ran %d PipelineRuns", len(runs))
+	}
+}

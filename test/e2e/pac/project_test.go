@@ -225,4 +225,3 @@ func post(t *testing.T, tn *framework.Tenant, eventType, signature string, body 
 	}
 	return tn.PostEvent(t, env.Stack.Config().PipelinesAsCodeURL(), headers, body)
 }
-
