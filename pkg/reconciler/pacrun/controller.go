@@ -122,24 +122,49 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		return 0, err
 	}
 	repo := kcpcache.ToClusterAwareKey(obj.Cluster.String(), obj.Namespace, pr.Labels[keys.Repository])
-	switch {
-	case pr.IsDone():
+	switch stepOf(pr) {
+	case stepReport:
 		c.admission.Release(key)
-		if runner.NeedsReport(pr) {
-			return 0, c.runs.Report(ctx, obj.Cluster, pr)
-		}
-	case runner.Queued(pr):
+		return 0, c.runs.Report(ctx, obj.Cluster, pr)
+	case stepDone:
+		c.admission.Release(key)
+	case stepAdmit:
 		if ok, why := c.admission.Admit(key, repo, ""); !ok {
 			c.log.Debugw("queued run waits", "workspace", obj.Cluster.String(), "namespace", obj.Namespace, "name", obj.Name, "reason", why)
 			return recheck, nil
 		}
 		return 0, c.runs.Start(ctx, obj.Cluster, pr)
-	case pr.Labels[keys.State] == kubeinteraction.StateStarted && !pr.IsPending():
-		// Running: it holds a slot (after a restart too). (PaC creates a
-		// run it queues as started and pending, then marks it queued.)
+	case stepRunning:
 		c.admission.MarkRunning(key, repo, "")
 	}
 	return 0, nil
+}
+
+// step is what a PaC run needs next.
+type step int
+
+const (
+	stepNone    step = iota
+	stepReport       // ended, its final status not on the forge yet
+	stepDone         // ended and reported
+	stepAdmit        // queued: it waits for a slot
+	stepRunning      // started: it holds a slot (after a restart too)
+)
+
+func stepOf(pr *v1.PipelineRun) step {
+	switch {
+	case pr.IsDone() && runner.NeedsReport(pr):
+		return stepReport
+	case pr.IsDone():
+		return stepDone
+	case runner.Queued(pr):
+		return stepAdmit
+	case pr.Labels[keys.State] == kubeinteraction.StateStarted && !pr.IsPending():
+		// PaC creates a run it queues started and pending, then marks it
+		// queued: that one holds no slot yet.
+		return stepRunning
+	}
+	return stepNone
 }
 
 // concurrencyLimit is the concurrency_limit of the Repository of key (0:
