@@ -141,8 +141,13 @@ func secretCondition(field, name, key string, err error) (metav1.Condition, erro
 // Repository's alone, the forge is Gitea and allowed, the secrets are
 // named.
 func judge(repo *v1alpha1.Repository, key string, holder pac.Claim, egress interface{ CheckURL(string, string) error }) metav1.Condition {
-	if pac.NormalizeURL(repo.Spec.URL) == "" {
+	normal := pac.NormalizeURL(repo.Spec.URL)
+	if normal == "" {
 		return refused(ReasonInvalidURL, "spec.url %q is not an http(s) URL of a repository", repo.Spec.URL)
+	}
+	if strings.TrimSuffix(repo.Spec.URL, "/") != normal {
+		// Pipelines as Code matches an event's URL to spec.url exactly.
+		return refused(ReasonInvalidURL, "spec.url %q: write it as the forge shows the repository, %q (no .git, credentials or query, host in lower case)", repo.Spec.URL, normal)
 	}
 	if holder.Key != key {
 		if holder.Workspace == logicalcluster.From(repo).String() && holder.Workspace != "" {

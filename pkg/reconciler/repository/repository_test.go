@@ -33,6 +33,8 @@ func TestJudge(t *testing.T) {
 	}{
 		{name: "accepted", gp: provider(nil), holder: mine, reason: ReasonAccepted},
 		{name: "not a URL", url: "forge.example/org/app", gp: provider(nil), holder: mine, reason: ReasonInvalidURL},
+		{name: "a clone URL", url: "https://forge.example/org/app.git", gp: provider(nil), holder: mine, reason: ReasonInvalidURL, msg: "https://forge.example/org/app"},
+		{name: "a trailing slash is fine", url: "https://forge.example/org/app/", gp: provider(nil), holder: mine, reason: ReasonAccepted},
 		{name: "held in another workspace", gp: provider(nil), holder: pac.Claim{Key: "other|ns/app", Workspace: "other"}, reason: ReasonURLClaimed, msg: "another workspace"},
 		{name: "held in this workspace", gp: provider(nil), holder: pac.Claim{Key: "ws|team/app", Workspace: "ws"}, reason: ReasonURLClaimed, msg: "team/app"},
 		{name: "no git_provider", holder: mine, reason: ReasonGitProviderIncomplete, msg: "git_provider"},
