@@ -115,35 +115,49 @@ func (u *ForgeUser) Push(t testing.TB, repo string, private bool, files map[stri
 	sha := git("rev-parse", "HEAD")
 	// Gitea handles a push in the background: until then its API and raw
 	// files see an empty repository.
-	Eventually(t, 30*time.Second, "the forge has processed the push to "+repo, func() (bool, string, error) {
-		var branch struct {
+	u.forge.waitBranch(t, u.Token, u.Name, repo, "main", sha)
+	return sha
+}
+
+// waitBranch waits until the forge has processed a push of sha to branch
+// of owner/repo: the branch is at sha and the repository is not empty.
+func (f *Forge) waitBranch(t testing.TB, token, owner, repo, branch, sha string) {
+	t.Helper()
+	get := func(path string, out any) (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.URL+"/api/v1/repos/"+owner+"/"+repo+path, nil)
+		req.Header.Set("Authorization", "token "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, resp.Status
+		}
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	}
+	Eventually(t, 30*time.Second, "the forge has processed the push of "+branch+" of "+repo, func() (bool, string, error) {
+		var b struct {
 			Commit struct {
 				ID string `json:"id"`
 			} `json:"commit"`
 		}
-		req, _ := http.NewRequest(http.MethodGet, u.forge.URL+"/api/v1/repos/"+u.Name+"/"+repo+"/branches/main", nil)
-		req.Header.Set("Authorization", "token "+u.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return false, resp.Status, nil
-		}
-		var repository struct {
+		var r struct {
 			Empty bool `json:"empty"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&branch); err != nil {
-			return false, err.Error(), nil
+		if ok, why := get("/branches/"+branch, &b); !ok {
+			return false, why, nil
 		}
-		f := u.forge
-		rreq, _ := http.NewRequest(http.MethodGet, f.URL+"/api/v1/repos/"+u.Name+"/"+repo, nil)
-		rreq.Header.Set("Authorization", "token "+u.Token)
-		f.do(t, rreq, http.StatusOK, &repository)
-		return branch.Commit.ID == sha && !repository.Empty, fmt.Sprintf("branch main at %q, empty %v", branch.Commit.ID, repository.Empty), nil
+		if ok, why := get("", &r); !ok {
+			return false, why, nil
+		}
+		return b.Commit.ID == sha && !r.Empty, fmt.Sprintf("%s at %q, empty %v", branch, b.Commit.ID, r.Empty), nil
 	})
-	return sha
 }
 
 // CloneURL is the anonymous clone URL of a repository of the user.

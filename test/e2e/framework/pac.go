@@ -1,8 +1,6 @@
 package framework
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -144,30 +142,6 @@ func (c *Checkout) Commit(t testing.TB, base, branch string, files map[string]st
 	c.git(t, "commit", "-q", "-m", "e2e: "+branch)
 	sha := c.git(t, "rev-parse", "HEAD")
 	c.git(t, "push", "-q", "origin", "HEAD:refs/heads/"+branch)
-	Eventually(t, 30*time.Second, "the forge has "+branch+" at "+sha, func() (bool, string, error) {
-		var b struct {
-			Commit struct {
-				ID string `json:"id"`
-			} `json:"commit"`
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.user.forge.URL+"/api/v1/repos/"+c.owner+"/"+c.repo+"/branches/"+branch, nil)
-		req.Header.Set("Authorization", "token "+c.user.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return false, resp.Status, nil
-		}
-		if err := jsonDecode(resp, &b); err != nil {
-			return false, err.Error(), nil
-		}
-		return b.Commit.ID == sha, "at " + b.Commit.ID, nil
-	})
+	c.user.forge.waitBranch(t, c.user.Token, c.owner, c.repo, branch, sha)
 	return sha
 }
-
-func jsonDecode(resp *http.Response, out any) error { return json.NewDecoder(resp.Body).Decode(out) }
