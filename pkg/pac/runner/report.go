@@ -25,6 +25,7 @@ import (
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"knative.dev/pkg/apis"
 
 	"github.com/pipelines-service/pipelines-service/pkg/pac"
@@ -154,7 +155,38 @@ func (r *Runner) Report(ctx context.Context, cluster logicalcluster.Name, pr *te
 	} else {
 		s.log.Infow("final status posted to the forge", "conclusion", status.Conclusion, "sha", s.ev.SHA)
 	}
+	if err := s.recordRun(ctx, pr); err != nil {
+		return err
+	}
 	return s.setState(ctx, pr, state)
+}
+
+// maxRunStatuses is how many runs a Repository's pipelinerun_status keeps
+// (upstream's).
+const maxRunStatuses = 5
+
+// recordRun appends pr to its Repository's pipelinerun_status, the last
+// runs that `kubectl get repository` and `tkn pac` show, as upstream's
+// watcher does (a plain update: the field is not in the status
+// subresource, which the service's conditions keep apart).
+func (s *forgeSession) recordRun(ctx context.Context, pr *tektonv1.PipelineRun) error {
+	branch := formatting.SanitizeBranch(s.ev.BaseBranch)
+	logURL := s.run.Clients.ConsoleUI().DetailURL(pr)
+	entry := v1alpha1.RepositoryRunStatus{
+		Status: pr.Status.Status, PipelineRunName: pr.Name, StartTime: pr.Status.StartTime, CompletionTime: pr.Status.CompletionTime,
+		SHA: &s.ev.SHA, SHAURL: &s.ev.SHAURL, Title: &s.ev.SHATitle, LogURL: &logURL, EventType: &s.ev.EventType, TargetBranch: &branch,
+	}
+	repos := s.run.Clients.PipelineAsCode.PipelinesascodeV1alpha1().Repositories(s.repo.Namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		repo, err := repos.Get(ctx, s.repo.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		runs := append(repo.Status, entry)
+		repo.Status = runs[max(0, len(runs)-maxRunStatuses):]
+		_, err = repos.Update(ctx, repo, metav1.UpdateOptions{})
+		return err
+	})
 }
 
 // finalStatus is upstream's final status of pr: its task list, the link to

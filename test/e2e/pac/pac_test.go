@@ -51,6 +51,8 @@ func TestPullRequestAndPush(t *testing.T) {
 		t.Errorf("the status links %q, want the run at the front door", success.TargetURL)
 	}
 
+	p.waitRunRecorded(ctx, t, run.Name)
+
 	pushed := co.Commit(t, "main", "main", map[string]string{"src.txt": "two\n"})
 	p.waitRun(ctx, t, "push-check", pushed, "succeeded", succeeded)
 	p.waitStatus(t, pushed, "push-check", "success", "")

@@ -156,6 +156,29 @@ func waitAccepted(ctx context.Context, t *testing.T, tn *framework.Tenant, ns, n
 	return message
 }
 
+// waitRunRecorded waits until the Repository's pipelinerun_status (what
+// `kubectl get repository` prints) holds the run.
+func (p *project) waitRunRecorded(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	client, err := dynamic.NewForConfig(p.tenant.Rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, time.Minute, "run "+name+" in the Repository's pipelinerun_status", func() (bool, string, error) {
+		u, err := client.Resource(pac.Repositories).Namespace(p.ns).Get(ctx, "app", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		runs, _, _ := unstructured.NestedSlice(u.Object, "pipelinerun_status")
+		for _, r := range runs {
+			if m, _ := r.(map[string]any); m["pipelineRunName"] == name {
+				return true, "", nil
+			}
+		}
+		return false, fmt.Sprintf("%d runs recorded", len(runs)), nil
+	})
+}
+
 // runs are the PipelineRuns PaC created in the project's namespace for
 // the pipeline named name (its .tekton/ name) and commit sha.
 func (p *project) runs(ctx context.Context, t *testing.T, name, sha string) []v1.PipelineRun {
