@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 	"github.com/pipelines-service/pipelines-service/pkg/devstack"
@@ -80,6 +81,8 @@ type Report struct {
 	// Timings are our controller's reconcile and API request durations
 	// over its run: where its wall-clock time goes.
 	Timings []reconciler.Timing `json:"controllerTimings,omitempty"`
+	// Servers are the apiservers' own figures over each controller's run.
+	Servers []ServerFigures `json:"servers,omitempty"`
 }
 
 // StackFigure is one figure of the stack itself.
@@ -261,7 +264,14 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 	if err != nil {
 		return ours, upstream, err
 	}
+	serversOurs, err := r.watchServers(ctx, "ours", true)
+	if err != nil {
+		return ours, upstream, err
+	}
 	ours, err = r.measureThroughput(ctx, oursTarget, pid, opts.Runs, opts.Tasks, opts.Timeout)
+	if serr := serversOurs(report); serr != nil && err == nil {
+		err = serr
+	}
 	if perr := stopProfile(); perr != nil && err == nil {
 		err = perr
 	}
@@ -296,11 +306,59 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 	if err != nil {
 		return ours, upstream, err
 	}
+	serversUpstream, err := r.watchServers(ctx, "upstream", false)
+	if err != nil {
+		return ours, upstream, err
+	}
 	upstream, err = r.measureThroughput(ctx, upstreamTarget, upstreamPID, opts.Runs, opts.Tasks, opts.Timeout)
+	if serr := serversUpstream(report); serr != nil && err == nil {
+		err = serr
+	}
 	if err != nil {
 		upstream.Error = err.Error()
 	}
 	return ours, upstream, nil
+}
+
+// watchServers snapshots the /metrics of the first workload cluster's
+// apiserver (and kcp's, withKCP) before a controller's run; the function
+// it returns adds their figures over the run to the report.
+func (r *runner) watchServers(ctx context.Context, controller string, withKCP bool) (func(*Report) error, error) {
+	type server struct {
+		name string
+		done func() (ServerFigures, error)
+	}
+	var servers []server
+	if withKCP {
+		rc, err := kcpMetricsConfig(r.cfg.KCPAdminKubeconfig())
+		if err != nil {
+			return nil, err
+		}
+		done, err := serverWatch(ctx, "kcp ("+controller+")", rc)
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, server{"kcp", done})
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", r.cfg.WorkloadAdminKubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	done, err := serverWatch(ctx, r.cfg.WorkloadClusters()[0].Name+" apiserver ("+controller+")", rc)
+	if err != nil {
+		return nil, err
+	}
+	servers = append(servers, server{"workload", done})
+	return func(report *Report) error {
+		for _, s := range servers {
+			figures, err := s.done()
+			if err != nil {
+				return err
+			}
+			report.Servers = append(report.Servers, figures)
+		}
+		return nil
+	}, nil
 }
 
 func ratios(ours, upstream ThroughputResult) map[string]float64 {
@@ -392,6 +450,7 @@ func printReport(out io.Writer, r Report) {
 			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t%.1f\n", t.Name, t.Count, t.MeanMS, t.MaxMS, t.TotalMS/1000)
 		}
 	}
+	printServerFigures(tw, r.Servers)
 	if len(r.TopFuncs) > 0 {
 		fmt.Fprintf(tw, "\ncontroller CPU profile (%s):\n", r.Profile)
 		for _, l := range r.TopFuncs {
