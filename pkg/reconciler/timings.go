@@ -2,7 +2,9 @@ package reconciler
 
 import (
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -61,8 +63,9 @@ func (t *Timings) Snapshot() []Timing {
 	return out
 }
 
-// WrapTransport times every request but watches as "<server> <verb>", for
-// rest.Config.WrapTransport.
+// WrapTransport times every request but watches as "<server> <verb>
+// <resource>[/<subresource>]" (the apiserver's own labels, so that the two
+// sides of a request compare), for rest.Config.WrapTransport.
 func (t *Timings) WrapTransport(server string) func(http.RoundTripper) http.RoundTripper {
 	return func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
@@ -71,10 +74,44 @@ func (t *Timings) WrapTransport(server string) func(http.RoundTripper) http.Roun
 			}
 			start := time.Now()
 			resp, err := rt.RoundTrip(req)
-			t.Observe(server+" "+req.Method, time.Since(start))
+			name := server + " " + req.Method
+			if r := resourceOf(req.URL.Path); r != "" {
+				name += " " + r
+			}
+			t.Observe(name, time.Since(start))
 			return resp, err
 		})
 	}
+}
+
+// resourceOf is the resource (and subresource) of an API path, through a
+// virtual workspace or a /clusters/<name> prefix or not: "taskruns",
+// "taskruns/status", "namespaces"; "" for a path that names none.
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	i := slices.IndexFunc(parts, func(p string) bool { return p == "api" || p == "apis" })
+	if i < 0 {
+		return ""
+	}
+	if parts[i] == "api" {
+		i += 2 // api/v1
+	} else {
+		i += 3 // apis/<group>/<version>
+	}
+	if i > len(parts) {
+		return ""
+	}
+	rest := parts[i:]
+	if len(rest) > 2 && rest[0] == "namespaces" {
+		rest = rest[2:] // namespaces/<ns>/<resource>/...
+	}
+	switch len(rest) {
+	case 0:
+		return ""
+	case 1, 2:
+		return rest[0]
+	}
+	return rest[0] + "/" + rest[2]
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
