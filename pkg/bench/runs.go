@@ -309,25 +309,39 @@ func benchClient(kubeconfig string) (tektonclient.Interface, error) {
 	return tektonclient.NewForConfig(rc)
 }
 
-// clearRuns deletes the benchmark's PipelineRuns of a target and waits
-// until they are gone, so that every measurement starts empty.
+// clearRuns deletes the benchmark's PipelineRuns and TaskRuns of a target
+// and waits until they are gone, so that every measurement starts empty.
 func clearRuns(ctx context.Context, target runTarget) error {
 	for i, client := range target.clients {
-		err := client.TektonV1().PipelineRuns(target.ns(i)).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return err
+		for _, del := range []func(context.Context, metav1.DeleteOptions, metav1.ListOptions) error{
+			client.TektonV1().PipelineRuns(target.ns(i)).DeleteCollection,
+			client.TektonV1().TaskRuns(target.ns(i)).DeleteCollection,
+		} {
+			if err := del(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
 		}
 	}
+	// Until the TaskRuns are gone too: a controller finalizing an earlier
+	// run's TaskRuns (their workload objects) while the next run is
+	// measured would be counted against it.
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		left := 0
 		for i, client := range target.clients {
-			list, err := client.TektonV1().PipelineRuns(target.ns(i)).List(ctx, metav1.ListOptions{})
+			prs, err := client.TektonV1().PipelineRuns(target.ns(i)).List(ctx, metav1.ListOptions{})
 			if err != nil && !apierrors.IsNotFound(err) {
 				return err
 			}
-			if list != nil {
-				left += len(list.Items)
+			trs, err := client.TektonV1().TaskRuns(target.ns(i)).List(ctx, metav1.ListOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+			if prs != nil {
+				left += len(prs.Items)
+			}
+			if trs != nil {
+				left += len(trs.Items)
 			}
 		}
 		if left == 0 {
@@ -335,7 +349,7 @@ func clearRuns(ctx context.Context, target runTarget) error {
 		}
 		time.Sleep(time.Second)
 	}
-	return fmt.Errorf("%s: PipelineRuns of an earlier run not deleted within 3m", target.name)
+	return fmt.Errorf("%s: runs of an earlier run not deleted within 3m", target.name)
 }
 
 // controllerTimings reads the host controller's reconcile and request
