@@ -137,7 +137,13 @@ func send(t testing.TB, cfg *rest.Config, method, url string, headers map[string
 
 // GitHubSignature is the X-Hub-Signature-256 GitHub sends for body.
 func GitHubSignature(secret string, body []byte) string {
+	return "sha256=" + GiteaSignature(secret, body)
+}
+
+// GiteaSignature is the X-Gitea-Signature Gitea sends for body: the hex
+// HMAC-SHA256 with the webhook's secret.
+func GiteaSignature(secret string, body []byte) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	return hex.EncodeToString(mac.Sum(nil))
 }

@@ -4,9 +4,6 @@ package pac
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -18,12 +15,6 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/repository"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
-
-func giteaSignature(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return hex.EncodeToString(mac.Sum(nil))
-}
 
 // Two tenants with a repository each never see each other's events; a
 // third workspace claiming tenant A's URL is refused (URLClaimed) and runs
@@ -78,11 +69,11 @@ func TestTenantsAndConflicts(t *testing.T) {
 		want            int
 	}{
 		{"no signature", "", payload, http.StatusUnauthorized},
-		{"a wrong signature", giteaSignature("not-the-secret", payload), payload, http.StatusUnauthorized},
-		{"signed with the claimant's secret", giteaSignature(c.secret, payload), payload, http.StatusUnauthorized},
-		{"a signature of another body", giteaSignature(a.secret, []byte("{}")), payload, http.StatusUnauthorized},
-		{"not JSON", giteaSignature(a.secret, []byte("push")), []byte("push"), http.StatusBadRequest},
-		{"an unclaimed repository", giteaSignature(a.secret, []byte(`{"repository":{"html_url":"http://forge.invalid/x/y"}}`)), []byte(`{"repository":{"html_url":"http://forge.invalid/x/y"}}`), http.StatusNotFound},
+		{"a wrong signature", framework.GiteaSignature("not-the-secret", payload), payload, http.StatusUnauthorized},
+		{"signed with the claimant's secret", framework.GiteaSignature(c.secret, payload), payload, http.StatusUnauthorized},
+		{"a signature of another body", framework.GiteaSignature(a.secret, []byte("{}")), payload, http.StatusUnauthorized},
+		{"not JSON", framework.GiteaSignature(a.secret, []byte("push")), []byte("push"), http.StatusBadRequest},
+		{"an unclaimed repository", framework.GiteaSignature(a.secret, []byte(`{"repository":{"html_url":"http://forge.invalid/x/y"}}`)), []byte(`{"repository":{"html_url":"http://forge.invalid/x/y"}}`), http.StatusNotFound},
 	} {
 		if got := post(t, a.tenant, "push", tc.signature, tc.body); got.Code != tc.want {
 			t.Errorf("%s: %d %s, want %d", tc.name, got.Code, got.Body, tc.want)
@@ -93,7 +84,7 @@ func TestTenantsAndConflicts(t *testing.T) {
 	if after := len(a.runs(ctx, t, "push-check", "")); after != before {
 		t.Errorf("refused events changed A's runs: %d before, %d after", before, after)
 	}
-	if got := post(t, a.tenant, "push", giteaSignature(a.secret, payload), payload); got.Code != http.StatusAccepted {
+	if got := post(t, a.tenant, "push", framework.GiteaSignature(a.secret, payload), payload); got.Code != http.StatusAccepted {
 		t.Errorf("a correctly signed event: %d %s, want 202", got.Code, got.Body)
 	}
 
