@@ -23,7 +23,9 @@ import (
 	"github.com/openshift-pipelines/pipelines-as-code/pkg/secrets"
 	pacsort "github.com/openshift-pipelines/pipelines-as-code/pkg/sort"
 	tektonv1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"knative.dev/pkg/apis"
@@ -86,16 +88,21 @@ func (r *Runner) session(ctx context.Context, cluster logicalcluster.Name, pr *t
 	return &forgeSession{run: run, kint: kint, vcx: vcx, ev: ev, repo: repo, log: log}, nil
 }
 
-// setState patches the run's PaC state (label and annotation) and, when
-// it starts, takes it out of pending, as upstream's watcher does.
+// setState patches the run's PaC state; see patchState.
 func (s *forgeSession) setState(ctx context.Context, pr *tektonv1.PipelineRun, state string) error {
+	return patchState(ctx, s.log, s.run.Clients.Tekton, pr, state)
+}
+
+// patchState patches a run's PaC state (label and annotation) and, when
+// it starts, takes it out of pending, as upstream's watcher does.
+func patchState(ctx context.Context, log *zap.SugaredLogger, tekton tektonclient.Interface, pr *tektonv1.PipelineRun, state string) error {
 	annotations := map[string]string{keys.State: state}
 	patch := map[string]any{"metadata": map[string]any{"labels": map[string]string{keys.State: state}, "annotations": annotations}}
 	if state == kubeinteraction.StateStarted {
 		annotations[keys.SCMReportingPLRStarted] = "true"
 		patch["spec"] = map[string]any{"status": ""}
 	}
-	_, err := action.PatchPipelineRun(ctx, s.log, state+" state", s.run.Clients.Tekton, pr, patch)
+	_, err := action.PatchPipelineRun(ctx, log, state+" state", tekton, pr, patch)
 	return err
 }
 
@@ -141,6 +148,12 @@ func Queued(pr *tektonv1.PipelineRun) bool {
 // not be told.
 func (r *Runner) Report(ctx context.Context, cluster logicalcluster.Name, pr *tektonv1.PipelineRun) error {
 	s, err := r.session(ctx, cluster, pr)
+	if apierrors.IsNotFound(err) {
+		// The Repository or its token is gone: there is no one to tell,
+		// now or later. The run is marked failed (not reported) instead of
+		// being retried for ever.
+		return r.giveUp(ctx, cluster, pr, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -159,6 +172,17 @@ func (r *Runner) Report(ctx context.Context, cluster logicalcluster.Name, pr *te
 		return err
 	}
 	return s.setState(ctx, pr, state)
+}
+
+// giveUp marks pr's state failed: its final status cannot be posted.
+func (r *Runner) giveUp(ctx context.Context, cluster logicalcluster.Name, pr *tektonv1.PipelineRun, why error) error {
+	log := r.log.With("workspace", cluster.String(), "namespace", pr.Namespace, "name", pr.Name)
+	log.Warnw("final status cannot be posted to the forge", "error", why)
+	tekton, err := r.workspaces.Tekton(cluster)
+	if err != nil {
+		return err
+	}
+	return patchState(ctx, log, tekton, pr, kubeinteraction.StateFailed)
 }
 
 // maxRunStatuses is how many runs a Repository's pipelinerun_status keeps
