@@ -165,3 +165,28 @@ func TestProcessFromAnotherBinaryIsStoppedBeforeItsSuccessor(t *testing.T) {
 		t.Errorf("successor pid %d (old %d)", pid, oldPID)
 	}
 }
+
+// A postmaster.pid naming a PID that is no postgres (gone, a zombie, or
+// reused by another program) is removed, so that PostgreSQL starts.
+func TestClearPostmasterLockRemovesStaleLock(t *testing.T) {
+	cfg := testConfig(t)
+	if err := os.MkdirAll(cfg.postgresDataDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock := cfg.postgresDataDir() + "/postmaster.pid"
+	for _, pid := range []int{os.Getpid(), 1 << 22} {
+		content := strconv.Itoa(pid) + "\n" + cfg.postgresDataDir() + "\n1796444409\n15432\n"
+		if err := os.WriteFile(lock, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.clearPostmasterLock(); err != nil {
+			t.Fatalf("pid %d: %v", pid, err)
+		}
+		if _, err := os.Stat(lock); !os.IsNotExist(err) {
+			t.Errorf("pid %d: postmaster.pid still there (%v)", pid, err)
+		}
+	}
+	if err := cfg.clearPostmasterLock(); err != nil {
+		t.Errorf("no lock file: %v", err)
+	}
+}

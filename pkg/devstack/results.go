@@ -3,7 +3,9 @@ package devstack
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -109,12 +111,46 @@ func (c Config) startPostgres(ctx context.Context) error {
 	}
 	p := c.postgresProcess()
 	p.asUser = u
+	if !p.running() {
+		if err := c.clearPostmasterLock(); err != nil {
+			return componentErr("postgres", p.logFile, err)
+		}
+	}
 	if err := p.start(); err != nil {
 		return err
 	}
 	return p.waitFor(ctx, 60*time.Second, "accepting connections with the Results database", func(ctx context.Context) error {
 		return c.ensureResultsDatabase(ctx, password)
 	})
+}
+
+// clearPostmasterLock removes the data directory's postmaster.pid when its
+// PID is not a running postgres: PostgreSQL refuses to start while that PID
+// answers kill(pid, 0), and a postmaster killed with SIGKILL stays a zombie
+// (so answering) until PID 1 reaps it, which on this machine took minutes.
+// A postmaster that does run but is not the one the PID file names (its PID
+// file lost) is ours from an earlier bring-up: it is stopped by PID.
+func (c Config) clearPostmasterLock() error {
+	lock := filepath.Join(c.postgresDataDir(), "postmaster.pid")
+	data, err := os.ReadFile(lock)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	binary := filepath.Join(postgresBin, "postgres")
+	if err == nil && processRuns(pid, binary) {
+		if err := killAndWait(pid, binary, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(lock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // ensureResultsDatabase creates the Results database unless it exists;
