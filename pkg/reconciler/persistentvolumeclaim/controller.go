@@ -25,7 +25,8 @@ import (
 // ControllerName names the controller in logs and the work queue.
 const ControllerName = "pipelines-service-persistentvolumeclaim"
 
-// Finalizer keeps a tenant PVC until its workload PVC is gone.
+// Finalizer is what earlier versions kept a tenant PVC with until its
+// workload PVC was gone; it is removed where found and added no more.
 const Finalizer = "pipelines-service.dev/workload-pvc"
 
 // Resource is the exported PVC resource in tenant workspaces.
@@ -42,11 +43,13 @@ type Options struct {
 
 // Controller syncs PVCs of every tenant workspace.
 type Controller struct {
-	log        *zap.SugaredLogger
-	queue      workqueue.TypedRateLimitingInterface[string]
-	tenants    kcpdynamic.ClusterInterface
-	fleet      *fleet.Fleet
-	placer     placement.Placer
+	log     *zap.SugaredLogger
+	queue   workqueue.TypedRateLimitingInterface[string]
+	tenants kcpdynamic.ClusterInterface
+	fleet   *fleet.Fleet
+	placer  placement.Placer
+	// deleted keeps deleted tenant PVCs until their workload PVCs go.
+	deleted    *reconciler.Tombstones
 	finalizers reconciler.Finalizers
 	objects    reconciler.Objects
 
@@ -63,11 +66,12 @@ func New(opts Options) (*Controller, error) {
 		queue:      reconciler.NewQueue(ControllerName),
 		tenants:    opts.Tenants,
 		fleet:      opts.Fleet,
+		deleted:    reconciler.NewTombstones(),
 		finalizers: reconciler.Finalizers{Client: opts.Tenants, Resource: Resource, Name: Finalizer},
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: Resource},
 	}
 	c.claims = opts.TenantInformers.ForResource(Resource)
-	if _, err := c.claims.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
+	if _, err := c.claims.Informer().AddEventHandler(c.deleted.Handler(c.queue)); err != nil {
 		return nil, err
 	}
 	c.placer = placement.Placer{Fleet: opts.Fleet, Claims: c.claims.Lister()}

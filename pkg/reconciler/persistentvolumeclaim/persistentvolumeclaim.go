@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
@@ -27,11 +28,17 @@ const ConditionWorkloadSynced corev1.PersistentVolumeClaimConditionType = "Workl
 func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
 	tenant := &corev1.PersistentVolumeClaim{}
 	obj, err := reconciler.Get(c.claims.Lister(), key, tenant)
+	if obj == nil && err == nil {
+		return 0, c.collectDeleted(ctx, key, "")
+	}
 	if obj == nil {
-		return 0, err // gone: its finalizer already removed the workload PVC
+		return 0, err
 	}
 	cluster, u := obj.Cluster, obj.Unstructured
 	log := c.log.With("workspace", cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
+	if err := c.collectDeleted(ctx, key, u.GetUID()); err != nil {
+		return 0, err // an earlier claim of the same name went first
+	}
 	if errors.Is(err, reconciler.ErrUndecodable) {
 		log.Errorw("PersistentVolumeClaim does not decode", "error", err)
 		return 0, nil
@@ -39,11 +46,6 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	ns := workload.Namespace(cluster, tenant.Namespace)
 	if tenant.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, cluster, u, c.fleet.Member(placement.Of(tenant)), ns, tenant.Name)
-	}
-	if !c.finalizers.Has(u) {
-		if u, err = c.finalizers.Add(ctx, cluster, u); err != nil {
-			return 0, err
-		}
 	}
 	m, wait, err := c.placedMember(ctx, log, cluster, u, tenant)
 	if err != nil || m == nil {
@@ -136,10 +138,31 @@ func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Na
 	return c.objects.UpdateStatus(ctx, cluster, u, status)
 }
 
-// finalize deletes the workload PVC and releases the tenant PVC once the
-// workload PVC is gone (it stays while a pod uses it, as on Kubernetes).
-// A cluster that does not answer does not hold the deletion: the garbage
-// collector removes the workload PVC when it is back.
+// collectDeleted deletes the workload PVC of the tenant PVC last deleted
+// under key, unless that claim is the one now under key (current; empty
+// when none is). The workload PVC stays while a pod uses it, as on
+// Kubernetes; the tenant PVC went at once (reconciler.Tombstones says
+// why). A cluster that does not answer is left to the garbage collector.
+func (c *Controller) collectDeleted(ctx context.Context, key string, current types.UID) error {
+	gone := c.deleted.Get(key)
+	if gone == nil || gone.GetUID() == current {
+		return nil
+	}
+	m := c.fleet.Member(placement.Of(gone))
+	if m != nil && m.Reachable() {
+		ns := workload.Namespace(logicalcluster.From(gone), gone.GetNamespace())
+		err := m.Client.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, gone.GetName(), metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	c.deleted.Forget(key, gone)
+	return nil
+}
+
+// finalize deletes the workload PVC of a tenant PVC that still carries the
+// finalizer of earlier versions, and removes the finalizer once the
+// workload PVC is gone. Nothing adds it any more.
 func (c *Controller) finalize(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, m *fleet.Member, ns, name string) error {
 	if !c.finalizers.Has(u) {
 		return nil

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"knative.dev/pkg/kmeta"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
@@ -150,13 +151,16 @@ func (c *Controller) deleteCarried(ctx context.Context, cluster logicalcluster.N
 	if m == nil || !m.Reachable() {
 		return nil
 	}
-	ns := workload.Namespace(cluster, tr.Namespace)
-	selector := metav1.ListOptions{LabelSelector: workload.LabelTaskRunUID + "=" + string(tr.UID)}
+	return deleteCarriedOn(ctx, m, workload.Namespace(cluster, tr.Namespace), tr.UID)
+}
+
+func deleteCarriedOn(ctx context.Context, m *fleet.Member, ns string, uid types.UID) error {
+	selector := metav1.ListOptions{LabelSelector: workload.LabelTaskRunUID + "=" + string(uid)}
 	if err := m.Client.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, selector); err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return fmt.Errorf("delete secrets of TaskRun: %w", err)
 	}
 	if err := m.Client.CoreV1().ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, selector); err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return fmt.Errorf("delete configmaps of TaskRun: %w", err)
 	}
 	return nil
 }

@@ -85,7 +85,9 @@ type Controller struct {
 	resolution reconciler.Requesters
 	// podSecurity evaluates pods against their workspace's level.
 	podSecurity *podsecurity.Checker
-	// finalizers keep TaskRuns until their workload objects are gone.
+	// deleted keeps deleted TaskRuns until their workload objects are gone.
+	deleted *reconciler.Tombstones
+	// finalizers removes the finalizer of earlier versions.
 	finalizers reconciler.Finalizers
 	objects    reconciler.Objects
 	// stepActions makes the Tekton client StepActions are read with, for
@@ -112,6 +114,7 @@ func New(opts Options) (*Controller, error) {
 		resolver:   opts.Resolver,
 		config:     opts.Config,
 		resolution: opts.Resolution,
+		deleted:    reconciler.NewTombstones(),
 		finalizers: reconciler.Finalizers{Client: opts.Tenants, Resource: TaskRunsResource, Name: Finalizer},
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: TaskRunsResource},
 		clock:      clock.RealClock{},
@@ -130,7 +133,7 @@ func New(opts Options) (*Controller, error) {
 	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
 	c.placer = placement.Placer{Fleet: opts.Fleet, Claims: opts.TenantInformers.ForResource(ClaimsResource).Lister()}
-	if _, err := c.taskRuns.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
+	if _, err := c.taskRuns.Informer().AddEventHandler(c.deleted.Handler(c.queue)); err != nil {
 		return nil, err
 	}
 	opts.Fleet.Listen(fleet.Listener{

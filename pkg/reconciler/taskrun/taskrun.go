@@ -28,8 +28,9 @@ import (
 // at again if no notification came.
 const resolvingRequeue = 10 * time.Second
 
-// Finalizer keeps a TaskRun until what it made on the workload cluster is
-// gone: the workload cluster has no owner references to tenant objects.
+// Finalizer is what earlier versions kept a TaskRun with until its
+// workload objects were gone; it is removed where found and added no more
+// (reconciler.Tombstones says why).
 const Finalizer = "pipelines-service.dev/workload"
 
 // reconcileKey reconciles the TaskRun of a cluster-aware key and returns
@@ -39,13 +40,16 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	obj, err := reconciler.Get(c.taskRuns.Lister(), key, tr)
 	if obj == nil && err == nil {
 		c.fleet.Admission().Release(key)
-		return 0, nil // gone; its finalizer already cleaned up
+		return 0, c.collectDeleted(ctx, c.log.With("key", key), key, "")
 	}
 	if obj == nil {
 		return 0, err
 	}
 	cluster, u := obj.Cluster, obj.Unstructured
 	log := c.log.With("workspace", cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
+	if err := c.collectDeleted(ctx, log, key, obj.Unstructured.GetUID()); err != nil {
+		return 0, err // an earlier TaskRun of the same name went first
+	}
 	if errors.Is(err, reconciler.ErrUndecodable) {
 		log.Errorw("TaskRun does not decode into tekton.dev/v1", "error", err)
 		return 0, c.failUndecodable(ctx, cluster, u, err)
@@ -55,12 +59,6 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	if tr.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, log, key, cluster, u, tr)
 	}
-	if !c.finalizers.Has(u) {
-		if u, err = c.finalizers.Add(ctx, cluster, u); err != nil {
-			return 0, err
-		}
-	}
-
 	before := tr.DeepCopy()
 	requeue, err := c.reconcile(ctx, log, cluster, key, tr, cfgErr)
 	retried := retryIfRetriable(tr)

@@ -295,7 +295,9 @@ func TestInvalidTaskRunsGetConditionsAndServiceContinues(t *testing.T) {
 }
 
 // TestDeletingTaskRunRemovesItsPod: the workload cluster has no owner
-// references to tenant objects; deleting the TaskRun removes its pod.
+// references to tenant objects; deleting the TaskRun removes it at once
+// (no finalizer holds it, as none holds a pod's owner on Kubernetes) and
+// its pod after it.
 func TestDeletingTaskRunRemovesItsPod(t *testing.T) {
 	ctx := context.Background()
 	tn := env.NewTenant(ctx, t, "e2e-delete")
@@ -308,6 +310,31 @@ func TestDeletingTaskRunRemovesItsPod(t *testing.T) {
 	framework.Eventually(t, 30*time.Second, "TaskRun gone", func() (bool, string, error) {
 		_, err := tn.Tekton.TektonV1().TaskRuns(ns).Get(ctx, "deleted", metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err), nil
+	})
+}
+
+// TestDeletingWorkspaceWithRunningTaskRun: a tenant deletes its workspace
+// while a TaskRun runs. kcp removes the workspace's namespaces before the
+// bound objects in them; a finalizer of ours on the TaskRun then could
+// never be removed (no update passes admission in a namespace that is
+// gone), and the workspace stayed Terminating for ever. The workspace
+// goes, and the pod with it.
+func TestDeletingWorkspaceWithRunningTaskRun(t *testing.T) {
+	ctx := context.Background()
+	tn := env.NewTenant(ctx, t, "e2e-delete-ws")
+	create(ctx, t, tn, sleeper("running"))
+	pod := waitPodRunning(ctx, t, tn, "running")
+	workspaces := env.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces()
+	if err := workspaces.Delete(ctx, tn.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPodGone(ctx, t, pod, 2*time.Minute)
+	framework.Eventually(t, 3*time.Minute, "workspace "+tn.Name+" gone", func() (bool, string, error) {
+		ws, err := workspaces.Get(ctx, tn.Name, metav1.GetOptions{})
+		if err != nil {
+			return apierrors.IsNotFound(err), err.Error(), nil
+		}
+		return false, fmt.Sprintf("phase %s, deleting since %v", ws.Status.Phase, ws.DeletionTimestamp), nil
 	})
 }
 
