@@ -419,6 +419,7 @@ func printReport(out io.Writer, r Report) {
 			}
 		}
 		for _, t := range r.Runs {
+			fmt.Fprintf(tw, "%s: creation to first TaskRun p50 %.2f s, p99 %.2f s (the rest of first pod is the TaskRun's)\n", t.Controller, t.FirstTaskRunP50, t.FirstTaskRunP99)
 			if t.StoredP50 > 0 || t.StoredP99 > 0 {
 				fmt.Fprintf(tw, "%s: run done to stored in Tekton Results: p50 %.2f s, p99 %.2f s\n", t.Controller, t.StoredP50, t.StoredP99)
 			}

@@ -37,8 +37,13 @@ type ThroughputResult struct {
 	PerMinute    float64 `json:"pipelineRunsPerMinute"`
 	FirstPodP50  float64 `json:"firstPodSecondsP50"`
 	FirstPodP99  float64 `json:"firstPodSecondsP99"`
-	CPUSeconds   float64 `json:"controllerCPUSeconds"`
-	PeakRSSMiB   float64 `json:"controllerPeakRSSMiB"`
+	// FirstTaskRunP50 and FirstTaskRunP99 are from creation to its first
+	// TaskRun seen by a watch: first pod minus this is the TaskRun's own
+	// way to its pod.
+	FirstTaskRunP50 float64 `json:"firstTaskRunSecondsP50"`
+	FirstTaskRunP99 float64 `json:"firstTaskRunSecondsP99"`
+	CPUSeconds      float64 `json:"controllerCPUSeconds"`
+	PeakRSSMiB      float64 `json:"controllerPeakRSSMiB"`
 	// StackCPUSeconds is the CPU time of the stack's processes during the
 	// run, by kind (kcp, kubelet, network-policy-agent, ...): where the
 	// machine's two cores went besides the controller.
@@ -147,13 +152,17 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 	if res.Seconds > 0 {
 		res.PerMinute = float64(done) / res.Seconds * 60
 	}
-	var latencies []float64
+	var latencies, toTaskRun []float64
 	for uid, t := range created {
 		if seen, ok := firstPod(uid); ok {
 			latencies = append(latencies, seen.Sub(t).Seconds())
 		}
+		if seen, ok := tracker.firstTaskRunOf(uid); ok {
+			toTaskRun = append(toTaskRun, seen.Sub(t).Seconds())
+		}
 	}
 	res.FirstPodP50, res.FirstPodP99 = percentile(latencies, 50), percentile(latencies, 99)
+	res.FirstTaskRunP50, res.FirstTaskRunP99 = percentile(toTaskRun, 50), percentile(toTaskRun, 99)
 	if target.recorded {
 		if err := waitStored(ctx, target, tracker, timeout); err != nil {
 			res.Error = err.Error()

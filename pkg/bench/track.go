@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektoninformers "github.com/tektoncd/pipeline/pkg/client/informers/externalversions"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,9 @@ type runTracker struct {
 	// stored is when each run was first seen marked stored in Tekton
 	// Results by the recorder.
 	stored map[types.UID]time.Time
+	// firstTaskRun is when the first TaskRun of each PipelineRun (by the
+	// PipelineRun's UID) was seen.
+	firstTaskRun map[types.UID]time.Time
 }
 
 // runDone is a PipelineRun seen done.
@@ -33,7 +37,7 @@ type runDone struct {
 }
 
 func newRunTracker() *runTracker {
-	return &runTracker{created: map[types.UID]time.Time{}, done: map[types.UID]runDone{}, stored: map[types.UID]time.Time{}}
+	return &runTracker{created: map[types.UID]time.Time{}, done: map[types.UID]runDone{}, stored: map[types.UID]time.Time{}, firstTaskRun: map[types.UID]time.Time{}}
 }
 
 func (t *runTracker) create(uid types.UID, at time.Time) {
@@ -56,6 +60,26 @@ func (t *runTracker) see(pr *v1.PipelineRun, at time.Time) {
 	if _, ok := t.done[pr.UID]; !ok {
 		t.done[pr.UID] = runDone{succeeded: pr.Status.GetCondition(apis.ConditionSucceeded).IsTrue(), at: at}
 	}
+}
+
+// seeTaskRun records when the first TaskRun of a PipelineRun was seen.
+func (t *runTracker) seeTaskRun(tr *v1.TaskRun, at time.Time) {
+	uid := types.UID(tr.Labels[pipeline.PipelineRunUIDLabelKey])
+	if uid == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.firstTaskRun[uid]; !ok {
+		t.firstTaskRun[uid] = at
+	}
+}
+
+func (t *runTracker) firstTaskRunOf(uid types.UID) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.firstTaskRun[uid]
+	return at, ok
 }
 
 // tally is what is known of the created runs: how many are done, how
@@ -126,6 +150,11 @@ func trackRuns(ctx context.Context, target runTarget, t *runTracker) (stop func(
 			}
 		}
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: record, UpdateFunc: func(_, obj any) { record(obj) }})
+		_, _ = factory.Tekton().V1().TaskRuns().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
+			if tr, ok := obj.(*v1.TaskRun); ok {
+				t.seeTaskRun(tr, time.Now())
+			}
+		}})
 		factory.Start(ctx.Done())
 	}
 	return cancel

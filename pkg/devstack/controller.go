@@ -196,7 +196,6 @@ func (s *Stack) startController(ctx context.Context) error {
 		ProviderWorkspace: providerPath().String(),
 		TektonImages:      imgs,
 		ImageMap:          c.controllerImageMap(imgs),
-		Workers:           4,
 		DebugAddress:      ControllerDebugAddress,
 		TriggersURL:       c.TriggersURL(),
 		TenantEgress:      c.TenantEgress(),
