@@ -233,6 +233,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err := resolver.Start(ctx); err != nil {
 		return err
 	}
+	events := reconciler.NewEvents(ctx, log.Named("events"), workspaces.Kube)
 	taskRuns, err := taskrun.New(taskrun.Options{
 		Tenants:          tenants,
 		TenantInformers:  tenantInformers,
@@ -242,6 +243,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Config:           tektonConfig,
 		Resolution:       resolver,
 		VirtualWorkspace: vwRest,
+		Events:           events,
 		Log:              log.Named("taskrun"),
 	})
 	if err != nil {
@@ -254,6 +256,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Fleet:            workloads,
 		Resolution:       resolver,
 		VirtualWorkspace: vwRest,
+		Events:           events,
 		Log:              log.Named("pipelinerun"),
 	})
 	if err != nil {
@@ -268,7 +271,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	recording, err := newRecorder(cfg, tenants, vwRest, tenantInformers, workloads, tektonConfig, log)
+	recording, err := newRecorder(cfg, tenants, vwRest, tenantInformers, workloads, tektonConfig, events, log)
 	if err != nil {
 		return err
 	}
@@ -318,7 +321,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 
 // newRecorder is the Results recorder, nil when no Results API is
 // configured.
-func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.Config, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, log *zap.SugaredLogger) (*recorder.Controller, error) {
+func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.Config, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, events *reconciler.Events, log *zap.SugaredLogger) (*recorder.Controller, error) {
 	if cfg.ResultsAPI == "" {
 		log.Infow("no Results API configured; runs are not archived")
 		return nil, nil
@@ -328,7 +331,7 @@ func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.C
 		return nil, err
 	}
 	return recorder.New(recorder.Options{Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients,
-		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, VirtualWorkspace: vwRest, Log: log.Named("recorder")})
+		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, VirtualWorkspace: vwRest, Events: events, Log: log.Named("recorder")})
 }
 
 // startTenantInformers starts the tenant informers and waits for their

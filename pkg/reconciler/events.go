@@ -2,90 +2,151 @@ package reconciler
 
 import (
 	"context"
-	"fmt"
-	"time"
+	"sync"
 
 	"github.com/kcp-dev/logicalcluster/v3"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/reconciler/events/k8sevent"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
 	"knative.dev/pkg/apis"
 	"knative.dev/pkg/controller"
 )
 
-// EmitRunEvents records Tekton's Kubernetes events for a run whose
-// Succeeded condition went from before to after (Started, Running,
-// Succeeded, Failed, ...) in the run's workspace, through client.
-// Events are written in the background, off the reconcile's path; failing
-// to record one is logged, never a reconcile error. kubeFor makes the
-// workspace's client.
-func EmitRunEvents(ctx context.Context, log *zap.SugaredLogger, kubeFor func(logicalcluster.Name) (kubernetes.Interface, error), cluster logicalcluster.Name, component string, before, after *apis.Condition, run runtime.Object) {
-	client, err := kubeFor(cluster)
-	if err != nil {
-		log.Warnw("cannot record events", "error", err)
-		return
-	}
-	recorder := NewWorkspaceRecorder(ctx, log, client, component)
-	run = run.DeepCopyObject()
-	go k8sevent.EmitK8sEvents(controller.WithEventRecorder(ctx, recorder), before.DeepCopy(), after.DeepCopy(), run)
+// EventQPS and EventBurst bound the Events the controller writes to kcp,
+// across all workspaces. Events are best effort (client-go's broadcaster
+// drops them when its queue is full); run writes are not, and on kcp every
+// request of either kind pays the same authorisation round trip, so events
+// get a fixed share and wait for it.
+const (
+	EventQPS   = 5
+	EventBurst = 20
+)
+
+// Events records Kubernetes Events into tenant workspaces through
+// client-go's EventBroadcaster, one per workspace and component, made on
+// first use and kept: its correlator aggregates repeated events into one
+// with a count, and its spam filter caps what one object gets. Their sinks
+// share one rate limiter.
+type Events struct {
+	ctx     context.Context
+	log     *zap.SugaredLogger
+	kubeFor func(logicalcluster.Name) (kubernetes.Interface, error)
+	limiter flowcontrol.RateLimiter
+	scheme  *runtime.Scheme
+
+	mu           sync.Mutex
+	recorders    map[recorderKey]record.EventRecorder
+	broadcasters []record.EventBroadcaster
 }
 
-// NewWorkspaceRecorder is a record.EventRecorder writing Events, as
-// component, into the workspace client is for.
-func NewWorkspaceRecorder(ctx context.Context, log *zap.SugaredLogger, client kubernetes.Interface, component string) record.EventRecorder {
-	return &workspaceRecorder{ctx: ctx, log: log, client: client, component: component}
-}
-
-// workspaceRecorder is a record.EventRecorder writing Events into one
-// tenant workspace (events are a claimed resource of the export).
-type workspaceRecorder struct {
-	ctx       context.Context
-	log       *zap.SugaredLogger
-	client    kubernetes.Interface
+type recorderKey struct {
+	cluster   logicalcluster.Name
 	component string
 }
 
-func (r *workspaceRecorder) Event(object runtime.Object, eventtype, reason, message string) {
-	r.record(object, nil, eventtype, reason, message)
+// NewEvents returns the recorders of one controller process; kubeFor makes
+// a workspace's client. They stop with ctx.
+func NewEvents(ctx context.Context, log *zap.SugaredLogger, kubeFor func(logicalcluster.Name) (kubernetes.Interface, error)) *Events {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = pipelinev1.AddToScheme(scheme)
+	e := &Events{
+		ctx: ctx, log: log, kubeFor: kubeFor, scheme: scheme,
+		limiter:   flowcontrol.NewTokenBucketRateLimiter(EventQPS, EventBurst),
+		recorders: map[recorderKey]record.EventRecorder{},
+	}
+	go func() {
+		<-ctx.Done()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, b := range e.broadcasters {
+			b.Shutdown()
+		}
+	}()
+	return e
 }
 
-func (r *workspaceRecorder) Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...interface{}) {
-	r.record(object, nil, eventtype, reason, fmt.Sprintf(messageFmt, args...))
-}
-
-func (r *workspaceRecorder) AnnotatedEventf(object runtime.Object, annotations map[string]string, eventtype, reason, messageFmt string, args ...interface{}) {
-	r.record(object, annotations, eventtype, reason, fmt.Sprintf(messageFmt, args...))
-}
-
-func (r *workspaceRecorder) record(object runtime.Object, annotations map[string]string, eventtype, reason, message string) {
-	obj, err := meta.Accessor(object)
+// For returns the recorder of component in the workspace.
+func (e *Events) For(cluster logicalcluster.Name, component string) (record.EventRecorder, error) {
+	key := recorderKey{cluster, component}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r, ok := e.recorders[key]; ok {
+		return r, nil
+	}
+	client, err := e.kubeFor(cluster)
 	if err != nil {
-		r.log.Warnw("cannot record event", "reason", reason, "error", err)
+		return nil, err
+	}
+	b := record.NewBroadcaster(record.WithContext(e.ctx))
+	b.StartRecordingToSink(&limitedSink{ctx: e.ctx, limiter: e.limiter, EventSinkImpl: &typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")}})
+	r := b.NewRecorder(e.scheme, corev1.EventSource{Component: component})
+	e.broadcasters = append(e.broadcasters, b)
+	e.recorders[key] = r
+	return r, nil
+}
+
+// Warn puts a Warning Event on a tenant object; failing to is logged. A
+// nil Events records nothing.
+func (e *Events) Warn(cluster logicalcluster.Name, component string, obj runtime.Object, reason, message string) {
+	if e == nil {
 		return
 	}
-	gvk := object.GetObjectKind().GroupVersionKind()
-	now := metav1.NewTime(time.Now())
-	event := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: obj.GetName() + ".",
-			Namespace:    obj.GetNamespace(),
-			Annotations:  annotations,
-		},
-		InvolvedObject: corev1.ObjectReference{
-			APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind,
-			Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: obj.GetUID(), ResourceVersion: obj.GetResourceVersion(),
-		},
-		Type: eventtype, Reason: reason, Message: message, Count: 1,
-		FirstTimestamp: now, LastTimestamp: now,
-		Source:              corev1.EventSource{Component: r.component},
-		ReportingController: r.component,
+	r, err := e.For(cluster, component)
+	if err != nil {
+		e.log.Infow("cannot record event", "workspace", cluster, "reason", reason, "error", err)
+		return
 	}
-	if _, err := r.client.CoreV1().Events(obj.GetNamespace()).Create(r.ctx, event, metav1.CreateOptions{}); err != nil {
-		r.log.Warnw("cannot record event", "reason", reason, "error", err)
+	r.Event(obj, corev1.EventTypeWarning, reason, message)
+}
+
+// EmitRun records Tekton's Kubernetes events for a run whose Succeeded
+// condition went from before to after (Started, Running, Succeeded,
+// Failed, ...), with Tekton's own emitter. The broadcaster writes them in
+// the background, off the reconcile's path. A nil Events records nothing.
+func (e *Events) EmitRun(ctx context.Context, cluster logicalcluster.Name, component string, before, after *apis.Condition, run runtime.Object) {
+	if e == nil {
+		return
 	}
+	r, err := e.For(cluster, component)
+	if err != nil {
+		e.log.Infow("cannot record events", "workspace", cluster, "error", err)
+		return
+	}
+	k8sevent.EmitK8sEvents(controller.WithEventRecorder(ctx, r), before, after, run)
+}
+
+// limitedSink waits for the shared limiter before each write.
+type limitedSink struct {
+	ctx     context.Context
+	limiter flowcontrol.RateLimiter
+	*typedcorev1.EventSinkImpl
+}
+
+func (s *limitedSink) Create(event *corev1.Event) (*corev1.Event, error) {
+	if err := s.limiter.Wait(s.ctx); err != nil {
+		return nil, err
+	}
+	return s.EventSinkImpl.Create(event)
+}
+
+func (s *limitedSink) Update(event *corev1.Event) (*corev1.Event, error) {
+	if err := s.limiter.Wait(s.ctx); err != nil {
+		return nil, err
+	}
+	return s.EventSinkImpl.Update(event)
+}
+
+func (s *limitedSink) Patch(event *corev1.Event, data []byte) (*corev1.Event, error) {
+	if err := s.limiter.Wait(s.ctx); err != nil {
+		return nil, err
+	}
+	return s.EventSinkImpl.Patch(event, data)
 }

@@ -57,7 +57,9 @@ type Options struct {
 	// VirtualWorkspace is the rest config of the APIExport virtual
 	// workspace, for typed clients (PVCs from volumeClaimTemplates).
 	VirtualWorkspace *rest.Config
-	Log              *zap.SugaredLogger
+	// Events records the runs' Kubernetes events.
+	Events *reconciler.Events
+	Log    *zap.SugaredLogger
 }
 
 // Controller reconciles PipelineRuns of every tenant workspace.
@@ -72,6 +74,8 @@ type Controller struct {
 	// workspaceKube makes the client PVCs of volumeClaimTemplates are
 	// created with, in one tenant workspace.
 	workspaceKube func(logicalcluster.Name) (kubernetes.Interface, error)
+	// events records the runs' Kubernetes events.
+	events *reconciler.Events
 	// workspaceTekton makes the Tekton client remote references are
 	// validated with (Tekton's dry-run create), in one workspace.
 	workspaceTekton func(logicalcluster.Name) (tektonclient.Interface, error)
@@ -89,6 +93,7 @@ type Controller struct {
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		log:        opts.Log,
+		events:     opts.Events,
 		queue:      reconciler.NewQueue(ControllerName),
 		tenants:    opts.Tenants,
 		config:     opts.Config,

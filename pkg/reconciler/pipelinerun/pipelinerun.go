@@ -63,7 +63,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		if uerr := c.updateStatus(ctx, cluster, u, pr); uerr != nil {
 			return 0, uerr
 		}
-		reconciler.EmitRunEvents(ctx, log, c.workspaceKube, cluster, ControllerName, before.Status.GetCondition(apis.ConditionSucceeded), pr.Status.GetCondition(apis.ConditionSucceeded), pr)
+		c.events.EmitRun(ctx, cluster, ControllerName, before.Status.GetCondition(apis.ConditionSucceeded), pr.Status.GetCondition(apis.ConditionSucceeded), pr)
 	}
 	var permanent permanentError
 	if errors.As(err, &permanent) {

@@ -22,7 +22,6 @@ import (
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
-	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	watcherconfig "github.com/tektoncd/results/pkg/watcher/reconciler"
 	watcherresults "github.com/tektoncd/results/pkg/watcher/results"
@@ -30,13 +29,11 @@ import (
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
-	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/results"
 )
@@ -80,7 +77,9 @@ type Options struct {
 	// workspace: pruning's Events go into the tenants' workspaces through
 	// it.
 	VirtualWorkspace *rest.Config
-	Log              *zap.SugaredLogger
+	// Events records Events into workspaces (nil: none).
+	Events *reconciler.Events
+	Log    *zap.SugaredLogger
 }
 
 // Controller records finished runs.
@@ -91,8 +90,8 @@ type Controller struct {
 	records recordReader
 	// logReader reads stored Logs back.
 	logReader pb.LogsClient
-	// events makes the client Events go into a workspace with.
-	events  func(logicalcluster.Name) (kubernetes.Interface, error)
+	// events records Events into workspaces; nil records none.
+	events  *reconciler.Events
 	logs    logSource
 	kinds   map[string]kind
 	objects map[string]reconciler.Objects
@@ -126,13 +125,7 @@ func New(opts Options) (*Controller, error) {
 			"PipelineRun": {Client: opts.Tenants, Resource: pipelineRunsResource},
 		},
 	}
-	if opts.VirtualWorkspace != nil {
-		workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)
-		if err != nil {
-			return nil, err
-		}
-		c.events = workspaces.Kube
-	}
+	c.events = opts.Events
 	taskRuns := opts.TenantInformers.ForResource(taskRunsResource)
 	c.logs = fleetLogs{fleet: opts.Fleet, taskRuns: taskRuns.Lister()}
 	for _, k := range []kind{

@@ -18,8 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
 // Pruning deletes finished runs from their workspace once they are
@@ -337,16 +335,10 @@ func (c *Controller) allArchived(ctx context.Context, log *zap.SugaredLogger, ws
 }
 
 // warn puts a Warning Event on a tenant object.
-func (c *Controller) warn(ctx context.Context, ws logicalcluster.Name, obj runtime.Object, reason, message string) {
-	if c.events == nil {
-		return
+func (c *Controller) warn(_ context.Context, ws logicalcluster.Name, obj runtime.Object, reason, message string) {
+	if c.events != nil {
+		c.events.Warn(ws, ControllerName, obj, reason, message)
 	}
-	client, err := c.events(ws)
-	if err != nil {
-		c.log.Infow("cannot record event", "workspace", ws, "error", err)
-		return
-	}
-	reconciler.NewWorkspaceRecorder(ctx, c.log, client, ControllerName).Event(obj, corev1.EventTypeWarning, reason, message)
 }
 
 // childrenStored says every TaskRun the PipelineRun names is stored, or

@@ -68,7 +68,9 @@ type Options struct {
 	// VirtualWorkspace is the rest config of the APIExport virtual
 	// workspace, for typed Tekton clients (StepAction resolution).
 	VirtualWorkspace *rest.Config
-	Log              *zap.SugaredLogger
+	// Events records the runs' Kubernetes events.
+	Events *reconciler.Events
+	Log    *zap.SugaredLogger
 }
 
 // Controller reconciles TaskRuns of every tenant workspace.
@@ -96,7 +98,9 @@ type Controller struct {
 	// workspaceKube makes the client PVCs of volumeClaimTemplates are
 	// created with, in one tenant workspace.
 	workspaceKube func(logicalcluster.Name) (kubernetes.Interface, error)
-	clock         clock.PassiveClock
+	// events records the runs' Kubernetes events.
+	events *reconciler.Events
+	clock  clock.PassiveClock
 
 	taskRuns     kcpinformers.GenericClusterInformer
 	pipelineRuns kcpinformers.GenericClusterInformer
@@ -107,6 +111,7 @@ type Controller struct {
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		log:        opts.Log,
+		events:     opts.Events,
 		queue:      reconciler.NewQueue(ControllerName),
 		tenants:    opts.Tenants,
 		fleet:      opts.Fleet,

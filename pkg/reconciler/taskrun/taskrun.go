@@ -86,7 +86,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		if uerr := c.updateStatus(ctx, cluster, u, tr); uerr != nil {
 			return 0, uerr
 		}
-		reconciler.EmitRunEvents(ctx, log, c.workspaceKube, cluster, ControllerName, beforeCond, tr.Status.GetCondition(apis.ConditionSucceeded), tr)
+		c.events.EmitRun(ctx, cluster, ControllerName, beforeCond, tr.Status.GetCondition(apis.ConditionSucceeded), tr)
 	}
 	return requeue, err
 }

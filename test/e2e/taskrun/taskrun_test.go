@@ -318,17 +318,28 @@ func TestDeletingTaskRunRemovesItsPod(t *testing.T) {
 // bound objects in them; a finalizer of ours on the TaskRun then could
 // never be removed (no update passes admission in a namespace that is
 // gone), and the workspace stayed Terminating for ever. The workspace
-// goes, and the pod with it.
+// goes, and the pods of a TaskRun and of a PipelineRun's TaskRun with it.
 func TestDeletingWorkspaceWithRunningTaskRun(t *testing.T) {
 	ctx := context.Background()
 	tn := env.NewTenant(ctx, t, "e2e-delete-ws")
 	create(ctx, t, tn, sleeper("running"))
-	pod := waitPodRunning(ctx, t, tn, "running")
+	pipelineRun := &v1.PipelineRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "running-pipeline"},
+		Spec: v1.PipelineRunSpec{PipelineSpec: &v1.PipelineSpec{Tasks: []v1.PipelineTask{{
+			Name: "sleep", TaskSpec: &v1.EmbeddedTask{TaskSpec: *sleeper("").Spec.TaskSpec},
+		}}}},
+	}
+	if _, err := tn.Tekton.TektonV1().PipelineRuns(ns).Create(ctx, pipelineRun, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods := []*corev1.Pod{waitPodRunning(ctx, t, tn, "running"), waitPodRunning(ctx, t, tn, "running-pipeline-sleep")}
 	workspaces := env.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces()
 	if err := workspaces.Delete(ctx, tn.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPodGone(ctx, t, pod, 2*time.Minute)
+	for _, pod := range pods {
+		waitPodGone(ctx, t, pod, 2*time.Minute)
+	}
 	framework.Eventually(t, 3*time.Minute, "workspace "+tn.Name+" gone", func() (bool, string, error) {
 		ws, err := workspaces.Get(ctx, tn.Name, metav1.GetOptions{})
 		if err != nil {
