@@ -2,7 +2,6 @@ package pipelinerun
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
 	"github.com/tektoncd/pipeline/pkg/reconciler/volumeclaim"
 	"github.com/tektoncd/pipeline/pkg/workspace"
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,7 +51,6 @@ func (r *run) runNextSchedulableTasks(ctx context.Context, facts *resources.Pipe
 		}
 	}
 	resources.ApplyResultsToWorkspaceBindings(facts.State.GetTaskRunsResults(), pr)
-	var creates []*taskRunCreate
 	for _, rpt := range next {
 		if rpt == nil || rpt.Skip(facts).IsSkipped || rpt.IsFinallySkipped(facts).IsSkipped {
 			continue
@@ -86,94 +83,40 @@ func (r *run) runNextSchedulableTasks(ctx context.Context, facts *resources.Pipe
 			rpt.ChildPipelineRuns = children
 			continue
 		}
-		planned, err := r.planTaskRuns(rpt, facts)
+		taskRuns, err := r.createTaskRuns(ctx, rpt, facts)
 		if err != nil {
 			return err
 		}
-		creates = append(creates, planned...)
+		rpt.TaskRuns = taskRuns
 	}
-	return r.createTaskRuns(ctx, creates)
+	return nil
 }
 
-// taskRunCreate is one TaskRun of a pipeline task: one that exists, or
-// one to create.
-type taskRunCreate struct {
-	rpt   *resources.ResolvedPipelineTask
-	index int
-	tr    *v1.TaskRun // to create; nil when existing is set
-	out   *v1.TaskRun
-	err   error
-}
-
-// planTaskRuns builds the TaskRun(s) of one pipeline task, one per matrix
-// combination, and keeps those that exist.
-func (r *run) planTaskRuns(rpt *resources.ResolvedPipelineTask, facts *resources.PipelineRunFacts) ([]*taskRunCreate, error) {
+// createTaskRuns creates the TaskRun(s) of one pipeline task: one per
+// matrix combination.
+func (r *run) createTaskRuns(ctx context.Context, rpt *resources.ResolvedPipelineTask, facts *resources.PipelineRunFacts) ([]*v1.TaskRun, error) {
 	rpt.PipelineTask = resources.ApplyPipelineTaskContexts(rpt.PipelineTask, r.pr.Status, facts)
 	combinations := []v1.Params{nil}
 	if rpt.PipelineTask.IsMatrixed() {
 		combinations = rpt.PipelineTask.Matrix.FanOut()
 	}
-	var out []*taskRunCreate
+	var out []*v1.TaskRun
 	for i, name := range rpt.TaskRunNames {
 		if i >= len(combinations) {
 			break
 		}
-		c := &taskRunCreate{rpt: rpt, index: i}
-		if c.out = findTaskRun(rpt.TaskRuns, name); c.out == nil {
-			tr, err := r.newTaskRun(name, combinations[i], rpt, facts)
-			if err != nil {
-				return nil, err
-			}
-			c.tr = tr
+		if existing := findTaskRun(rpt.TaskRuns, name); existing != nil {
+			out = append(out, existing)
+			continue
 		}
-		out = append(out, c)
+		tr, err := r.createTaskRun(ctx, name, combinations[i], rpt, facts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tr)
 	}
 	return out, nil
 }
-
-// createTaskRuns creates the planned TaskRuns at once: each create is a
-// write through kcp's virtual workspace (0.1-1 s), and the children of a
-// fan-out or of parallel tasks are independent of each other. The first
-// permanent error fails the PipelineRun, as a create in Tekton's loop does.
-func (r *run) createTaskRuns(ctx context.Context, creates []*taskRunCreate) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(maxParallelCreates)
-	for _, c := range creates {
-		if c.tr == nil {
-			continue
-		}
-		g.Go(func() error {
-			c.out, c.err = r.submitTaskRun(gctx, c.tr)
-			return nil
-		})
-	}
-	_ = g.Wait()
-	var firstErr error
-	for _, c := range creates {
-		var permanent permanentError
-		if errors.As(c.err, &permanent) {
-			r.pr.Status.MarkFailed(v1.PipelineRunReasonCreateRunFailed.String(), "%s", permanent.Error())
-			return c.err
-		}
-		if c.err != nil && firstErr == nil {
-			firstErr = c.err
-		}
-	}
-	if firstErr != nil {
-		return firstErr
-	}
-	byTask := map[*resources.ResolvedPipelineTask][]*v1.TaskRun{}
-	for _, c := range creates {
-		byTask[c.rpt] = append(byTask[c.rpt], c.out)
-	}
-	for rpt, trs := range byTask {
-		rpt.TaskRuns = trs
-	}
-	return nil
-}
-
-// maxParallelCreates bounds the creates of one reconcile in flight.
-const maxParallelCreates = 8
 
 // createChildPipelineRuns creates the child PipelineRun(s) of a pipeline
 // task that runs a pipelineSpec (pipelines in pipelines, alpha), as
@@ -257,7 +200,7 @@ func findTaskRun(trs []*v1.TaskRun, name string) *v1.TaskRun {
 	return nil
 }
 
-func (r *run) newTaskRun(name string, matrixParams v1.Params, rpt *resources.ResolvedPipelineTask, facts *resources.PipelineRunFacts) (*v1.TaskRun, error) {
+func (r *run) createTaskRun(ctx context.Context, name string, matrixParams v1.Params, rpt *resources.ResolvedPipelineTask, facts *resources.PipelineRunFacts) (*v1.TaskRun, error) {
 	pr, pt := r.pr, rpt.PipelineTask
 	spec := pr.GetTaskRunSpec(pt.Name)
 	tr := &v1.TaskRun{
@@ -291,37 +234,31 @@ func (r *run) newTaskRun(name string, matrixParams v1.Params, rpt *resources.Res
 		return nil, r.fail(v1.PipelineRunReasonInvalidWorkspaceBinding, "PipelineRun %s/%s: %s", err)
 	}
 	tr.Spec.Workspaces = workspaces
-	return tr, nil
-}
 
-// submitTaskRun creates tr in the PipelineRun's workspace; one that exists
-// already (a create whose answer was lost) is read. The workspace refusing
-// it is a permanentError. It touches no state of the run: creates run
-// concurrently.
-func (r *run) submitTaskRun(ctx context.Context, tr *v1.TaskRun) (*v1.TaskRun, error) {
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(tr)
 	if err != nil {
 		return nil, err
 	}
 	delete(obj, "status")
-	client := r.c.tenants.Cluster(r.cluster.Path()).Resource(TaskRunsResource).Namespace(tr.Namespace)
+	client := r.c.tenants.Cluster(r.cluster.Path()).Resource(TaskRunsResource).Namespace(pr.Namespace)
 	created, err := client.Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
 	switch {
 	case apierrors.IsAlreadyExists(err):
-		created, err = client.Get(ctx, tr.Name, metav1.GetOptions{})
+		created, err = client.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return nil, err
 		}
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
+		pr.Status.MarkFailed(v1.PipelineRunReasonCreateRunFailed.String(), "%s", err.Error())
 		return nil, permanentError{err}
 	case err != nil:
-		return nil, fmt.Errorf("create TaskRun %s: %w", tr.Name, err)
+		return nil, fmt.Errorf("create TaskRun %s: %w", name, err)
 	}
 	out := &v1.TaskRun{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(created.Object, out); err != nil {
 		return nil, err
 	}
-	r.log.Infow("created TaskRun", "pipelineTask", tr.Labels[pipeline.PipelineTaskLabelKey], "taskRun", tr.Name)
+	r.log.Infow("created TaskRun", "pipelineTask", pt.Name, "taskRun", name)
 	return out, nil
 }
 
