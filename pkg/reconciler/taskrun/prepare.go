@@ -182,6 +182,12 @@ func (c *Controller) getTask(ctx context.Context, cluster logicalcluster.Name, k
 		}
 		obj, err := c.tasks.Lister().ByCluster(cluster).ByNamespace(tr.Namespace).Get(name)
 		if apierrors.IsNotFound(err) {
+			// A Task created just before the TaskRun may not be in the
+			// cache yet (Tekton reads it from the apiserver): read it
+			// through the virtual workspace before saying it is missing.
+			obj, err = c.tenants.Cluster(cluster.Path()).Resource(TasksResource).Namespace(tr.Namespace).Get(ctx, name, metav1.GetOptions{})
+		}
+		if apierrors.IsNotFound(err) {
 			return nil, nil, nil, fmt.Errorf("tasks.tekton.dev %q not found in namespace %q", name, tr.Namespace)
 		}
 		if err != nil {
