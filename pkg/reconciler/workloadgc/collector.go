@@ -33,11 +33,6 @@ type Options struct {
 	Grace time.Duration
 	// Interval between periodic sweeps. Default 1m.
 	Interval time.Duration
-	// EmptyFor keeps a workload namespace that holds nothing of the
-	// service's any more until sweeps have seen it so for this long
-	// (default 10m): a namespace takes 10-20 s to go, and a tenant's next
-	// run, refused in a namespace being terminated, waited for it.
-	EmptyFor time.Duration
 	Log      *zap.SugaredLogger
 }
 
@@ -48,9 +43,6 @@ type Collector struct {
 	taskRuns kcpcache.GenericClusterLister
 	claims   kcpcache.GenericClusterLister
 	sweeps   chan *fleet.Member
-	// emptySince is when sweeps first saw each workload namespace empty,
-	// by cluster and name. Sweeps run one at a time (Run).
-	emptySince map[string]time.Time
 }
 
 var (
@@ -66,15 +58,11 @@ func New(opts Options) *Collector {
 	if opts.Interval == 0 {
 		opts.Interval = time.Minute
 	}
-	if opts.EmptyFor == 0 {
-		opts.EmptyFor = 10 * time.Minute
-	}
 	c := &Collector{
 		opts: opts, log: opts.Log,
-		taskRuns:   opts.TenantInformers.ForResource(taskRunsResource).Lister(),
-		claims:     opts.TenantInformers.ForResource(claimsResource).Lister(),
-		sweeps:     make(chan *fleet.Member, 16),
-		emptySince: map[string]time.Time{},
+		taskRuns: opts.TenantInformers.ForResource(taskRunsResource).Lister(),
+		claims:   opts.TenantInformers.ForResource(claimsResource).Lister(),
+		sweeps:   make(chan *fleet.Member, 16),
 	}
 	opts.Fleet.Listen(fleet.Listener{Changed: func(m *fleet.Member) {
 		select {
@@ -209,13 +197,9 @@ func (c *Collector) removeEmptyNamespaces(ctx context.Context, log *zap.SugaredL
 	maps, _ := m.Maps.List(labels.Everything())
 	markNamespaces(used, maps)
 	deleted := 0
-	now := time.Now()
 	spaces, _ := m.Spaces.List(labels.Everything())
 	for _, ns := range spaces {
-		if ns.Annotations[workload.AnnotationClusterNS] == "" || ns.DeletionTimestamp != nil {
-			continue
-		}
-		if !c.emptyLongEnough(m.Name+"/"+ns.Name, used[ns.Name], now) || c.young(ns) {
+		if used[ns.Name] || c.young(ns) || ns.DeletionTimestamp != nil || ns.Annotations[workload.AnnotationClusterNS] == "" {
 			continue
 		}
 		deleted += c.remove(ctx, log, "namespace", ns, func(ctx context.Context, name string, opts metav1.DeleteOptions) error {
@@ -223,25 +207,6 @@ func (c *Collector) removeEmptyNamespaces(ctx context.Context, log *zap.SugaredL
 		})
 	}
 	return deleted
-}
-
-// emptyLongEnough records whether the namespace of key is used and says
-// whether it has been seen empty for EmptyFor.
-func (c *Collector) emptyLongEnough(key string, used bool, now time.Time) bool {
-	if used {
-		delete(c.emptySince, key)
-		return false
-	}
-	since, seen := c.emptySince[key]
-	if !seen {
-		c.emptySince[key] = now
-		return false
-	}
-	if now.Sub(since) < c.opts.EmptyFor {
-		return false
-	}
-	delete(c.emptySince, key)
-	return true
 }
 
 // markNamespaces marks the namespaces of objs as used.

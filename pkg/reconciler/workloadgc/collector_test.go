@@ -2,7 +2,6 @@ package workloadgc
 
 import (
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -44,29 +43,5 @@ func TestUnaccountedByTaskRun(t *testing.T) {
 				t.Fatalf("unaccountedByTaskRun() = %v, want %v", got, tt.want)
 			}
 		})
-	}
-}
-
-// A workload namespace goes only after sweeps saw it empty for EmptyFor;
-// being used again starts the wait over.
-func TestEmptyNamespaceWaitsBeforeItGoes(t *testing.T) {
-	c := &Collector{opts: Options{EmptyFor: 10 * time.Minute}, emptySince: map[string]time.Time{}}
-	t0 := time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC)
-	steps := []struct {
-		after time.Duration
-		used  bool
-		want  bool
-	}{
-		{0, false, false},                             // first seen empty
-		{9 * time.Minute, false, false},               // not long enough
-		{9*time.Minute + 30*time.Second, true, false}, // a run came
-		{15 * time.Minute, false, false},              // empty again: the wait starts over
-		{24 * time.Minute, false, false},
-		{25 * time.Minute, false, true}, // empty for 10 minutes
-	}
-	for i, s := range steps {
-		if got := c.emptyLongEnough("workload-1/ps-ws-default", s.used, t0.Add(s.after)); got != s.want {
-			t.Errorf("step %d (+%s, used %v): %v, want %v", i, s.after, s.used, got, s.want)
-		}
 	}
 }
