@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,7 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pipelines-service/pipelines-service/pkg/devstack"
-	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 )
 
 // ThroughputResult is one controller's figures for the same PipelineRuns.
@@ -361,16 +360,59 @@ func clearRuns(ctx context.Context, target runTarget) error {
 	return fmt.Errorf("%s: runs of an earlier run not deleted within 3m", target.name)
 }
 
+// ControllerTiming is the count and time of one operation of our
+// controller (a reconcile per controller, a request per server, verb and
+// resource) since its start, from its /metrics histograms.
+type ControllerTiming struct {
+	Name    string  `json:"name"`
+	Count   float64 `json:"count"`
+	MeanMS  float64 `json:"meanMs"`
+	TotalMS float64 `json:"totalMs"`
+}
+
 // controllerTimings reads the host controller's reconcile and request
-// timings since its start.
-func controllerTimings() ([]reconciler.Timing, error) {
-	resp, err := http.Get("http://" + devstack.ControllerDebugAddress + "/debug/timings")
+// histograms, the largest total first.
+func controllerTimings() ([]ControllerTiming, error) {
+	resp, err := http.Get("http://" + devstack.ControllerDebugAddress + "/metrics")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var out []reconciler.Timing
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	families, err := metrics.Parse(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return timingsOf(families), nil
+}
+
+// timingsOf sums the reconcile and request histograms by operation
+// (results and response codes together).
+func timingsOf(families metrics.Families) []ControllerTiming {
+	byName := map[string]*ControllerTiming{}
+	add := func(name string, s metrics.Sample) {
+		t, ok := byName[name]
+		if !ok {
+			t = &ControllerTiming{Name: name}
+			byName[name] = t
+		}
+		t.Count += s.Count
+		t.TotalMS += s.Sum * 1000
+	}
+	for _, s := range families.Samples("pipelines_service_reconcile_duration_seconds", nil) {
+		add("reconcile "+s.Labels["controller"], s)
+	}
+	for _, s := range families.Samples("pipelines_service_client_request_duration_seconds", nil) {
+		add(strings.TrimSpace(s.Labels["server"]+" "+s.Labels["verb"]+" "+s.Labels["resource"]), s)
+	}
+	out := make([]ControllerTiming, 0, len(byName))
+	for _, t := range byName {
+		if t.Count > 0 {
+			t.MeanMS = t.TotalMS / t.Count
+		}
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TotalMS > out[j].TotalMS })
+	return out
 }
 
 // controllerProfile starts a CPU profile of the host controller and returns

@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 )
 
 // ServerFigures are what an apiserver says of itself over one controller's
@@ -47,7 +45,7 @@ type ServerFigure struct {
 func (f ServerFigure) totalMS() float64 { return f.Count * f.MeanMS }
 
 // metricsSnapshot is a parsed /metrics.
-type metricsSnapshot map[string]*dto.MetricFamily
+type metricsSnapshot = metrics.Families
 
 // serverMetrics reads an apiserver's /metrics.
 func serverMetrics(ctx context.Context, rc *rest.Config) (metricsSnapshot, error) {
@@ -59,12 +57,7 @@ func serverMetrics(ctx context.Context, rc *rest.Config) (metricsSnapshot, error
 	if err != nil {
 		return nil, fmt.Errorf("%s/metrics: %w", rc.Host, err)
 	}
-	return parseMetrics(bytes.NewReader(data))
-}
-
-func parseMetrics(in io.Reader) (metricsSnapshot, error) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	return parser.TextToMetricFamilies(in)
+	return metrics.Parse(bytes.NewReader(data))
 }
 
 // histogramByLabels sums a histogram family's count and sum per key (the

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 )
 
 const metricsBefore = `# TYPE apiserver_request_duration_seconds histogram
@@ -36,11 +38,11 @@ apiserver_delegated_authz_request_duration_seconds_count{code="201"} 4
 `
 
 func TestServerDelta(t *testing.T) {
-	before, err := parseMetrics(strings.NewReader(metricsBefore))
+	before, err := metrics.Parse(strings.NewReader(metricsBefore))
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := parseMetrics(strings.NewReader(metricsAfter))
+	after, err := metrics.Parse(strings.NewReader(metricsAfter))
 	if err != nil {
 		t.Fatal(err)
 	}

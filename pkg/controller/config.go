@@ -27,6 +27,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/pac"
 	"github.com/pipelines-service/pipelines-service/pkg/pac/runner"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
@@ -99,9 +100,21 @@ type Config struct {
 	// PipelinesAsCode, when Listen is set, serves Pipelines as Code:
 	// Repositories of every workspace and their forge's webhooks.
 	PipelinesAsCode PipelinesAsCodeConfig `json:"pipelinesAsCode,omitempty"`
-	// DebugAddress, when set, serves /readyz and Go's profiles
-	// (/debug/pprof/) there, e.g. 127.0.0.1:6061.
+	// DebugAddress, when set, serves /readyz, /metrics (Prometheus) and
+	// Go's profiles (/debug/pprof/) there, e.g. 127.0.0.1:6061.
 	DebugAddress string `json:"debugAddress,omitempty"`
+	// Metrics shapes what /metrics exports.
+	Metrics MetricsConfig `json:"metrics,omitempty"`
+}
+
+// MetricsConfig shapes the run metrics' labels.
+type MetricsConfig struct {
+	// NoWorkspaceLabel drops the workspace label from the run and
+	// admission metrics: the run series are then upstream Tekton's exactly.
+	NoWorkspaceLabel bool `json:"noWorkspaceLabel,omitempty"`
+	// MaxWorkspaces bounds the workspace label's values (default 1000);
+	// runs of further workspaces count under "other".
+	MaxWorkspaces int `json:"maxWorkspaces,omitempty"`
 }
 
 // ResolutionConfig is the platform's side of remote resolution.
@@ -184,8 +197,9 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return fmt.Errorf("kcp kubeconfig: %w", err)
 	}
 	kcpRest.QPS, kcpRest.Burst = cfg.ClientQPS, cfg.ClientBurst
-	debug := &debugServer{timings: reconciler.NewTimings()}
-	kcpRest.WrapTransport = debug.timings.WrapTransport("kcp")
+	m := metrics.New(metrics.Options{WorkspaceLabel: !cfg.Metrics.NoWorkspaceLabel, MaxWorkspaces: cfg.Metrics.MaxWorkspaces})
+	debug := &debugServer{metrics: m}
+	kcpRest.WrapTransport = m.WrapTransport("kcp")
 	if cfg.DebugAddress != "" {
 		if err := debug.serve(ctx, log, cfg.DebugAddress); err != nil {
 			return fmt.Errorf("debug address: %w", err)
@@ -212,7 +226,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Provider:      kcp.ForCluster(kcpRest, logicalcluster.Name(cfg.ProviderWorkspace)),
 		WorkloadQPS:   cfg.ClientQPS,
 		WorkloadBurst: cfg.ClientBurst,
-		WrapTransport: debug.timings.WrapTransport,
+		WrapTransport: m.WrapTransport,
 		FailoverAfter: cfg.FailoverAfter.Duration,
 		Isolation:     workload.Isolation{Egress: cfg.TenantEgress},
 		Log:           log.Named("fleet"),
@@ -221,6 +235,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return err
 	}
 	debug.fleet.Store(workloads)
+	m.Register(m.Admission(workloads.Admission().State))
 	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
 	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue, cfg.Resolution.Defaults)
 	workspaces, err := kcp.NewWorkspaceClients(vwRest)
@@ -244,6 +259,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Resolution:       resolver,
 		VirtualWorkspace: vwRest,
 		Events:           events,
+		Metrics:          m,
 		Log:              log.Named("taskrun"),
 	})
 	if err != nil {
@@ -257,6 +273,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Resolution:       resolver,
 		VirtualWorkspace: vwRest,
 		Events:           events,
+		Metrics:          m,
 		Log:              log.Named("pipelinerun"),
 	})
 	if err != nil {
@@ -266,30 +283,34 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Tenants:         tenants,
 		TenantInformers: tenantInformers,
 		Fleet:           workloads,
+		Metrics:         m,
 		Log:             log.Named("persistentvolumeclaim"),
 	})
 	if err != nil {
 		return err
 	}
-	recording, err := newRecorder(cfg, tenants, vwRest, tenantInformers, workloads, tektonConfig, events, log)
+	recording, err := newRecorder(cfg, tenants, vwRest, tenantInformers, workloads, tektonConfig, events, m, log)
 	if err != nil {
 		return err
 	}
 	listeners, err := eventlistener.New(eventlistener.Options{Tenants: tenants, TenantInformers: tenantInformers,
-		Workspaces: workspaces, URL: cfg.TriggersURL, Log: log.Named("eventlistener")})
+		Workspaces: workspaces, URL: cfg.TriggersURL, Metrics: m, Log: log.Named("eventlistener")})
 	if err != nil {
 		return err
 	}
-	pacs, err := newPipelinesAsCode(cfg.PipelinesAsCode, tenants, tenantInformers, workspaces, egress, workloads, log)
+	pacs, err := newPipelinesAsCode(cfg.PipelinesAsCode, tenants, tenantInformers, workspaces, egress, workloads, m, log)
 	if err != nil {
 		return err
 	}
-	customRuns, err := customrun.New(customrun.Options{Tenants: tenants, TenantInformers: tenantInformers, Log: log.Named("customrun")})
+	customRuns, err := customrun.New(customrun.Options{Tenants: tenants, TenantInformers: tenantInformers, Metrics: m, Log: log.Named("customrun")})
 	if err != nil {
 		return err
 	}
-	namespaces := workloadnamespace.New(workloads, log.Named("workloadnamespace"))
+	namespaces := workloadnamespace.New(workloads, m, log.Named("workloadnamespace"))
 	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers, Log: log.Named("workloadgc")})
+	if err := watchRuns(m, tenantInformers); err != nil {
+		return err
+	}
 	if err := tektonConfig.Start(ctx); err != nil {
 		return err
 	}
@@ -301,27 +322,27 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	}
 	debug.ready.Store(true)
 	log.Infow("informers synced; reconciling")
-	go pipelineRuns.Run(ctx, cfg.Workers, debug.timings)
-	go claims.Run(ctx, cfg.Workers, debug.timings)
+	go pipelineRuns.Run(ctx, cfg.Workers)
+	go claims.Run(ctx, cfg.Workers)
 	go collector.Run(ctx)
-	go namespaces.Run(ctx, 1, debug.timings)
-	go listeners.Run(ctx, 2, debug.timings)
-	go customRuns.Run(ctx, 1, debug.timings)
+	go namespaces.Run(ctx, 1)
+	go listeners.Run(ctx, 2)
+	go customRuns.Run(ctx, 1)
 	if pacs != nil {
-		if err := pacs.start(ctx, debug.timings); err != nil {
+		if err := pacs.start(ctx); err != nil {
 			return err
 		}
 	}
 	if recording != nil {
-		go recording.Run(ctx, 2, debug.timings)
+		go recording.Run(ctx, 2)
 	}
-	taskRuns.Run(ctx, cfg.Workers, debug.timings)
+	taskRuns.Run(ctx, cfg.Workers)
 	return nil
 }
 
 // newRecorder is the Results recorder, nil when no Results API is
 // configured.
-func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.Config, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, events *reconciler.Events, log *zap.SugaredLogger) (*recorder.Controller, error) {
+func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.Config, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, events *reconciler.Events, m *metrics.Metrics, log *zap.SugaredLogger) (*recorder.Controller, error) {
 	if cfg.ResultsAPI == "" {
 		log.Infow("no Results API configured; runs are not archived")
 		return nil, nil
@@ -331,7 +352,16 @@ func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.C
 		return nil, err
 	}
 	return recorder.New(recorder.Options{Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients,
-		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, VirtualWorkspace: vwRest, Events: events, Log: log.Named("recorder")})
+		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, VirtualWorkspace: vwRest, Events: events, Metrics: m, Log: log.Named("recorder")})
+}
+
+// watchRuns feeds Tekton's run metrics from the TaskRun and PipelineRun
+// informers (registered before the informers start, so that no update is
+// missed).
+func watchRuns(m *metrics.Metrics, informers kcpdynamicinformer.DynamicSharedInformerFactory) error {
+	taskRuns := informers.ForResource(taskrun.TaskRunsResource)
+	pipelineRuns := informers.ForResource(pipelinerun.PipelineRunsResource)
+	return m.Runs.Watch(taskRuns.Informer(), pipelineRuns.Informer(), taskRuns.Lister(), pipelineRuns.Lister())
 }
 
 // startTenantInformers starts the tenant informers and waits for their
@@ -361,7 +391,7 @@ type pipelinesAsCode struct {
 // newPipelinesAsCode wires Pipelines as Code (nil when not configured);
 // its informers must be registered before the tenant informers start.
 func newPipelinesAsCode(cfg PipelinesAsCodeConfig, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory,
-	workspaces *kcp.WorkspaceClients, egress resolution.Egress, workloads *fleet.Fleet, log *zap.SugaredLogger) (*pipelinesAsCode, error) {
+	workspaces *kcp.WorkspaceClients, egress resolution.Egress, workloads *fleet.Fleet, m *metrics.Metrics, log *zap.SugaredLogger) (*pipelinesAsCode, error) {
 	if cfg.Listen == "" {
 		log.Infow("no Pipelines as Code intake configured; Repositories are not served")
 		return nil, nil
@@ -371,11 +401,11 @@ func newPipelinesAsCode(cfg PipelinesAsCodeConfig, tenants kcpdynamic.ClusterInt
 	run := runner.New(runner.Options{Workspaces: workspaces, Egress: egress, ConsoleURL: cfg.ConsoleURL, Log: log,
 		PodLogs: pacrun.PodLogs{Fleet: workloads, TenantInformers: informers}})
 	repos, err := repository.New(repository.Options{Tenants: tenants, TenantInformers: informers, Workspaces: workspaces,
-		Index: index, Egress: egress, Log: log.Named("repository")})
+		Index: index, Egress: egress, Metrics: m, Log: log.Named("repository")})
 	if err != nil {
 		return nil, err
 	}
-	runs, err := pacrun.New(pacrun.Options{TenantInformers: informers, Runs: run, Log: log.Named("runs")})
+	runs, err := pacrun.New(pacrun.Options{TenantInformers: informers, Runs: run, Metrics: m, Log: log.Named("runs")})
 	if err != nil {
 		return nil, err
 	}
@@ -384,9 +414,9 @@ func newPipelinesAsCode(cfg PipelinesAsCodeConfig, tenants kcpdynamic.ClusterInt
 
 // start runs the reconcilers and serves the intake (the informers have
 // synced, so the index holds every Repository).
-func (p *pipelinesAsCode) start(ctx context.Context, timings *reconciler.Timings) error {
-	go p.repositories.Run(ctx, 2, timings)
-	go p.runs.Run(ctx, 2, timings)
+func (p *pipelinesAsCode) start(ctx context.Context) error {
+	go p.repositories.Run(ctx, 2)
+	go p.runs.Run(ctx, 2)
 	intake := pac.NewIntake(ctx, p.index, p.runner, 4, 100, p.log.Named("intake"))
 	ln, err := net.Listen("tcp", p.listen)
 	if err != nil {

@@ -16,19 +16,20 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
-	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 )
 
-// debugServer serves /readyz (200 once the informers have synced), Go's
-// profiles under /debug/pprof/, and a CPU profile spanning a benchmark
-// (/debug/cpuprofile/start, /debug/cpuprofile/stop), and the time spent per
-// reconcile and per API request (/debug/timings), and the TaskRuns the
+// debugServer serves /readyz (200 once the informers have synced),
+// /metrics (Prometheus: Tekton's run metrics, work queues, reconciles,
+// requests per server, admission), Go's profiles under /debug/pprof/, and
+// a CPU profile spanning a benchmark (/debug/cpuprofile/start,
+// /debug/cpuprofile/stop), and the TaskRuns the
 // fleet admitted or keeps waiting (/debug/admission), and the policies and
 // cluster limits the fleet acts on (/debug/fleet), on a local address.
 type debugServer struct {
 	ready atomic.Bool
-	// timings of reconciles and API requests, served at /debug/timings.
-	timings *reconciler.Timings
+	// metrics are served at /metrics.
+	metrics *metrics.Metrics
 	// fleet serves its admission state at /debug/admission, and the
 	// policies and limits it acts on at /debug/fleet.
 	fleet atomic.Pointer[fleet.Fleet]
@@ -90,10 +91,7 @@ func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address
 		}
 		_, _ = w.Write([]byte("ok"))
 	})
-	mux.HandleFunc("/debug/timings", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(d.timings.Snapshot())
-	})
+	mux.Handle("/metrics", d.metrics.Handler())
 	mux.HandleFunc("/debug/admission", d.serveFleet(func(f *fleet.Fleet) any { return f.Admission().State() }))
 	mux.HandleFunc("/debug/fleet", d.serveFleet(func(f *fleet.Fleet) any { return f.View() }))
 	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
@@ -117,6 +115,6 @@ func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address
 			log.Errorw("debug server stopped", "error", err)
 		}
 	}()
-	log.Infow("serving /readyz and /debug/pprof/", "address", listener.Addr().String())
+	log.Infow("serving /readyz, /metrics and /debug/pprof/", "address", listener.Addr().String())
 	return nil
 }

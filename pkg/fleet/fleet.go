@@ -50,7 +50,8 @@ type Options struct {
 	// WorkloadQPS and WorkloadBurst limit requests to each member.
 	WorkloadQPS   float32
 	WorkloadBurst int
-	// WrapTransport, when set, wraps every member's transport (timings).
+	// WrapTransport, when set, wraps every member's transport (request
+	// metrics), under the server name "workload/<cluster>".
 	WrapTransport func(server string) func(http.RoundTripper) http.RoundTripper
 	// HeartbeatInterval is how often members are probed (default 2s).
 	HeartbeatInterval time.Duration

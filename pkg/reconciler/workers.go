@@ -12,27 +12,29 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 )
 
 // ReconcileFunc reconciles the object of a cluster-aware key and says when
 // to look at it again (0: only on the next event).
 type ReconcileFunc func(ctx context.Context, key string) (requeueAfter time.Duration, err error)
 
-// NewQueue is a rate-limited queue of cluster-aware keys.
-func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+// NewQueue is a rate-limited queue of cluster-aware keys, its depth and
+// latency exported through m (may be nil).
+func NewQueue(name string, m *metrics.Metrics) workqueue.TypedRateLimitingInterface[string] {
 	return workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name, MetricsProvider: m.QueueProvider()})
 }
 
 // RunWorkers processes queue with reconcile in workers goroutines until
 // ctx ends, then shuts the queue down. Errors are retried with backoff.
-// Each reconcile's duration is observed in timings (may be nil) as
-// "reconcile <name>".
-func RunWorkers(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], workers int, reconcile ReconcileFunc, timings *Timings, name string) {
-	timed := func(ctx context.Context, key string) (time.Duration, error) {
+// Each reconcile's duration is observed in m (may be nil) under name.
+func RunWorkers(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], workers int, reconcile ReconcileFunc, m *metrics.Metrics, name string) {
+	timed := func(ctx context.Context, key string) (requeueAfter time.Duration, err error) {
 		start := time.Now()
-		defer func() { timings.Observe("reconcile "+name, time.Since(start)) }()
-		return reconcile(ctx, key)
+		defer func() { m.ObserveReconcile(name, time.Since(start), err) }()
+		return reconcileSafely(ctx, key, reconcile)
 	}
 	defer utilruntime.HandleCrash()
 	defer queue.ShutDown()
@@ -57,13 +59,15 @@ func reconcileSafely(ctx context.Context, key string, reconcile ReconcileFunc) (
 	return reconcile(ctx, key)
 }
 
+// processNext serves one key with reconcile (which must not panic: see
+// reconcileSafely).
 func processNext(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], reconcile ReconcileFunc) bool {
 	key, quit := queue.Get()
 	if quit {
 		return false
 	}
 	defer queue.Done(key)
-	requeueAfter, err := reconcileSafely(ctx, key, reconcile)
+	requeueAfter, err := reconcile(ctx, key)
 	switch {
 	case err != nil:
 		log.Errorw("reconcile failed, retrying", "key", key, "error", err)

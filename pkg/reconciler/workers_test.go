@@ -8,10 +8,13 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 )
 
 func TestAPanickingReconcileDoesNotStopTheWorkers(t *testing.T) {
-	queue := NewQueue("test")
+	m := metrics.New(metrics.Options{})
+	queue := NewQueue("test", m)
 	var served atomic.Int32
 	reconcile := func(_ context.Context, key string) (time.Duration, error) {
 		if key == "bad" {
@@ -27,8 +30,7 @@ func TestAPanickingReconcileDoesNotStopTheWorkers(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	timings := NewTimings()
-	go func() { RunWorkers(ctx, zap.NewNop().Sugar(), queue, 1, reconcile, timings, "test"); close(done) }()
+	go func() { RunWorkers(ctx, zap.NewNop().Sugar(), queue, 1, reconcile, m, "test"); close(done) }()
 	queue.Add("bad")
 	queue.Add("good")
 	deadline := time.Now().Add(5 * time.Second)
@@ -40,7 +42,18 @@ func TestAPanickingReconcileDoesNotStopTheWorkers(t *testing.T) {
 	if served.Load() == 0 {
 		t.Fatal("after a panicking key, the worker served no other key")
 	}
-	if got := timings.Snapshot(); len(got) != 1 || got[0].Name != "reconcile test" || got[0].Count < 2 {
-		t.Errorf("timings %+v, want both reconciles (the panicking one too) under \"reconcile test\"", got)
+	families, err := metrics.Gather(m.Gatherer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, result := range []string{"error", "success"} {
+		// The panicking reconcile is an error.
+		if got := families.Total("pipelines_service_reconcile_duration_seconds", map[string]string{"controller": "test", "result": result}); got < 1 {
+			t.Errorf("reconciles of test with result %s: %v, want at least 1", result, got)
+		}
+	}
+	// bad, good, and bad again after its error.
+	if got := families.Total("workqueue_adds_total", map[string]string{"name": "test"}); got < 2 {
+		t.Errorf("workqueue_adds_total{name=test} = %v, want at least 2", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
@@ -28,12 +29,15 @@ var CustomRunsResource = v1beta1.SchemeGroupVersion.WithResource("customruns")
 type Options struct {
 	Tenants         kcpdynamic.ClusterInterface
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
-	Log             *zap.SugaredLogger
+	// Metrics exports the work queue and the reconciles (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
 }
 
 // Controller marks the CustomRuns of every tenant workspace.
 type Controller struct {
 	log        *zap.SugaredLogger
+	metrics    *metrics.Metrics
 	queue      workqueue.TypedRateLimitingInterface[string]
 	objects    reconciler.Objects
 	customRuns kcpinformers.GenericClusterInformer
@@ -43,7 +47,8 @@ type Controller struct {
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		log:     opts.Log,
-		queue:   reconciler.NewQueue(ControllerName),
+		metrics: opts.Metrics,
+		queue:   reconciler.NewQueue(ControllerName, opts.Metrics),
 		objects: reconciler.Objects{Client: opts.Tenants, Resource: CustomRunsResource},
 	}
 	c.customRuns = opts.TenantInformers.ForResource(CustomRunsResource)
@@ -54,6 +59,6 @@ func New(opts Options) (*Controller, error) {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "CustomRun")
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "CustomRun")
 }

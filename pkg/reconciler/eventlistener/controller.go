@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/triggers"
 )
@@ -41,12 +42,15 @@ type Options struct {
 	// reached from outside (e.g. https://gateway/hooks); empty: no sink
 	// serves this platform, and listeners say so.
 	URL string
-	Log *zap.SugaredLogger
+	// Metrics exports the work queue and the reconciles (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
 }
 
 // Controller reconciles EventListeners of every tenant workspace.
 type Controller struct {
 	log        *zap.SugaredLogger
+	metrics    *metrics.Metrics
 	queue      workqueue.TypedRateLimitingInterface[string]
 	workspaces Workspaces
 	objects    reconciler.Objects
@@ -59,7 +63,8 @@ type Controller struct {
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		log:        opts.Log,
-		queue:      reconciler.NewQueue(ControllerName),
+		metrics:    opts.Metrics,
+		queue:      reconciler.NewQueue(ControllerName, opts.Metrics),
 		workspaces: opts.Workspaces,
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: triggers.EventListeners},
 		url:        opts.URL,
@@ -96,6 +101,6 @@ func (c *Controller) workspaceHandler() cache.ResourceEventHandler {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "EventListener")
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "EventListener")
 }

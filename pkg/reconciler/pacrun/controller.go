@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/pac"
 	"github.com/pipelines-service/pipelines-service/pkg/pac/runner"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
@@ -59,12 +60,15 @@ const recheck = 5 * time.Second
 type Options struct {
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	Runs            Runs
-	Log             *zap.SugaredLogger
+	// Metrics exports the work queue and the reconciles (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
 }
 
 // Controller starts and reports Pipelines as Code runs of every workspace.
 type Controller struct {
 	log          *zap.SugaredLogger
+	metrics      *metrics.Metrics
 	queue        workqueue.TypedRateLimitingInterface[string]
 	pipelineRuns kcpinformers.GenericClusterInformer
 	repositories kcpinformers.GenericClusterInformer
@@ -75,7 +79,7 @@ type Controller struct {
 // New wires the informers (runs PaC created on Gitea only), the admission
 // and the queue.
 func New(opts Options) (*Controller, error) {
-	c := &Controller{log: opts.Log, queue: reconciler.NewQueue(ControllerName), runs: opts.Runs}
+	c := &Controller{log: opts.Log, metrics: opts.Metrics, queue: reconciler.NewQueue(ControllerName, opts.Metrics), runs: opts.Runs}
 	c.repositories = opts.TenantInformers.ForResource(pac.Repositories)
 	c.admission = fleet.NewAdmission(c.concurrencyLimit, func(string) int { return 0 })
 	c.admission.OnWake(func(keys []string) {
@@ -105,8 +109,8 @@ func (c *Controller) enqueue(obj any) {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "Pipelines as Code run")
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "Pipelines as Code run")
 }
 
 // reconcileKey starts the run of key when it is queued and admitted,

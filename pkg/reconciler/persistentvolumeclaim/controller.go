@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
@@ -38,12 +39,15 @@ type Options struct {
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	// Fleet is the set of workload clusters claims are synced to.
 	Fleet *fleet.Fleet
-	Log   *zap.SugaredLogger
+	// Metrics exports the work queue and the reconciles (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
 }
 
 // Controller syncs PVCs of every tenant workspace.
 type Controller struct {
 	log     *zap.SugaredLogger
+	metrics *metrics.Metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
 	tenants kcpdynamic.ClusterInterface
 	fleet   *fleet.Fleet
@@ -63,7 +67,8 @@ type Controller struct {
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		log:        opts.Log,
-		queue:      reconciler.NewQueue(ControllerName),
+		metrics:    opts.Metrics,
+		queue:      reconciler.NewQueue(ControllerName, opts.Metrics),
 		tenants:    opts.Tenants,
 		fleet:      opts.Fleet,
 		deleted:    reconciler.NewTombstones(),
@@ -93,7 +98,6 @@ func New(opts Options) (*Controller, error) {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-// Reconcile durations go to timings (may be nil).
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "PersistentVolumeClaim")
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "PersistentVolumeClaim")
 }

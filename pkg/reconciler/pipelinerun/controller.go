@@ -26,6 +26,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
@@ -59,12 +60,15 @@ type Options struct {
 	VirtualWorkspace *rest.Config
 	// Events records the runs' Kubernetes events.
 	Events *reconciler.Events
-	Log    *zap.SugaredLogger
+	// Metrics exports the work queue and the reconciles (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
 }
 
 // Controller reconciles PipelineRuns of every tenant workspace.
 type Controller struct {
 	log     *zap.SugaredLogger
+	metrics *metrics.Metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
 	tenants kcpdynamic.ClusterInterface
 	config  *tenantconfig.Store
@@ -93,8 +97,9 @@ type Controller struct {
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		log:        opts.Log,
+		metrics:    opts.Metrics,
 		events:     opts.Events,
-		queue:      reconciler.NewQueue(ControllerName),
+		queue:      reconciler.NewQueue(ControllerName, opts.Metrics),
 		tenants:    opts.Tenants,
 		config:     opts.Config,
 		fleet:      opts.Fleet,
@@ -160,7 +165,6 @@ func parentKey(tr metav1.Object) (string, bool) {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-// Reconcile durations go to timings (may be nil).
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "PipelineRun")
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "PipelineRun")
 }

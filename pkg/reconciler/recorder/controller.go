@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/results"
 )
@@ -79,12 +80,15 @@ type Options struct {
 	VirtualWorkspace *rest.Config
 	// Events records Events into workspaces (nil: none).
 	Events *reconciler.Events
-	Log    *zap.SugaredLogger
+	// Metrics exports the work queue and the reconciles (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
 }
 
 // Controller records finished runs.
 type Controller struct {
 	log     *zap.SugaredLogger
+	metrics *metrics.Metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
 	client  *watcherresults.Client
 	records recordReader
@@ -113,7 +117,8 @@ func New(opts Options) (*Controller, error) {
 	cfg := &watcherconfig.Config{SummaryLabels: "tekton.dev/pipeline"} // upstream watcher's default
 	c := &Controller{
 		log:             opts.Log,
-		queue:           newQueue(),
+		metrics:         opts.Metrics,
+		queue:           newQueue(opts.Metrics),
 		client:          watcherresults.NewClient(opts.Results.Results, opts.Results.Logs, cfg),
 		records:         opts.Results.Results,
 		logReader:       opts.Results.Logs,
@@ -175,11 +180,11 @@ func needsRecording(u *unstructured.Unstructured) bool {
 }
 
 // Run records and prunes until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
+func (c *Controller) Run(ctx context.Context, workers int) {
 	if c.retentionSource != nil {
 		go c.runPruner(ctx)
 	}
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "record")
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "record")
 }
 
 func splitKey(key string) (kindName, objectKey string) {
@@ -190,10 +195,10 @@ func splitKey(key string) (kindName, objectKey string) {
 // newQueue backs off at most maxBackoff: when the Results API is down,
 // every finished run fails to record, and all of them are to be recorded
 // soon after it is back, not after client-go's default 1000 s.
-func newQueue() workqueue.TypedRateLimitingInterface[string] {
+func newQueue(m *metrics.Metrics) workqueue.TypedRateLimitingInterface[string] {
 	return workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, maxBackoff),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName})
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName, MetricsProvider: m.QueueProvider()})
 }
 
 const maxBackoff = 20 * time.Second

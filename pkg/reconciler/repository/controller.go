@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/pac"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
@@ -48,12 +49,15 @@ type Options struct {
 	Egress interface {
 		CheckURL(component, raw string) error
 	}
-	Log *zap.SugaredLogger
+	// Metrics exports the work queue and the reconciles (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
 }
 
 // Controller reconciles the Repositories of every tenant workspace.
 type Controller struct {
 	log          *zap.SugaredLogger
+	metrics      *metrics.Metrics
 	queue        workqueue.TypedRateLimitingInterface[string]
 	objects      reconciler.Objects
 	repositories kcpinformers.GenericClusterInformer
@@ -66,7 +70,8 @@ type Controller struct {
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		log:     opts.Log,
-		queue:   reconciler.NewQueue(ControllerName),
+		metrics: opts.Metrics,
+		queue:   reconciler.NewQueue(ControllerName, opts.Metrics),
 		objects: reconciler.Objects{Client: opts.Tenants, Resource: pac.Repositories},
 		index:   opts.Index,
 		secrets: workspaceSecrets{opts.Workspaces},
@@ -119,6 +124,6 @@ func (c *Controller) requeueClaims(urls []string) {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "Repository")
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "Repository")
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
@@ -70,12 +71,15 @@ type Options struct {
 	VirtualWorkspace *rest.Config
 	// Events records the runs' Kubernetes events.
 	Events *reconciler.Events
-	Log    *zap.SugaredLogger
+	// Metrics exports the work queue and the reconciles (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
 }
 
 // Controller reconciles TaskRuns of every tenant workspace.
 type Controller struct {
 	log      *zap.SugaredLogger
+	metrics  *metrics.Metrics
 	queue    workqueue.TypedRateLimitingInterface[string]
 	tenants  kcpdynamic.ClusterInterface
 	fleet    *fleet.Fleet
@@ -111,8 +115,9 @@ type Controller struct {
 func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		log:        opts.Log,
+		metrics:    opts.Metrics,
 		events:     opts.Events,
-		queue:      reconciler.NewQueue(ControllerName),
+		queue:      reconciler.NewQueue(ControllerName, opts.Metrics),
 		tenants:    opts.Tenants,
 		fleet:      opts.Fleet,
 		images:     opts.Images,
@@ -236,9 +241,8 @@ func unfinishedIn(store cache.Store) func(key string) bool {
 }
 
 // Run runs workers until ctx ends; the informers must have synced.
-// Reconcile durations go to timings (may be nil).
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
+func (c *Controller) Run(ctx context.Context, workers int) {
 	c.seedAdmission()
 	go c.auditAdmission(ctx)
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, "TaskRun")
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "TaskRun")
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
@@ -30,21 +31,22 @@ const ControllerName = "pipelines-service-workloadnamespace"
 // Controller restores the Pod Security labels and the isolation policy of
 // workload namespaces.
 type Controller struct {
-	log   *zap.SugaredLogger
-	queue workqueue.TypedRateLimitingInterface[string]
-	fleet *fleet.Fleet
+	log     *zap.SugaredLogger
+	metrics *metrics.Metrics
+	queue   workqueue.TypedRateLimitingInterface[string]
+	fleet   *fleet.Fleet
 }
 
 // New watches the workload namespaces of every member of the fleet.
-func New(f *fleet.Fleet, log *zap.SugaredLogger) *Controller {
-	c := &Controller{log: log, queue: reconciler.NewQueue(ControllerName), fleet: f}
-	f.Listen(fleet.Listener{Added: func(m *fleet.Member) {
+func New(f *fleet.Fleet, m *metrics.Metrics, log *zap.SugaredLogger) *Controller {
+	c := &Controller{log: log, metrics: m, queue: reconciler.NewQueue(ControllerName, m), fleet: f}
+	f.Listen(fleet.Listener{Added: func(member *fleet.Member) {
 		enqueue := func(obj any) {
 			if ns, ok := obj.(*corev1.Namespace); ok {
-				c.queue.Add(m.Name + "|" + ns.Name)
+				c.queue.Add(member.Name + "|" + ns.Name)
 			}
 		}
-		fleet.AddHandler(m.Informers.Core().V1().Namespaces().Informer(), cache.ResourceEventHandlerFuncs{
+		fleet.AddHandler(member.Informers.Core().V1().Namespaces().Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    enqueue,
 			UpdateFunc: func(_, obj any) { enqueue(obj) },
 		})
@@ -55,10 +57,10 @@ func New(f *fleet.Fleet, log *zap.SugaredLogger) *Controller {
 				obj = tomb.Obj
 			}
 			if p, ok := obj.(*networkingv1.NetworkPolicy); ok && p.Name == workload.IsolationPolicyName {
-				c.queue.Add(m.Name + "|" + p.Namespace)
+				c.queue.Add(member.Name + "|" + p.Namespace)
 			}
 		}
-		fleet.AddHandler(m.Informers.Networking().V1().NetworkPolicies().Informer(), cache.ResourceEventHandlerFuncs{
+		fleet.AddHandler(member.Informers.Networking().V1().NetworkPolicies().Informer(), cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(_, obj any) { enqueuePolicy(obj) },
 			DeleteFunc: enqueuePolicy,
 		})
@@ -67,8 +69,8 @@ func New(f *fleet.Fleet, log *zap.SugaredLogger) *Controller {
 }
 
 // Run reconciles until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int, timings *reconciler.Timings) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, timings, ControllerName)
+func (c *Controller) Run(ctx context.Context, workers int) {
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, ControllerName)
 }
 
 // reconcileKey puts back the labels and the isolation policy of the

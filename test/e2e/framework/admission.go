@@ -13,6 +13,7 @@ import (
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 )
 
 // Admission reads the host controller's admission state
@@ -112,4 +113,18 @@ func WaitAdmissionWaiting(t testing.TB, tn *Tenant, n int) {
 		}
 		return waiting == n, fmt.Sprintf("%d waiting", waiting), nil
 	})
+}
+
+// ControllerMetrics scrapes the host controller's /metrics, checking the
+// exposition format.
+func ControllerMetrics() (metrics.Families, error) {
+	resp, err := http.Get("http://" + devstack.ControllerDebugAddress + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	return metrics.Parse(resp.Body)
 }
