@@ -105,6 +105,8 @@ type Config struct {
 	DebugAddress string `json:"debugAddress,omitempty"`
 	// Metrics shapes what /metrics exports.
 	Metrics MetricsConfig `json:"metrics,omitempty"`
+	// LeaderElection chooses the replica that reconciles.
+	LeaderElection LeaderElectionConfig `json:"leaderElection,omitempty"`
 }
 
 // MetricsConfig shapes the run metrics' labels.
@@ -186,6 +188,9 @@ func LoadConfig(path string) (Config, error) {
 		if err := e.Validate(); err != nil {
 			return cfg, fmt.Errorf("%s: tenantEgress: %w", path, err)
 		}
+	}
+	if err := cfg.LeaderElection.defaults(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
 }
@@ -317,27 +322,33 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err := startTenantInformers(ctx, tenantInformers); err != nil {
 		return err
 	}
+	// A standby replica keeps its caches and its view of the workload
+	// clusters warm, and writes nothing.
+	workloads.SetStandby(!cfg.LeaderElection.Disabled)
 	if err := workloads.Start(ctx); err != nil {
 		return err
 	}
 	debug.ready.Store(true)
-	log.Infow("informers synced; reconciling")
-	go pipelineRuns.Run(ctx, cfg.Workers)
-	go claims.Run(ctx, cfg.Workers)
-	go collector.Run(ctx)
-	go namespaces.Run(ctx, 1)
-	go listeners.Run(ctx, 2)
-	go customRuns.Run(ctx, 1)
-	if pacs != nil {
-		if err := pacs.start(ctx); err != nil {
-			return err
+	log.Infow("informers synced")
+	return lead(ctx, log, kcpRest, logicalcluster.Name(cfg.ProviderWorkspace), cfg.LeaderElection, m, func(ctx context.Context) error {
+		workloads.SetStandby(false)
+		go pipelineRuns.Run(ctx, cfg.Workers)
+		go claims.Run(ctx, cfg.Workers)
+		go collector.Run(ctx)
+		go namespaces.Run(ctx, 1)
+		go listeners.Run(ctx, 2)
+		go customRuns.Run(ctx, 1)
+		if pacs != nil {
+			if err := pacs.start(ctx); err != nil {
+				return err
+			}
 		}
-	}
-	if recording != nil {
-		go recording.Run(ctx, 2)
-	}
-	taskRuns.Run(ctx, cfg.Workers)
-	return nil
+		if recording != nil {
+			go recording.Run(ctx, 2)
+		}
+		taskRuns.Run(ctx, cfg.Workers)
+		return nil
+	})
 }
 
 // newRecorder is the Results recorder, nil when no Results API is

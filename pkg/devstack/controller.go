@@ -201,6 +201,9 @@ func (s *Stack) startController(ctx context.Context) error {
 		TenantEgress:      c.TenantEgress(),
 		Resolution:        c.resolutionConfig(),
 		PipelinesAsCode:   controller.PipelinesAsCodeConfig{Listen: PipelinesAsCodeAddress, ConsoleURL: c.GatewayURL()},
+		// A stable identity: the stack's controller, restarted after a
+		// crash, takes its Lease back at once instead of waiting it out.
+		LeaderElection: controller.LeaderElectionConfig{Identity: "devstack-controller-1"},
 	}
 	if !c.recorderOff {
 		cfg.ResultsAPI = c.ResultsAddr()

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -83,6 +84,9 @@ type Fleet struct {
 	factories []interface{ Start(<-chan struct{}) }
 	admission *Admission
 	recent    *recentPlacements
+	// standby: another replica leads; heartbeats probe but write no
+	// status.
+	standby atomic.Bool
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -93,6 +97,11 @@ type Fleet struct {
 	listenersMu sync.Mutex
 	listeners   []Listener
 }
+
+// SetStandby says whether another replica of the controller leads: a
+// standby probes its members (so that it knows them the moment it takes
+// over) but writes no WorkloadCluster status.
+func (f *Fleet) SetStandby(standby bool) { f.standby.Store(standby) }
 
 // New wires the provider workspace's informers; Start starts them.
 func New(opts Options) (*Fleet, error) {

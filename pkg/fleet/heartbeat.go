@@ -35,7 +35,7 @@ func (f *Fleet) heartbeat(ctx context.Context, m *Member) {
 			f.notify(m, false)
 		}
 		status := m.status()
-		if !sameStatus(status, written) || time.Since(writtenAt) > statusRefresh {
+		if !f.standby.Load() && (!sameStatus(status, written) || time.Since(writtenAt) > statusRefresh) {
 			if err := f.writeStatus(ctx, m.Name, status); err != nil {
 				m.log.Warnw("could not write WorkloadCluster status", "error", err)
 			} else {

@@ -38,6 +38,7 @@ type Metrics struct {
 	reconciles *prometheus.HistogramVec
 	requests   *prometheus.HistogramVec
 	queues     *queueMetrics
+	leader     prometheus.Gauge
 	// Runs are Tekton's run metrics, fed by the tenant informers.
 	Runs *Runs
 }
@@ -65,13 +66,30 @@ func New(opts Options) *Metrics {
 			Buckets: latencyBuckets,
 		}, []string{"server", "verb", "resource", "code"}),
 		queues: newQueueMetrics(),
-		Runs:   newRuns(opts),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pipelines_service_leader",
+			Help: "1 while this replica holds the leader Lease and reconciles, 0 while it stands by."}),
+		Runs: newRuns(opts),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.reconciles, m.requests)
+		m.reconciles, m.requests, m.leader)
 	m.queues.register(m.registry)
 	m.Runs.register(m.registry)
 	return m
+}
+
+// SetLeading says whether this replica leads. Only the leader records and
+// exports the run metrics: every replica's informers see every run, and a
+// sum over replicas must count each once.
+func (m *Metrics) SetLeading(leading bool) {
+	if m == nil {
+		return
+	}
+	m.Runs.leading.Store(leading)
+	if leading {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
+	}
 }
 
 // Register adds collectors (the fleet's admission, for one) to the

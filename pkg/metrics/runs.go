@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -41,6 +42,8 @@ type Lister interface {
 type Runs struct {
 	workspaceLabel bool
 	maxWorkspaces  int
+	// leading: only the leader records and exports (Metrics.SetLeading).
+	leading atomic.Bool
 
 	mu         sync.Mutex
 	workspaces map[string]bool
@@ -109,7 +112,7 @@ func (r *Runs) onUpdate(done func(*unstructured.Unstructured, run)) func(old, ne
 	return func(old, new any) {
 		o, ok1 := old.(*unstructured.Unstructured)
 		n, ok2 := new.(*unstructured.Unstructured)
-		if !ok1 || !ok2 {
+		if !ok1 || !ok2 || !r.leading.Load() {
 			return
 		}
 		if before, now := runOf(o), runOf(n); !before.done() && now.done() {
@@ -172,6 +175,9 @@ func (r *Runs) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect counts the runs not done in the informers' caches.
 func (r *Runs) Collect(ch chan<- prometheus.Metric) {
+	if !r.leading.Load() {
+		return
+	}
 	r.mu.Lock()
 	taskRuns, pipelineRuns := r.taskRuns, r.pipeRuns
 	r.mu.Unlock()

@@ -84,6 +84,7 @@ func TestRunMetricsAreTektons(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := New(Options{WorkspaceLabel: tc.workspaceLabel, MaxWorkspaces: tc.maxWorkspaces})
+			m.SetLeading(true)
 			for _, u := range tc.taskRuns {
 				m.Runs.onUpdate(m.Runs.taskRunDone)(u.old, u.new)
 			}
@@ -104,6 +105,7 @@ func TestRunMetricsAreTektons(t *testing.T) {
 func TestRunningGaugesCountTheCaches(t *testing.T) {
 	for _, workspaceLabel := range []bool{false, true} {
 		m := New(Options{WorkspaceLabel: workspaceLabel})
+		m.SetLeading(true)
 		m.Runs.taskRuns = listerOf{
 			testRun("TaskRun", "ws-a", "a", "", "", nil, nil),
 			testRun("TaskRun", "ws-a", "b", "Unknown", "Running", nil, nil),
@@ -141,5 +143,23 @@ func TestRunningGaugesCountTheCaches(t *testing.T) {
 				t.Errorf("queued in ws-b = %v, want 1", got)
 			}
 		}
+	}
+}
+
+func TestAStandbyReplicaRecordsNoRuns(t *testing.T) {
+	m := New(Options{WorkspaceLabel: true})
+	m.Runs.taskRuns = listerOf{testRun("TaskRun", "ws-a", "a", "", "", nil, nil)}
+	m.Runs.onUpdate(m.Runs.taskRunDone)(testRun("TaskRun", "ws-a", "b", "", "", nil, nil), testRun("TaskRun", "ws-a", "b", "True", "Succeeded", nil, nil))
+	families, err := Gather(m.Gatherer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, family := range []string{"tekton_pipelines_controller_taskrun_total", "tekton_pipelines_controller_running_taskruns"} {
+		if s := families.Samples(family, nil); len(s) != 0 {
+			t.Errorf("standby exports %s %v, want nothing (the leader counts)", family, s)
+		}
+	}
+	if got := families.Total("pipelines_service_leader", nil); got != 0 {
+		t.Errorf("pipelines_service_leader = %v on a standby, want 0", got)
 	}
 }

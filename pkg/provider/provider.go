@@ -130,6 +130,8 @@ func ensureControllerRBAC(ctx context.Context, c Clients, provider logicalcluste
 			{APIGroups: []string{fleetv1alpha1.Group}, Resources: []string{"workloadclusters", "tenantpolicies"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{fleetv1alpha1.Group}, Resources: []string{"workloadclusters/status"}, Verbs: []string{"get", "update", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+			// The replicas' leader election.
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 		},
 	}
 	return ensureRBAC(ctx, c, provider, role, bindingTo(ControllerUser, ControllerUser))

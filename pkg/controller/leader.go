@@ -1,0 +1,144 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/kcp-dev/logicalcluster/v3"
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/pipelines-service/pipelines-service/pkg/kcp"
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+)
+
+// LeaderElectionConfig is how replicas of the controller choose the one
+// that reconciles: client-go's leader election on a Lease in the provider
+// workspace. Every replica syncs its informers and probes the workload
+// clusters, so that a new leader starts reconciling at once.
+type LeaderElectionConfig struct {
+	// Disabled: this process reconciles without a Lease (one replica
+	// only, tests).
+	Disabled bool `json:"disabled,omitempty"`
+	// Identity names this replica in the Lease (default
+	// <hostname>_<random>: a restarted process is a new candidate). Two
+	// running processes must never share one.
+	Identity string `json:"identity,omitempty"`
+	// LeaseNamespace and LeaseName name the Lease in the provider
+	// workspace (default default/pipelines-service-controller).
+	LeaseNamespace string `json:"leaseNamespace,omitempty"`
+	LeaseName      string `json:"leaseName,omitempty"`
+	// LeaseDuration is how long a Lease not renewed keeps others waiting
+	// (default 10s: a killed leader is replaced within about 12 s);
+	// RenewDeadline how long the leader retries renewing before it gives
+	// up (default 8s); RetryPeriod how often candidates try (default 2s).
+	LeaseDuration metav1.Duration `json:"leaseDuration,omitempty"`
+	RenewDeadline metav1.Duration `json:"renewDeadline,omitempty"`
+	RetryPeriod   metav1.Duration `json:"retryPeriod,omitempty"`
+}
+
+func (c *LeaderElectionConfig) defaults() error {
+	if c.Identity == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		c.Identity = host + "_" + uuid.NewString()
+	}
+	if c.LeaseNamespace == "" {
+		c.LeaseNamespace = "default"
+	}
+	if c.LeaseName == "" {
+		c.LeaseName = "pipelines-service-controller"
+	}
+	for _, d := range []struct {
+		v   *metav1.Duration
+		def time.Duration
+	}{{&c.LeaseDuration, 10 * time.Second}, {&c.RenewDeadline, 8 * time.Second}, {&c.RetryPeriod, 2 * time.Second}} {
+		if d.v.Duration == 0 {
+			d.v.Duration = d.def
+		}
+	}
+	if c.RenewDeadline.Duration >= c.LeaseDuration.Duration {
+		return fmt.Errorf("leaderElection: renewDeadline %s must be shorter than leaseDuration %s", c.RenewDeadline.Duration, c.LeaseDuration.Duration)
+	}
+	return nil
+}
+
+// errLostLease ends a replica that stopped leading: its work queues are
+// shut down, and a fresh process is a clean candidate.
+var errLostLease = errors.New("lost the leader Lease")
+
+// lead runs work while this replica holds the Lease; work returns when
+// its ctx ends, or with an error that ends the replica. lead returns nil
+// when ctx ends (the Lease is released, so that a successor need not wait
+// it out), work's error, and errLostLease when the Lease could not be
+// renewed: another replica may be leading already, so nothing of this one
+// may go on.
+func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, provider logicalcluster.Name, cfg LeaderElectionConfig, m *metrics.Metrics, work func(context.Context) error) error {
+	if cfg.Disabled {
+		m.SetLeading(true)
+		return work(ctx)
+	}
+	// Its own client: renewals never wait behind the reconcilers' requests
+	// in a shared rate limiter.
+	rc := rest.CopyConfig(kcp.ForCluster(kcpRest, provider))
+	rc.QPS, rc.Burst, rc.WrapTransport = 5, 10, m.WrapTransport("kcp")
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	log = log.With("identity", cfg.Identity, "lease", cfg.LeaseNamespace+"/"+cfg.LeaseName)
+	electing, stop := context.WithCancel(ctx)
+	defer stop()
+	var workErr atomic.Pointer[error]
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: &resourcelock.LeaseLock{
+			LeaseMeta:  metav1.ObjectMeta{Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName},
+			Client:     client.CoordinationV1(),
+			LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
+		},
+		LeaseDuration:   cfg.LeaseDuration.Duration,
+		RenewDeadline:   cfg.RenewDeadline.Duration,
+		RetryPeriod:     cfg.RetryPeriod.Duration,
+		ReleaseOnCancel: true,
+		Name:            cfg.LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				log.Infow("leading: reconciling")
+				m.SetLeading(true)
+				if err := work(ctx); err != nil {
+					workErr.Store(&err)
+					stop()
+				}
+			},
+			OnStoppedLeading: func() { m.SetLeading(false) },
+			OnNewLeader: func(identity string) {
+				if identity != cfg.Identity {
+					log.Infow("another replica leads; standing by", "leader", identity)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	log.Infow("standing for leader")
+	elector.Run(electing)
+	switch {
+	case workErr.Load() != nil:
+		return *workErr.Load()
+	case ctx.Err() != nil:
+		return nil
+	}
+	return errLostLease
+}
