@@ -5,8 +5,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -22,6 +25,24 @@ func main() {
 		if err != nil {
 			return fmt.Errorf("invalid configuration: %w", err)
 		}
-		return controller.Run(ctx, log, cfg)
+		err = controller.Run(ctx, log, cfg)
+		if errors.Is(err, controller.ErrLostLease) {
+			// Another replica may lead already: nothing of this process
+			// may go on. The same process (PID, pod) starts afresh as a
+			// candidate instead of waiting to be restarted.
+			log.Warnw("lost the leader Lease; starting again as a candidate")
+			_ = log.Sync()
+			return reexec()
+		}
+		return err
 	})
+}
+
+// reexec replaces this process with a fresh run of the same program.
+func reexec() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(self, os.Args, os.Environ())
 }

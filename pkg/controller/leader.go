@@ -38,9 +38,11 @@ type LeaderElectionConfig struct {
 	LeaseNamespace string `json:"leaseNamespace,omitempty"`
 	LeaseName      string `json:"leaseName,omitempty"`
 	// LeaseDuration is how long a Lease not renewed keeps others waiting
-	// (default 10s: a killed leader is replaced within about 12 s);
-	// RenewDeadline how long the leader retries renewing before it gives
-	// up (default 8s); RetryPeriod how often candidates try (default 2s).
+	// (default 8s); RetryPeriod how often the leader renews and
+	// candidates try (default 1s, jittered up to 2.2 s); RenewDeadline how
+	// long the leader retries renewing before it gives up (default 6s). A
+	// killed leader is replaced within LeaseDuration plus two retries,
+	// about 12.4 s.
 	LeaseDuration metav1.Duration `json:"leaseDuration,omitempty"`
 	RenewDeadline metav1.Duration `json:"renewDeadline,omitempty"`
 	RetryPeriod   metav1.Duration `json:"retryPeriod,omitempty"`
@@ -63,7 +65,7 @@ func (c *LeaderElectionConfig) defaults() error {
 	for _, d := range []struct {
 		v   *metav1.Duration
 		def time.Duration
-	}{{&c.LeaseDuration, 10 * time.Second}, {&c.RenewDeadline, 8 * time.Second}, {&c.RetryPeriod, 2 * time.Second}} {
+	}{{&c.LeaseDuration, 8 * time.Second}, {&c.RenewDeadline, 6 * time.Second}, {&c.RetryPeriod, time.Second}} {
 		if d.v.Duration == 0 {
 			d.v.Duration = d.def
 		}
@@ -74,14 +76,15 @@ func (c *LeaderElectionConfig) defaults() error {
 	return nil
 }
 
-// errLostLease ends a replica that stopped leading: its work queues are
-// shut down, and a fresh process is a clean candidate.
-var errLostLease = errors.New("lost the leader Lease")
+// ErrLostLease ends a replica that stopped leading: its work queues are
+// shut down, and a fresh process (cmd/controller executes itself again)
+// is a clean candidate.
+var ErrLostLease = errors.New("lost the leader Lease")
 
 // lead runs work while this replica holds the Lease; work returns when
 // its ctx ends, or with an error that ends the replica. lead returns nil
 // when ctx ends (the Lease is released, so that a successor need not wait
-// it out), work's error, and errLostLease when the Lease could not be
+// it out), work's error, and ErrLostLease when the Lease could not be
 // renewed: another replica may be leading already, so nothing of this one
 // may go on.
 func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, provider logicalcluster.Name, cfg LeaderElectionConfig, m *metrics.Metrics, work func(context.Context) error) error {
@@ -140,5 +143,5 @@ func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, pro
 	case ctx.Err() != nil:
 		return nil
 	}
-	return errLostLease
+	return ErrLostLease
 }

@@ -7,22 +7,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pipelines-service/pipelines-service/pkg/controller"
 	"github.com/pipelines-service/pipelines-service/pkg/images"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"net/http"
-	"time"
 )
 
 // KoVersion is the pinned ko that builds the Go images.
@@ -169,12 +169,27 @@ func (c Config) ImageMap() images.Config {
 }
 
 // ControllerConfigFile is the controller's configuration in the dev stack.
-func (c Config) ControllerConfigFile() string { return c.Path("controller", "config.yaml") }
+func (c Config) ControllerConfigFile() string { return c.controllerConfigFile(1) }
+
+func (c Config) controllerConfigFile(replica int) string {
+	if replica == 1 {
+		return c.Path("controller", "config.yaml")
+	}
+	return c.Path("controller", fmt.Sprintf("config-%d.yaml", replica))
+}
 
 func (c Config) controllerBinary() string { return c.Path("bin", "controller") }
 
 func (c Config) controllerProcess(buildID string) *process {
-	p := c.newProcess("controller", c.controllerBinary(), "--config="+c.ControllerConfigFile())
+	return c.controllerReplicaProcess(1, buildID)
+}
+
+func (c Config) controllerReplicaProcess(replica int, buildID string) *process {
+	name := "controller"
+	if replica > 1 {
+		name = fmt.Sprintf("controller-%d", replica)
+	}
+	p := c.newProcess(name, c.controllerBinary(), "--config="+c.controllerConfigFile(replica))
 	p.env = []string{"PIPELINES_SERVICE_BUILD=" + buildID}
 	return p
 }
@@ -187,39 +202,60 @@ func (s *Stack) startController(ctx context.Context) error {
 		s.log.Infow("controller runs in the workload cluster (devstack deploy); not starting it on the host")
 		return nil
 	}
+	return s.startControllerReplica(ctx, 1)
+}
+
+// controllerConfig is the configuration of the host controller's replica
+// n (1 is the stack's own; more are started by tests of leader election).
+// Each has its own debug address and Lease identity; only replica 1 serves
+// the Pipelines as Code intake, whose address the gateway forwards to.
+func (c Config) controllerConfig(ctx context.Context, replica int) (controller.Config, error) {
 	imgs, err := c.ensureTektonImages(ctx)
 	if err != nil {
-		return componentErr("tekton images", c.LogFile("ko-tekton-images"), err)
+		return controller.Config{}, componentErr("tekton images", c.LogFile("ko-tekton-images"), err)
 	}
 	cfg := controller.Config{
 		KCPKubeconfig:     c.ControllerKCPKubeconfig(),
 		ProviderWorkspace: providerPath().String(),
 		TektonImages:      imgs,
 		ImageMap:          c.controllerImageMap(imgs),
-		DebugAddress:      ControllerDebugAddress,
+		DebugAddress:      ControllerReplicaDebugAddress(replica),
 		TriggersURL:       c.TriggersURL(),
 		TenantEgress:      c.TenantEgress(),
 		Resolution:        c.resolutionConfig(),
-		PipelinesAsCode:   controller.PipelinesAsCodeConfig{Listen: PipelinesAsCodeAddress, ConsoleURL: c.GatewayURL()},
 		// A stable identity: the stack's controller, restarted after a
 		// crash, takes its Lease back at once instead of waiting it out.
-		LeaderElection: controller.LeaderElectionConfig{Identity: "devstack-controller-1"},
+		LeaderElection: controller.LeaderElectionConfig{Identity: ControllerReplicaIdentity(replica)},
+	}
+	if replica == 1 {
+		cfg.PipelinesAsCode = controller.PipelinesAsCodeConfig{Listen: PipelinesAsCodeAddress, ConsoleURL: c.GatewayURL()}
 	}
 	if !c.recorderOff {
 		cfg.ResultsAPI = c.ResultsAddr()
+	}
+	return cfg, nil
+}
+
+// startControllerReplica writes replica n's configuration and (re)starts
+// it when the binary or config changed.
+func (s *Stack) startControllerReplica(ctx context.Context, replica int) error {
+	c := s.cfg
+	cfg, err := c.controllerConfig(ctx, replica)
+	if err != nil {
+		return err
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		return err
 	}
-	if err := writeFile(c.ControllerConfigFile(), string(data)); err != nil {
+	if err := writeFile(c.controllerConfigFile(replica), string(data)); err != nil {
 		return err
 	}
-	buildID, err := c.checkoutBuildID(ctx, c.controllerBinary(), c.ControllerConfigFile())
+	buildID, err := c.checkoutBuildID(ctx, c.controllerBinary(), c.controllerConfigFile(replica))
 	if err != nil {
 		return err
 	}
-	return c.controllerProcess(buildID).start()
+	return c.controllerReplicaProcess(replica, buildID).start()
 }
 
 // RestartController stops the host controller, starts it again and waits
@@ -250,8 +286,14 @@ func (s *Stack) StopController() error {
 }
 
 func (s *Stack) waitControllerReady(ctx context.Context, timeout time.Duration) error {
+	return waitReplicaReady(ctx, 1, timeout)
+}
+
+// waitReplicaReady waits until replica n's informers have synced (leading
+// or standing by).
+func waitReplicaReady(ctx context.Context, replica int, timeout time.Duration) error {
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		resp, err := http.Get("http://" + ControllerDebugAddress + "/readyz")
+		resp, err := http.Get("http://" + ControllerReplicaDebugAddress(replica) + "/readyz")
 		if err != nil {
 			return false, nil
 		}

@@ -273,6 +273,12 @@ func (s *Stack) processes() []*process {
 	}
 	if !c.controllerInCluster() {
 		procs = append(procs, c.controllerProcess(""))
+		// Replicas a test started and did not stop.
+		for n := 2; n <= MaxControllerReplicas; n++ {
+			if p := c.controllerReplicaProcess(n, ""); p.running() {
+				procs = append(procs, p)
+			}
+		}
 	}
 	return procs
 }

@@ -1,0 +1,216 @@
+//go:build e2e
+
+package replicas
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
+)
+
+const (
+	ns       = "default"
+	replicas = 3
+	tenants  = 4
+	runsEach = 5
+	kills    = 5
+	// killEvery is the time between two kills of the leader.
+	killEvery = 10 * time.Second
+	// takeover is how soon a standby must lead after the leader died.
+	takeover = 15 * time.Second
+)
+
+// pipelineRun is a fan-out of three tasks: a, then b and c.
+func pipelineRun(name string) *v1.PipelineRun {
+	task := func(name string, after ...string) v1.PipelineTask {
+		return v1.PipelineTask{Name: name, RunAfter: after, TaskSpec: &v1.EmbeddedTask{TaskSpec: v1.TaskSpec{Steps: []v1.Step{{
+			Name: "sleep", Image: "docker.io/library/busybox:1.36", Script: "#!/bin/sh\nsleep 4\necho " + name,
+		}}}}}
+	}
+	return &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.PipelineRunSpec{PipelineSpec: &v1.PipelineSpec{
+		Tasks: []v1.PipelineTask{task("a"), task("b", "a"), task("c", "a")},
+	}}}
+}
+
+// podsPerTaskRun watches the pods of every workload cluster and counts the
+// distinct pods created for each TaskRun ("<cluster>/<namespace>/<name>").
+type podsPerTaskRun struct {
+	mu   sync.Mutex
+	pods map[string]map[string]bool
+}
+
+func (p *podsPerTaskRun) add(cluster string) func(obj any) {
+	return func(obj any) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok || pod.Labels["tekton.dev/taskRun"] == "" {
+			return
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		key := pod.Namespace + "/" + pod.Labels["tekton.dev/taskRun"]
+		if p.pods[key] == nil {
+			p.pods[key] = map[string]bool{}
+		}
+		p.pods[key][cluster+"/"+string(pod.UID)] = true
+	}
+}
+
+func (p *podsPerTaskRun) count() (map[string]int, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out, total := map[string]int{}, 0
+	for k, pods := range p.pods {
+		out[k] = len(pods)
+		total += len(pods)
+	}
+	return out, total
+}
+
+// TestLeaderKilledEveryTenSeconds runs three replicas of the controller
+// under a burst of 20 PipelineRuns across 4 tenants and kills the leader
+// with SIGKILL every 10 s, five times: a standby leads within 15 s each
+// time, every run succeeds with its three TaskRuns, and no TaskRun ever
+// had two pods.
+func TestLeaderKilledEveryTenSeconds(t *testing.T) {
+	ctx := context.Background()
+	stack := env.Stack
+	if _, n, err := stack.ControllerLeader(ctx); err != nil || n != 1 {
+		if err := stack.WaitControllerLeader(ctx, 1, 30*time.Second); err != nil {
+			t.Fatalf("the stack's controller does not lead before the test: %v", err)
+		}
+	}
+	t.Cleanup(func() { restoreReplicaOne(t) })
+	for n := 2; n <= replicas; n++ {
+		if _, err := stack.StartControllerReplica(ctx, n); err != nil {
+			t.Fatalf("start replica %d: %v", n, err)
+		}
+	}
+
+	seen := &podsPerTaskRun{pods: map[string]map[string]bool{}}
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, cluster := range []string{"workload-1", "workload-2"} {
+		factory := informers.NewSharedInformerFactory(env.ClusterClient(t, cluster), 0)
+		_, _ = factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: seen.add(cluster), UpdateFunc: func(_, obj any) { seen.add(cluster)(obj) },
+		})
+		factory.Start(stop)
+		factory.WaitForCacheSync(stop)
+	}
+
+	var all []*framework.Tenant
+	for i := 0; i < tenants; i++ {
+		all = append(all, env.NewTenant(ctx, t, fmt.Sprintf("e2e-ha%d", i)))
+	}
+	for _, tn := range all {
+		for r := 0; r < runsEach; r++ {
+			if _, err := tn.Tekton.TektonV1().PipelineRuns(ns).Create(ctx, pipelineRun(fmt.Sprintf("burst-%d", r)), metav1.CreateOptions{}); err != nil {
+				t.Fatalf("create PipelineRun in %s: %v", tn.Name, err)
+			}
+		}
+	}
+
+	var restarts sync.WaitGroup
+	for k := 1; k <= kills; k++ {
+		start := time.Now()
+		holder, n, err := stack.ControllerLeader(ctx)
+		if err != nil || n == 0 {
+			t.Fatalf("kill %d: no replica leads (holder %q): %v", k, holder, err)
+		}
+		if err := stack.KillControllerReplica(n); err != nil {
+			t.Fatalf("kill %d: %v", k, err)
+		}
+		killed := time.Now()
+		next := waitOtherLeader(ctx, t, n, killed)
+		t.Logf("kill %d: replica %d killed, replica %d leads after %.1f s", k, n, next, time.Since(killed).Seconds())
+		// As a Deployment's kubelet would, start the killed replica again;
+		// it stands by.
+		restarts.Add(1)
+		go func(n int) {
+			defer restarts.Done()
+			if _, err := stack.StartControllerReplica(context.Background(), n); err != nil {
+				t.Errorf("restart replica %d: %v", n, err)
+			}
+		}(n)
+		if k < kills {
+			time.Sleep(time.Until(start.Add(killEvery)))
+		}
+	}
+	restarts.Wait()
+
+	for _, tn := range all {
+		for r := 0; r < runsEach; r++ {
+			name := fmt.Sprintf("burst-%d", r)
+			pr := tn.WaitPipelineRun(ctx, t, ns, name, 8*time.Minute, "done", framework.PipelineRunDone)
+			if status, reason := framework.PipelineRunCondition(pr); status != "True" {
+				t.Errorf("%s %s ended %s/%s, want Succeeded", tn.Name, name, status, reason)
+			}
+			trs, err := tn.Tekton.TektonV1().TaskRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: "tekton.dev/pipelineRun=" + name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(trs.Items) != 3 || len(pr.Status.ChildReferences) != 3 {
+				t.Errorf("%s %s has %d TaskRuns, %d child references, want 3 of each", tn.Name, name, len(trs.Items), len(pr.Status.ChildReferences))
+			}
+		}
+	}
+	perTaskRun, total := seen.count()
+	for key, pods := range perTaskRun {
+		if pods > 1 {
+			t.Errorf("TaskRun %s had %d pods, want 1", key, pods)
+		}
+	}
+	if want := tenants * runsEach * 3; total < want {
+		t.Errorf("saw %d pods of TaskRuns, want at least %d (one per TaskRun)", total, want)
+	}
+}
+
+// waitOtherLeader waits until a replica other than killed holds the Lease,
+// within takeover of the kill, and returns it.
+func waitOtherLeader(ctx context.Context, t *testing.T, killed int, at time.Time) int {
+	t.Helper()
+	for {
+		_, n, err := env.Stack.ControllerLeader(ctx)
+		if err == nil && n != 0 && n != killed {
+			if d := time.Since(at); d > takeover {
+				t.Errorf("replica %d took over %.1f s after replica %d was killed, want within %s", n, d.Seconds(), killed, takeover)
+			}
+			return n
+		}
+		if time.Since(at) > 2*time.Minute {
+			t.Fatalf("no replica took over within 2 minutes of killing replica %d", killed)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// restoreReplicaOne stops the test's replicas gracefully (a leader
+// releases the Lease) and leaves the stack's own controller leading, as
+// the other packages expect.
+func restoreReplicaOne(t *testing.T) {
+	ctx := context.Background()
+	stack := env.Stack
+	if !stack.ControllerReplicaRunning(1) {
+		if _, err := stack.StartControllerReplica(ctx, 1); err != nil {
+			t.Errorf("start replica 1: %v", err)
+		}
+	}
+	for n := 2; n <= replicas; n++ {
+		if err := stack.StopControllerReplica(n); err != nil {
+			t.Errorf("stop replica %d: %v", n, err)
+		}
+	}
+	if err := stack.WaitControllerLeader(ctx, 1, time.Minute); err != nil {
+		t.Errorf("after the test: %v", err)
+	}
+}
