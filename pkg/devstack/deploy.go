@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -95,7 +96,12 @@ func (s *Stack) Undeploy(ctx context.Context) error {
 	if err := os.Remove(s.cfg.inClusterMarker()); err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	return s.startController(ctx)
+	if err := s.startController(ctx); err != nil {
+		return err
+	}
+	// The deleted pods release the Lease as they end; until the host
+	// controller holds it, nothing reconciles.
+	return s.WaitControllerLeader(ctx, 1, 2*time.Minute)
 }
 
 func (c Config) inClusterMarker() string { return c.Path("controller", "in-cluster") }

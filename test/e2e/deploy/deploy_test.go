@@ -16,7 +16,8 @@ import (
 
 // TestKoDeployedControllerServesTenants deploys the controller into the
 // workload cluster with ko (the host controller stops), runs a TaskRun in
-// a new tenant workspace through it, and switches back.
+// a new tenant workspace through it (one of its two replicas leads), and
+// switches back.
 func TestKoDeployedControllerServesTenants(t *testing.T) {
 	ctx := context.Background()
 	stack := env.Stack
@@ -38,7 +39,7 @@ func TestKoDeployedControllerServesTenants(t *testing.T) {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		return d.Status.AvailableReplicas == 1 && d.Status.UpdatedReplicas == 1, "not available yet", nil
+		return d.Status.AvailableReplicas == 2 && d.Status.UpdatedReplicas == 2, "not both replicas available yet", nil
 	})
 
 	tn := env.NewTenant(ctx, t, "e2e-ko")
@@ -55,5 +56,10 @@ func TestKoDeployedControllerServesTenants(t *testing.T) {
 	done := tn.WaitTaskRunDone(ctx, t, "default", "via-ko", 3*time.Minute)
 	if status, reason := framework.Condition(done); status != "True" || len(done.Status.Results) != 1 || done.Status.Results[0].Value.StringVal != "in-cluster" {
 		t.Fatalf("TaskRun through the in-cluster controller ended %s/%s with results %v", status, reason, done.Status.Results)
+	}
+	// One of the two pods leads.
+	holder, _, err := stack.ControllerLeader(ctx)
+	if err != nil || !strings.HasPrefix(holder, "pipelines-service-controller-") {
+		t.Errorf("Lease held by %q (%v), want one of the Deployment's pods", holder, err)
 	}
 }
