@@ -52,6 +52,10 @@ type Options struct {
 	// RecorderOverhead also runs our controller without its Tekton
 	// Results recorder, for what recording costs.
 	RecorderOverhead bool
+	// Replicas, above 1, also runs our controller's PipelineRuns with that
+	// many replicas (one leads, the others stand by), for the throughput
+	// ratio to one replica.
+	Replicas int
 	// Timeout bounds each controller's run.
 	Timeout time.Duration
 	// JSON is where the report is written; empty: <state>/bench/bench.json.
@@ -60,7 +64,7 @@ type Options struct {
 
 // DefaultOptions are `make bench`'s.
 func DefaultOptions() Options {
-	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Timeout: 10 * time.Minute}
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, Timeout: 10 * time.Minute}
 }
 
 // Report is the benchmark's JSON output.
@@ -155,6 +159,15 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 			report.Runs = append(report.Runs, *unrecorded)
 		}
 		report.Ratios = ratios(ours, upstream)
+		if opts.Replicas > 1 {
+			r.log.Infow("bench: our controller with replicas standing by", "replicas", opts.Replicas, "typically", "1-2 min")
+			replicated, err := r.measureReplicas(ctx, opts)
+			if err != nil {
+				return err
+			}
+			report.Runs = append(report.Runs, replicated)
+			report.Ratios[fmt.Sprintf("pipelineRunsPerMinute%dReplicasTo1", opts.Replicas)] = ratio(replicated.PerMinute, ours.PerMinute)
+		}
 	}
 	if opts.IdleWorkspaces > 0 {
 		r.log.Infow("bench: idle workspaces (kcp binds about one per second on 2 cores)", "workspaces", opts.IdleWorkspaces)
@@ -234,6 +247,44 @@ func (r *runner) measureWithoutRecorder(ctx context.Context, opts Options) (Thro
 	pid, _, err := r.stack.RestartController(ctx)
 	if err != nil {
 		return ThroughputResult{}, err
+	}
+	res, err := r.measureThroughput(ctx, target, pid, opts.Runs, opts.Tasks, opts.Timeout)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res, clearRuns(ctx, target)
+}
+
+// measureReplicas runs the PipelineRuns through our controller with
+// opts.Replicas replicas: the stack's leads, the others are started
+// beside it and stopped after.
+func (r *runner) measureReplicas(ctx context.Context, opts Options) (ThroughputResult, error) {
+	target, err := r.oursTarget(ctx, opts.Workspaces)
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	target.name = fmt.Sprintf("pipelines-service (%d replicas)", opts.Replicas)
+	if err := clearRuns(ctx, target); err != nil {
+		return ThroughputResult{}, err
+	}
+	pid, _, err := r.stack.RestartController(ctx)
+	if err != nil {
+		return ThroughputResult{}, err
+	}
+	defer func() {
+		for n := 2; n <= opts.Replicas; n++ {
+			if err := r.stack.StopControllerReplica(n); err != nil {
+				r.log.Errorw("stop controller replica", "replica", n, "error", err)
+			}
+		}
+	}()
+	if err := r.stack.WaitControllerLeader(ctx, 1, time.Minute); err != nil {
+		return ThroughputResult{}, err
+	}
+	for n := 2; n <= opts.Replicas; n++ {
+		if _, err := r.stack.StartControllerReplica(ctx, n); err != nil {
+			return ThroughputResult{}, err
+		}
 	}
 	res, err := r.measureThroughput(ctx, target, pid, opts.Runs, opts.Tasks, opts.Timeout)
 	if err != nil {
@@ -360,13 +411,15 @@ func (r *runner) watchServers(ctx context.Context, controller string, withKCP bo
 	}, nil
 }
 
-func ratios(ours, upstream ThroughputResult) map[string]float64 {
-	ratio := func(a, b float64) float64 {
-		if b == 0 {
-			return 0
-		}
-		return a / b
+// ratio is a/b, 0 where b is.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
 	}
+	return a / b
+}
+
+func ratios(ours, upstream ThroughputResult) map[string]float64 {
 	return map[string]float64{
 		"pipelineRunsPerMinute": ratio(ours.PerMinute, upstream.PerMinute),
 		"firstPodSecondsP50":    ratio(ours.FirstPodP50, upstream.FirstPodP50),
@@ -412,6 +465,9 @@ func printReport(out io.Writer, r Report) {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f s\t%.2f s\t%.1f\t%.0f\n", name, t.PipelineRuns, t.Succeeded, t.Seconds, t.PerMinute, t.FirstPodP50, t.FirstPodP99, t.CPUSeconds, t.PeakRSSMiB)
 		}
 		fmt.Fprintf(tw, "ours/upstream\t\t\t\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n", r.Ratios["pipelineRunsPerMinute"], r.Ratios["firstPodSecondsP50"], r.Ratios["firstPodSecondsP99"], r.Ratios["controllerCPUSeconds"], r.Ratios["controllerPeakRSSMiB"])
+		if n := r.Options.Replicas; n > 1 {
+			fmt.Fprintf(tw, "%d replicas/1 replica\t\t\t\t%.2f\t(one leads: the work is not sharded)\n", n, r.Ratios[fmt.Sprintf("pipelineRunsPerMinute%dReplicasTo1", n)])
+		}
 		for _, t := range r.Runs {
 			if t.Error != "" {
 				fmt.Fprintf(tw, "%s failed: %s\n", t.Controller, t.Error)
