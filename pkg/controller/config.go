@@ -103,6 +103,10 @@ type Config struct {
 	// DebugAddress, when set, serves /readyz, /metrics (Prometheus) and
 	// Go's profiles (/debug/pprof/) there, e.g. 127.0.0.1:6061.
 	DebugAddress string `json:"debugAddress,omitempty"`
+	// MetricsAddress, when set, serves /metrics and /readyz only (no
+	// profiles, no admission state), for Prometheus and the kubelet to
+	// reach on the pod's address, e.g. :9090.
+	MetricsAddress string `json:"metricsAddress,omitempty"`
 	// Metrics shapes what /metrics exports.
 	Metrics MetricsConfig `json:"metrics,omitempty"`
 	// LeaderElection chooses the replica that reconciles.
@@ -206,8 +210,13 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	debug := &debugServer{metrics: m}
 	kcpRest.WrapTransport = m.WrapTransport("kcp")
 	if cfg.DebugAddress != "" {
-		if err := debug.serve(ctx, log, cfg.DebugAddress); err != nil {
+		if err := debug.serve(ctx, log, cfg.DebugAddress, true); err != nil {
 			return fmt.Errorf("debug address: %w", err)
+		}
+	}
+	if cfg.MetricsAddress != "" {
+		if err := debug.serve(ctx, log, cfg.MetricsAddress, false); err != nil {
+			return fmt.Errorf("metrics address: %w", err)
 		}
 	}
 	kcpClient, err := kcpclientset.NewForConfig(kcpRest)

@@ -82,7 +82,9 @@ func (d *debugServer) serveFleet(view func(*fleet.Fleet) any) http.HandlerFunc {
 	}
 }
 
-func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address string) error {
+// serve serves on address /readyz and /metrics, and with debug the rest:
+// profiles and the fleet's state are for the operator on the host only.
+func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address string, debug bool) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !d.ready.Load() {
@@ -92,15 +94,9 @@ func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address
 		_, _ = w.Write([]byte("ok"))
 	})
 	mux.Handle("/metrics", d.metrics.Handler())
-	mux.HandleFunc("/debug/admission", d.serveFleet(func(f *fleet.Fleet) any { return f.Admission().State() }))
-	mux.HandleFunc("/debug/fleet", d.serveFleet(func(f *fleet.Fleet) any { return f.View() }))
-	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
-	mux.HandleFunc("/debug/cpuprofile/stop", d.stopProfile)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if debug {
+		d.debugHandlers(mux)
+	}
 	listener, err := net.Listen("tcp", address)
 	if err != nil {
 		return err
@@ -115,6 +111,20 @@ func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address
 			log.Errorw("debug server stopped", "error", err)
 		}
 	}()
-	log.Infow("serving /readyz, /metrics and /debug/pprof/", "address", listener.Addr().String())
+	log.Infow("serving /readyz and /metrics", "address", listener.Addr().String(), "debug", debug)
 	return nil
+}
+
+// debugHandlers are the operator's: Go's profiles, a CPU profile spanning
+// a benchmark, the fleet's admission and view.
+func (d *debugServer) debugHandlers(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/admission", d.serveFleet(func(f *fleet.Fleet) any { return f.Admission().State() }))
+	mux.HandleFunc("/debug/fleet", d.serveFleet(func(f *fleet.Fleet) any { return f.View() }))
+	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
+	mux.HandleFunc("/debug/cpuprofile/stop", d.stopProfile)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

@@ -45,6 +45,7 @@ func (s *Stack) Deploy(ctx context.Context) error {
 		ImageMap:          c.controllerImageMap(imgs),
 		Workers:           4,
 		TenantEgress:      c.TenantEgress(),
+		MetricsAddress:    ":9090",
 		Resolution:        c.resolutionConfig(),
 	})
 	if err != nil {

@@ -3,6 +3,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
@@ -57,9 +59,24 @@ func TestKoDeployedControllerServesTenants(t *testing.T) {
 	if status, reason := framework.Condition(done); status != "True" || len(done.Status.Results) != 1 || done.Status.Results[0].Value.StringVal != "in-cluster" {
 		t.Fatalf("TaskRun through the in-cluster controller ended %s/%s with results %v", status, reason, done.Status.Results)
 	}
-	// One of the two pods leads.
+	// One of the two pods leads, and says so on its metrics port.
 	holder, _, err := stack.ControllerLeader(ctx)
 	if err != nil || !strings.HasPrefix(holder, "pipelines-service-controller-") {
-		t.Errorf("Lease held by %q (%v), want one of the Deployment's pods", holder, err)
+		t.Fatalf("Lease held by %q (%v), want one of the Deployment's pods", holder, err)
+	}
+	pod, _, _ := strings.Cut(holder, "_")
+	data, err := env.Workload.CoreV1().Pods("pipelines-service").ProxyGet("http", pod, "9090", "/metrics", nil).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("the leader's /metrics through the apiserver: %v", err)
+	}
+	families, err := metrics.Parse(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := families.Total("pipelines_service_leader", nil); got != 1 {
+		t.Errorf("pipelines_service_leader = %v on %s, want 1", got, pod)
+	}
+	if got := families.Total("tekton_pipelines_controller_taskrun_total", map[string]string{"status": "success", "workspace": tn.Cluster.String()}); got != 1 {
+		t.Errorf("taskrun_total{status=success,workspace=%s} = %v on the leader, want 1", tn.Cluster, got)
 	}
 }
