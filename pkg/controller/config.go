@@ -121,6 +121,9 @@ type MetricsConfig struct {
 	// MaxWorkspaces bounds the workspace label's values (default 1000);
 	// runs of further workspaces count under "other".
 	MaxWorkspaces int `json:"maxWorkspaces,omitempty"`
+	// MaxLabelValues bounds the labels tenants choose the values of
+	// (namespace, task, pipeline) the same way (default 1000 each).
+	MaxLabelValues int `json:"maxLabelValues,omitempty"`
 }
 
 // ResolutionConfig is the platform's side of remote resolution.
@@ -206,7 +209,8 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return fmt.Errorf("kcp kubeconfig: %w", err)
 	}
 	kcpRest.QPS, kcpRest.Burst = cfg.ClientQPS, cfg.ClientBurst
-	m := metrics.New(metrics.Options{WorkspaceLabel: !cfg.Metrics.NoWorkspaceLabel, MaxWorkspaces: cfg.Metrics.MaxWorkspaces})
+	m := metrics.New(metrics.Options{WorkspaceLabel: !cfg.Metrics.NoWorkspaceLabel,
+		MaxWorkspaces: cfg.Metrics.MaxWorkspaces, MaxLabelValues: cfg.Metrics.MaxLabelValues})
 	debug := &debugServer{metrics: m}
 	kcpRest.WrapTransport = m.WrapTransport("kcp")
 	if cfg.DebugAddress != "" {

@@ -29,6 +29,9 @@ type Options struct {
 	// the first MaxWorkspaces seen count under "other" (default 1000), so
 	// that a platform with many tenants cannot blow up the series count.
 	MaxWorkspaces int
+	// MaxLabelValues bounds each label whose values tenants choose
+	// (namespace, task, pipeline) the same way (default 1000).
+	MaxLabelValues int
 }
 
 // Metrics is one controller's instrumentation. A nil *Metrics records
@@ -52,6 +55,9 @@ var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 func New(opts Options) *Metrics {
 	if opts.MaxWorkspaces <= 0 {
 		opts.MaxWorkspaces = 1000
+	}
+	if opts.MaxLabelValues <= 0 {
+		opts.MaxLabelValues = 1000
 	}
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),

@@ -22,8 +22,8 @@ import (
 const (
 	namespace = "tekton_pipelines_controller"
 	anonymous = "anonymous"
-	// otherWorkspaces is the workspace label of runs beyond MaxWorkspaces.
-	otherWorkspaces = "other"
+	// otherValues is the value of a bounded label beyond its bound.
+	otherValues = "other"
 )
 
 var durationBuckets = []float64{10, 30, 60, 300, 900, 1800, 3600, 5400, 10800, 21600, 43200, 86400}
@@ -41,14 +41,19 @@ type Lister interface {
 // Tekton's RunningTaskRuns lists its lister.
 type Runs struct {
 	workspaceLabel bool
-	maxWorkspaces  int
 	// leading: only the leader records and exports (Metrics.SetLeading).
 	leading atomic.Bool
 
-	mu         sync.Mutex
-	workspaces map[string]bool
-	taskRuns   Lister
-	pipeRuns   Lister
+	// workspaces bound the workspace label; names the values tenants
+	// choose (namespace, task, pipeline), one bound per label, so that a
+	// tenant creating runs under ever new names cannot grow the series
+	// (and the controller's memory) without end.
+	workspaces *bounded
+	names      map[string]*bounded
+
+	mu       sync.Mutex
+	taskRuns Lister
+	pipeRuns Lister
 
 	prDuration   *prometheus.HistogramVec
 	prTRDuration *prometheus.HistogramVec
@@ -74,8 +79,8 @@ func newRuns(opts Options) *Runs {
 	}
 	return &Runs{
 		workspaceLabel: opts.WorkspaceLabel,
-		maxWorkspaces:  opts.MaxWorkspaces,
-		workspaces:     map[string]bool{},
+		workspaces:     newBounded(opts.MaxWorkspaces),
+		names:          map[string]*bounded{"namespace": newBounded(opts.MaxLabelValues), "task": newBounded(opts.MaxLabelValues), "pipeline": newBounded(opts.MaxLabelValues)},
 		prDuration:     histogram("pipelinerun_duration_seconds", "The pipelinerun execution time in seconds", "status", "namespace", "pipeline"),
 		prTRDuration:   histogram("pipelinerun_taskrun_duration_seconds", "The pipelinerun's taskrun execution time in seconds", "status", "namespace", "pipeline", "task"),
 		trDuration:     histogram("taskrun_duration_seconds", "The taskrun's execution time in seconds", "status", "namespace", "task"),
@@ -125,11 +130,11 @@ func (r *Runs) onUpdate(done func(*unstructured.Unstructured, run)) func(old, ne
 func (r *Runs) taskRunDone(tr *unstructured.Unstructured, s run) {
 	ws := r.workspace(logicalcluster.From(tr).String())
 	labels := tr.GetLabels()
-	task := taskName(tr)
+	namespace, task := r.names["namespace"].value(tr.GetNamespace()), r.names["task"].value(taskName(tr))
 	if pipelineName, prName := labels[pipeline.PipelineLabelKey], labels[pipeline.PipelineRunLabelKey]; pipelineName != "" && prName != "" {
-		r.prTRDuration.WithLabelValues(r.values(ws, s.status(false), tr.GetNamespace(), pipelineName, task)...).Observe(s.duration())
+		r.prTRDuration.WithLabelValues(r.values(ws, s.status(false), namespace, r.names["pipeline"].value(pipelineName), task)...).Observe(s.duration())
 	} else {
-		r.trDuration.WithLabelValues(r.values(ws, s.status(false), tr.GetNamespace(), task)...).Observe(s.duration())
+		r.trDuration.WithLabelValues(r.values(ws, s.status(false), namespace, task)...).Observe(s.duration())
 	}
 	r.trTotal.WithLabelValues(r.values(ws, s.status(false))...).Inc()
 }
@@ -137,7 +142,8 @@ func (r *Runs) taskRunDone(tr *unstructured.Unstructured, s run) {
 // pipelineRunDone records a PipelineRun that just finished.
 func (r *Runs) pipelineRunDone(pr *unstructured.Unstructured, s run) {
 	ws := r.workspace(logicalcluster.From(pr).String())
-	r.prDuration.WithLabelValues(r.values(ws, s.status(true), pr.GetNamespace(), pipelineName(pr))...).Observe(s.duration())
+	namespace, name := r.names["namespace"].value(pr.GetNamespace()), r.names["pipeline"].value(pipelineName(pr))
+	r.prDuration.WithLabelValues(r.values(ws, s.status(true), namespace, name)...).Observe(s.duration())
 	r.prTotal.WithLabelValues(r.values(ws, s.status(true))...).Inc()
 }
 
@@ -149,22 +155,35 @@ func (r *Runs) values(workspace string, values ...string) []string {
 	return values
 }
 
-// workspace is the label value of a workspace: itself while fewer than
-// maxWorkspaces have been seen, "other" after.
+// workspace is the label value of a workspace ("" without the label).
 func (r *Runs) workspace(name string) string {
 	if !r.workspaceLabel {
 		return ""
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.workspaces[name] {
-		return name
+	return r.workspaces.value(name)
+}
+
+// bounded passes the first max distinct values it is given and turns
+// every later one into "other".
+type bounded struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]bool
+}
+
+func newBounded(max int) *bounded { return &bounded{max: max, seen: map[string]bool{}} }
+
+func (b *bounded) value(v string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen[v] {
+		return v
 	}
-	if len(r.workspaces) >= r.maxWorkspaces {
-		return otherWorkspaces
+	if len(b.seen) >= b.max {
+		return otherValues
 	}
-	r.workspaces[name] = true
-	return name
+	b.seen[v] = true
+	return v
 }
 
 // Describe is prometheus.Collector's, for the running gauges.

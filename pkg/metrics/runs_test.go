@@ -40,6 +40,7 @@ func TestRunMetricsAreTektons(t *testing.T) {
 		name           string
 		workspaceLabel bool
 		maxWorkspaces  int
+		maxLabelValues int
 		taskRuns       []update
 		pipelineRuns   []update
 		family         string
@@ -81,9 +82,18 @@ func TestRunMetricsAreTektons(t *testing.T) {
 			{testRun("PipelineRun", "ws-b", "pr", "", "", nil, nil), testRun("PipelineRun", "ws-b", "pr", "True", "Succeeded", nil, nil)},
 			{testRun("PipelineRun", "ws-c", "pr", "", "", nil, nil), testRun("PipelineRun", "ws-c", "pr", "True", "Succeeded", nil, nil)}},
 		family: "tekton_pipelines_controller_pipelinerun_total", match: map[string]string{"workspace": "other"}, want: 2,
+	}, {
+		name:           "a tenant's ever new Task names count as other beyond the bound",
+		maxLabelValues: 1,
+		taskRuns: []update{
+			{testRun("TaskRun", "ws-a", "tr1", "", "", map[string]any{"taskRef": map[string]any{"name": "n1"}}, nil), testRun("TaskRun", "ws-a", "tr1", "True", "Succeeded", map[string]any{"taskRef": map[string]any{"name": "n1"}}, nil)},
+			{testRun("TaskRun", "ws-a", "tr2", "", "", map[string]any{"taskRef": map[string]any{"name": "n2"}}, nil), testRun("TaskRun", "ws-a", "tr2", "True", "Succeeded", map[string]any{"taskRef": map[string]any{"name": "n2"}}, nil)},
+			{testRun("TaskRun", "ws-a", "tr3", "", "", map[string]any{"taskRef": map[string]any{"name": "n3"}}, nil), testRun("TaskRun", "ws-a", "tr3", "True", "Succeeded", map[string]any{"taskRef": map[string]any{"name": "n3"}}, nil)},
+		},
+		family: "tekton_pipelines_controller_taskrun_duration_seconds", match: map[string]string{"task": "other"}, want: 2,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(Options{WorkspaceLabel: tc.workspaceLabel, MaxWorkspaces: tc.maxWorkspaces})
+			m := New(Options{WorkspaceLabel: tc.workspaceLabel, MaxWorkspaces: tc.maxWorkspaces, MaxLabelValues: tc.maxLabelValues})
 			m.SetLeading(true)
 			for _, u := range tc.taskRuns {
 				m.Runs.onUpdate(m.Runs.taskRunDone)(u.old, u.new)
