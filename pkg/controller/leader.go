@@ -73,6 +73,10 @@ func (c *LeaderElectionConfig) defaults() error {
 	if c.RenewDeadline.Duration >= c.LeaseDuration.Duration {
 		return fmt.Errorf("leaderElection: renewDeadline %s must be shorter than leaseDuration %s", c.RenewDeadline.Duration, c.LeaseDuration.Duration)
 	}
+	// client-go's rule: a renewal must have room for a jittered retry.
+	if float64(c.RenewDeadline.Duration) <= leaderelection.JitterFactor*float64(c.RetryPeriod.Duration) {
+		return fmt.Errorf("leaderElection: renewDeadline %s must be longer than %.1f x retryPeriod %s", c.RenewDeadline.Duration, leaderelection.JitterFactor, c.RetryPeriod.Duration)
+	}
 	return nil
 }
 
