@@ -79,4 +79,45 @@ func TestKoDeployedControllerServesTenants(t *testing.T) {
 	if got := families.Total("tekton_pipelines_controller_taskrun_total", map[string]string{"status": "success", "workspace": tn.Cluster.String()}); got != 1 {
 		t.Errorf("taskrun_total{status=success,workspace=%s} = %v on the leader, want 1", tn.Cluster, got)
 	}
+	tenantCannotScrape(ctx, t, tn)
+}
+
+// tenantCannotScrape: the metrics port, open to the apiserver's proxy
+// above, is closed to a tenant's step (the metrics name every workspace).
+func tenantCannotScrape(ctx context.Context, t *testing.T, tn *framework.Tenant) {
+	t.Helper()
+	pods, err := env.Workload.CoreV1().Pods("pipelines-service").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=pipelines-service-controller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, p := range pods.Items {
+		if p.Status.PodIP != "" && p.DeletionTimestamp == nil {
+			targets = append(targets, p.Status.PodIP+" 9090")
+		}
+	}
+	if len(targets) != 2 {
+		t.Fatalf("controller pods with an IP: %v, want 2", targets)
+	}
+	probe := &v1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "scrape"},
+		Spec: v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{
+			Results: []v1.TaskResult{{Name: "report"}},
+			Steps:   []v1.Step{{Name: "probe", Image: "busybox", Script: "#!/bin/sh\n" + framework.ProbeScript(targets) + " > $(results.report.path)"}},
+		}},
+	}
+	if _, err := tn.Tekton.TektonV1().TaskRuns("default").Create(ctx, probe, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := tn.WaitTaskRunDone(ctx, t, "default", "scrape", 3*time.Minute)
+	if status, reason := framework.Condition(done); status != "True" || len(done.Status.Results) != 1 {
+		t.Fatalf("probe ended %s/%s with results %v", status, reason, done.Status.Results)
+	}
+	report := framework.ProbeReport(done.Status.Results[0].Value.StringVal)
+	for _, target := range targets {
+		what := strings.Replace(target, " ", ":", 1)
+		if got := report[what]; got != "closed" {
+			t.Errorf("a tenant's step connecting to the controller's metrics at %s: %q, want closed", what, got)
+		}
+	}
 }

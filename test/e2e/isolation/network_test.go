@@ -24,22 +24,6 @@ import (
 // registry, the gateway, Tekton Results (API and metrics).
 var platformPorts = []int{6443, 7443, 10250, 22379, 5001, devstack.GatewayPort, devstack.ResultsPort, devstack.ResultsMetricsPort}
 
-// probeScript prints "open <host>:<port>" or "closed <host>:<port>" for
-// each "<host> <port>" target: closed when the connection was refused or
-// timed out, open when it was made (a server that then waits for a TLS
-// hello is cut short by timeout, and still counts as open).
-func probeScript(targets []string) string {
-	return `probe() {
-  out=$(timeout 6 nc -w 4 "$1" "$2" </dev/null 2>&1)
-  case "$out" in
-    *"can't connect"*|*"timed out"*) echo "closed $1:$2" ;;
-    *) echo "open $1:$2" ;;
-  esac
-}
-printf '%s\n' ` + quoteAll(targets) + ` | while read -r host port; do probe "$host" "$port"; done
-`
-}
-
 // server is a step (or sidecar script) that serves its name over HTTP on
 // port until the run is cancelled.
 func serverScript(name string, port int) string {
@@ -81,7 +65,7 @@ func TestTenantNetworkIsolation(t *testing.T) {
 	// busybox's wget -T crashes (1.35): timeout bounds it instead.
 	script := `get() { timeout 10 wget -q -O- "$1" 2>&1 | head -1; }
 probes() {
-` + probeScript(append(targets, victimTarget)) + `
+` + framework.ProbeScript(append(targets, victimTarget)) + `
   echo "victim-http $(get http://` + victimIP + `:8080/)"
   echo "sidecar-http $(get http://127.0.0.1:8081/)"
   echo "peer-http $(get http://` + peerIP + `:8080/)"
@@ -101,18 +85,9 @@ probes > $(results.report.path)
 	}
 	report := map[string]string{}
 	for _, r := range tr.Status.Results {
-		if r.Name != "report" {
-			continue
-		}
-		t.Logf("probe report:\n%s", r.Value.StringVal)
-		for _, line := range strings.Split(strings.TrimSpace(r.Value.StringVal), "\n") {
-			// "open|closed <host>:<port>", or "<check> <what it read>"
-			first, rest, _ := strings.Cut(line, " ")
-			if first == "open" || first == "closed" {
-				report[rest] = first
-			} else {
-				report[first] = rest
-			}
+		if r.Name == "report" {
+			t.Logf("probe report:\n%s", r.Value.StringVal)
+			report = framework.ProbeReport(r.Value.StringVal)
 		}
 	}
 	closed := 0
@@ -184,7 +159,7 @@ func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
 			RestartPolicy: corev1.RestartPolicyNever,
 			NodeName:      "workload-node", // the node whose IP is probed
 			Containers: []corev1.Container{{Name: "probe", Image: "docker.io/library/busybox:1.36",
-				Command: []string{"sh", "-c", probeScript(want)}}},
+				Command: []string{"sh", "-c", framework.ProbeScript(want)}}},
 		},
 	}
 	logs := framework.RunPodToCompletion(ctx, t, env.Workload, namespace, pod, 3*time.Minute)
@@ -214,12 +189,4 @@ func checkPolicyPutBack(ctx context.Context, t *testing.T, tn *framework.Tenant)
 		}
 		return !(workload.Isolation{Egress: env.Stack.Config().TenantEgress()}).Differs(p), fmt.Sprint(p.Spec), nil
 	})
-}
-
-func quoteAll(lines []string) string {
-	quoted := make([]string, len(lines))
-	for i, l := range lines {
-		quoted[i] = "'" + l + "'"
-	}
-	return strings.Join(quoted, " ")
 }
