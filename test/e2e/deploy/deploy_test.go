@@ -103,7 +103,7 @@ func tenantCannotScrape(ctx context.Context, t *testing.T, tn *framework.Tenant)
 		ObjectMeta: metav1.ObjectMeta{Name: "scrape"},
 		Spec: v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{
 			Results: []v1.TaskResult{{Name: "report"}},
-			Steps:   []v1.Step{{Name: "probe", Image: "busybox", Script: "#!/bin/sh\n" + framework.ProbeScript(targets) + " > $(results.report.path)"}},
+			Steps:   []v1.Step{{Name: "probe", Image: "busybox", Script: "#!/bin/sh\nprobes() {\n" + framework.ProbeScript(targets) + "}\nprobes > $(results.report.path)\n"}},
 		}},
 	}
 	if _, err := tn.Tekton.TektonV1().TaskRuns("default").Create(ctx, probe, metav1.CreateOptions{}); err != nil {
@@ -113,6 +113,7 @@ func tenantCannotScrape(ctx context.Context, t *testing.T, tn *framework.Tenant)
 	if status, reason := framework.Condition(done); status != "True" || len(done.Status.Results) != 1 {
 		t.Fatalf("probe ended %s/%s with results %v", status, reason, done.Status.Results)
 	}
+	t.Logf("probe report:\n%s", done.Status.Results[0].Value.StringVal)
 	report := framework.ProbeReport(done.Status.Results[0].Value.StringVal)
 	for _, target := range targets {
 		what := strings.Replace(target, " ", ":", 1)
