@@ -491,8 +491,8 @@ func printReport(out io.Writer, r Report) {
 	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(tw, "\nidle scale: %d bound workspaces (setup %.0f s)\n", i.Workspaces, i.SetupSeconds)
-		fmt.Fprintln(tw, "CONTROLLER START-UP\tCONTROLLER RSS\tKCP RSS\tRUN: FIRST POD\tRUN: DONE")
-		fmt.Fprintf(tw, "%.1f s\t%.0f MiB\t%.0f MiB\t%.2f s\t%.1f s\n", i.StartupSeconds, i.ControllerRSSMiB, i.KCPRSSMiB, i.RunFirstPodSeconds, i.RunDoneSeconds)
+		fmt.Fprintln(tw, "CONTROLLER START-UP\tCONTROLLER RSS\tKCP RSS\tKCP ETCD RSS\tRUN: FIRST POD\tRUN: DONE")
+		fmt.Fprintf(tw, "%.1f s\t%.0f MiB\t%.0f MiB\t%.0f MiB\t%.2f s\t%.1f s\n", i.StartupSeconds, i.ControllerRSSMiB, i.KCPRSSMiB, i.KCPEtcdRSSMiB, i.RunFirstPodSeconds, i.RunDoneSeconds)
 	}
 	if l := r.Listeners; l != nil {
 		fmt.Fprintf(tw, "\nidle EventListeners: %d in %d workspaces (created in %.0f s, all Ready after %.0f s)\n", l.Listeners, l.Workspaces, l.SetupSeconds, l.ReadySeconds)

@@ -23,6 +23,7 @@ type IdleResult struct {
 	StartupSeconds     float64 `json:"controllerStartupSeconds"`
 	ControllerRSSMiB   float64 `json:"controllerRSSMiB"`
 	KCPRSSMiB          float64 `json:"kcpRSSMiB"`
+	KCPEtcdRSSMiB      float64 `json:"kcpEtcdRSSMiB"`
 	RunFirstPodSeconds float64 `json:"runFirstPodSeconds"`
 	RunDoneSeconds     float64 `json:"runDoneSeconds"`
 	CleanupSeconds     float64 `json:"cleanupSeconds,omitempty"`
@@ -61,6 +62,7 @@ func (r *runner) idleScale(ctx context.Context, n int, keep bool) (IdleResult, e
 	res.StartupSeconds = startup.Seconds()
 	res.ControllerRSSMiB = procStatusMiB(pid, "VmRSS")
 	res.KCPRSSMiB = float64(r.stack.KCPRSSBytes()) / (1 << 20)
+	res.KCPEtcdRSSMiB = float64(r.stack.KCPEtcdRSSBytes()) / (1 << 20)
 
 	rc, err := r.cfg.KCPBaseRestConfig()
 	if err != nil {

@@ -58,6 +58,10 @@ func (c Config) BuildRecords() []BuildRecord { return c.buildRecords() }
 // benchmark's idle-scale figure of many bound workspaces.
 func (s *Stack) KCPRSSBytes() int64 { return s.cfg.kcpProcess().rssBytes() }
 
+// KCPEtcdRSSBytes is the resident memory of kcp's etcd, 0 if it does not
+// run: kcp's own figure leaves out its storage since it has one of its own.
+func (s *Stack) KCPEtcdRSSBytes() int64 { return s.cfg.kcpEtcdProcess().rssBytes() }
+
 // ProviderClients are admin clients of kcp as the provider uses them. The
 // benchmark binds idle tenant workspaces by the hundred with them directly:
 // AddTenant's per-tenant identity, kubeconfig and access wait would only

@@ -155,6 +155,7 @@ func (s *Stack) upSteps() []upStep {
 		{"programs from the checkout (controller, gateway, provisioner, triggers sink)", c.buildCheckout},
 		{"network bridge " + c.BridgeName, func(context.Context) error { return c.ensureBridge() }},
 		{"host firewall (Results API on loopback only)", func(context.Context) error { return c.ensureHostFirewall() }},
+		{"kcp etcd 127.0.0.1:" + strconv.Itoa(c.KCPEtcdPort), s.startKCPEtcd},
 		{"kcp (start)", func(context.Context) error { return c.startKCP() }},
 		{"registry " + c.RegistryAddr, c.startRegistry},
 		{"images", c.publishImages},
@@ -186,7 +187,7 @@ func (s *Stack) workloadSteps() []upStep {
 	var steps []upStep
 	for _, cl := range c.Clusters {
 		steps = append(steps,
-			upStep{cl.Name + " etcd", func(ctx context.Context) error { return c.startEtcd(ctx, cl) }},
+			upStep{cl.Name + " etcd", func(ctx context.Context) error { return startEtcd(ctx, c.clusterEtcdProcess(cl), cl.EtcdPort) }},
 			upStep{cl.Name + " control plane", func(ctx context.Context) error { return c.startControlPlane(ctx, cl) }})
 		for _, n := range c.clusterNodes(cl) {
 			steps = append(steps,
@@ -264,7 +265,7 @@ func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
 func (s *Stack) processes() []*process {
 	c := s.cfg
 	// Down stops them in reverse: the Results API before its PostgreSQL.
-	procs := []*process{c.registryProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.forgeProcess(), c.gatewayProcess("")}
+	procs := []*process{c.registryProcess(), c.kcpEtcdProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.forgeProcess(), c.gatewayProcess("")}
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {

@@ -91,28 +91,37 @@ func (c Config) schedulerKubeconfig(cl WorkloadCluster) string {
 	return c.Path(cl.Dir, "scheduler.kubeconfig")
 }
 
-func (c Config) etcdProcess(cl WorkloadCluster) *process {
-	client := "http://127.0.0.1:" + strconv.Itoa(cl.EtcdPort)
-	peer := "http://127.0.0.1:" + strconv.Itoa(cl.EtcdPort+1)
-	p := c.newProcess(cl.ProcessPrefix+"etcd", etcdBinary,
-		"--name="+cl.Dir, "--data-dir="+c.Path(cl.Dir, "etcd"),
+// etcdProcess is a single-member etcd from Debian's etcd-server, serving
+// plain HTTP on loopback only (nothing but its apiserver on this host talks
+// to it), with its default fsync on every commit. member is the name in
+// its data: a member that was started keeps it.
+func (c Config) etcdProcess(name, member, dataDir string, port int) *process {
+	client := "http://127.0.0.1:" + strconv.Itoa(port)
+	peer := "http://127.0.0.1:" + strconv.Itoa(port+1)
+	p := c.newProcess(name, etcdBinary,
+		"--name="+member, "--data-dir="+dataDir,
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
-		"--initial-cluster="+cl.Dir+"="+peer, "--listen-metrics-urls=",
+		"--initial-cluster="+member+"="+peer, "--listen-metrics-urls=",
 		"--quota-backend-bytes=4294967296")
-	p.ports = []string{"127.0.0.1:" + strconv.Itoa(cl.EtcdPort), "127.0.0.1:" + strconv.Itoa(cl.EtcdPort+1)}
+	p.ports = []string{"127.0.0.1:" + strconv.Itoa(port), "127.0.0.1:" + strconv.Itoa(port+1)}
 	p.env = []string{"ETCD_UNSUPPORTED_ARCH=amd64"}
 	return p
 }
 
-func (c Config) startEtcd(ctx context.Context, cl WorkloadCluster) error {
-	p := c.etcdProcess(cl)
+// startEtcd starts p (an etcdProcess serving port) and waits until it is
+// healthy.
+func startEtcd(ctx context.Context, p *process, port int) error {
 	if err := p.start(); err != nil {
 		return err
 	}
 	return p.waitFor(ctx, 60*time.Second, "healthy", func(ctx context.Context) error {
-		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/health", cl.EtcdPort))
+		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/health", port))
 	})
+}
+
+func (c Config) clusterEtcdProcess(cl WorkloadCluster) *process {
+	return c.etcdProcess(cl.ProcessPrefix+"etcd", cl.Dir, c.Path(cl.Dir, "etcd"), cl.EtcdPort)
 }
 
 func (c Config) apiserverProcess(cl WorkloadCluster, pki clusterPKI) *process {
@@ -192,5 +201,5 @@ func (c Config) startControlPlane(ctx context.Context, cl WorkloadCluster) error
 // controlPlaneProcesses are a cluster's processes in start order.
 func (c Config) controlPlaneProcesses(cl WorkloadCluster) []*process {
 	pki := clusterPKI{} // arguments do not matter for finding or stopping
-	return []*process{c.etcdProcess(cl), c.apiserverProcess(cl, pki), c.controllerManagerProcess(cl, pki), c.schedulerProcess(cl)}
+	return []*process{c.clusterEtcdProcess(cl), c.apiserverProcess(cl, pki), c.controllerManagerProcess(cl, pki), c.schedulerProcess(cl)}
 }
