@@ -81,6 +81,13 @@ type Report struct {
 	Gateway   *GatewayResult   `json:"gateway,omitempty"`
 	Profile   string           `json:"controllerCPUProfile,omitempty"`
 	TopFuncs  []string         `json:"controllerCPUProfileTop,omitempty"`
+	// KCPProfile is kcp's CPU profile over the first kcpProfileSeconds of
+	// our run; KCPTopFuncs where that CPU went, by cumulative time.
+	KCPProfile  string   `json:"kcpCPUProfile,omitempty"`
+	KCPTopFuncs []string `json:"kcpCPUProfileTop,omitempty"`
+	// Trace is one of our PipelineRuns (the median first pod) from
+	// creation to first pod, step by step.
+	Trace *RunTrace `json:"trace,omitempty"`
 	// Timings are our controller's reconcile and API request durations
 	// over its run: where its wall-clock time goes.
 	Timings []ControllerTiming `json:"controllerTimings,omitempty"`
@@ -318,9 +325,20 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 	if err != nil {
 		return ours, upstream, err
 	}
+	kcpAdmin, err := kcpMetricsConfig(r.cfg.KCPAdminKubeconfig())
+	if err != nil {
+		return ours, upstream, err
+	}
+	report.KCPProfile = filepath.Join(dir, "kcp-cpu.pprof")
+	kcpProfileDone := kcpProfile(ctx, kcpAdmin, report.KCPProfile)
 	ours, err = r.measureThroughput(ctx, oursTarget, pid, opts.Runs, opts.Tasks, opts.Timeout)
 	if serr := serversOurs(report); serr != nil && err == nil {
 		err = serr
+	}
+	if perr := kcpProfileDone(); perr != nil && err == nil {
+		err = perr
+	} else if perr == nil {
+		report.KCPTopFuncs = kcpProfileTop(report.KCPProfile, 30)
 	}
 	if perr := stopProfile(); perr != nil && err == nil {
 		err = perr
@@ -330,6 +348,11 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 		ours.Error = err.Error()
 	}
 	report.TopFuncs = profileTop(r.cfg.ControllerBinary(), report.Profile)
+	if ours.median != nil {
+		if report.Trace, err = controllerTrace(ctx, *ours.median, filepath.Join(dir, "controller-trace.json")); err != nil {
+			return ours, upstream, err
+		}
+	}
 	if report.Timings, err = controllerTimings(); err != nil {
 		return ours, upstream, err
 	}
@@ -506,7 +529,16 @@ func printReport(out io.Writer, r Report) {
 			fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\n", t.Name, t.Count, t.MeanMS, t.TotalMS/1000)
 		}
 	}
+	if r.Trace != nil {
+		printTrace(tw, r.Trace)
+	}
 	printServerFigures(tw, r.Servers)
+	if len(r.KCPTopFuncs) > 0 {
+		fmt.Fprintf(tw, "\nkcp's CPU over the first %d s of our run, by cumulative time (%s; runtime, library and filter frames left out):\n", kcpProfileSeconds, r.KCPProfile)
+		for _, l := range r.KCPTopFuncs {
+			fmt.Fprintln(tw, l)
+		}
+	}
 	if len(r.TopFuncs) > 0 {
 		fmt.Fprintf(tw, "\ncontroller CPU profile (%s):\n", r.Profile)
 		for _, l := range r.TopFuncs {

@@ -54,6 +54,9 @@ type ThroughputResult struct {
 	// Error says why this controller's measurement failed; the figures
 	// are what was measured before.
 	Error string `json:"error,omitempty"`
+
+	// median is the run with the median first pod, for the trace.
+	median *tracedRun
 }
 
 // runTarget is where benchmark PipelineRuns are created: tenant workspaces
@@ -109,6 +112,8 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 
 	start := time.Now()
 	var wg sync.WaitGroup
+	var namesMu sync.Mutex
+	names := map[types.UID]string{}
 	errs := make(chan error, len(target.clients))
 	for i, client := range target.clients {
 		wg.Add(1)
@@ -121,6 +126,9 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 					return
 				}
 				tracker.create(pr.UID, time.Now())
+				namesMu.Lock()
+				names[pr.UID] = pr.Name
+				namesMu.Unlock()
 			}
 		}(i, client)
 	}
@@ -162,6 +170,7 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 	}
 	res.FirstPodP50, res.FirstPodP99 = percentile(latencies, 50), percentile(latencies, 99)
 	res.FirstTaskRunP50, res.FirstTaskRunP99 = percentile(toTaskRun, 50), percentile(toTaskRun, 99)
+	res.median = medianRun(created, firstPod, names)
 	if target.recorded {
 		if err := waitStored(ctx, target, tracker, timeout); err != nil {
 			res.Error = err.Error()

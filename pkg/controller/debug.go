@@ -116,10 +116,12 @@ func (d *debugServer) serve(ctx context.Context, log *zap.SugaredLogger, address
 }
 
 // debugHandlers are the operator's: Go's profiles, a CPU profile spanning
-// a benchmark, the fleet's admission and view.
+// a benchmark, the fleet's admission and view, the trace of the last
+// reconciles and their requests.
 func (d *debugServer) debugHandlers(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/admission", d.serveFleet(func(f *fleet.Fleet) any { return f.Admission().State() }))
 	mux.HandleFunc("/debug/fleet", d.serveFleet(func(f *fleet.Fleet) any { return f.View() }))
+	mux.Handle("/debug/trace", d.metrics.TraceHandler())
 	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
 	mux.HandleFunc("/debug/cpuprofile/stop", d.stopProfile)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -42,6 +42,9 @@ type Metrics struct {
 	requests   *prometheus.HistogramVec
 	queues     *queueMetrics
 	leader     prometheus.Gauge
+	// trace keeps the last reconciles and requests, for one object's way
+	// from creation to pod (/debug/trace).
+	trace trace
 	// Runs are Tekton's run metrics, fed by the tenant informers.
 	Runs *Runs
 }
@@ -124,6 +127,14 @@ func (m *Metrics) ObserveReconcile(controller string, d time.Duration, err error
 	m.reconciles.WithLabelValues(controller, result).Observe(d.Seconds())
 }
 
+// TraceReconcile records the span of controller's reconcile of key.
+func (m *Metrics) TraceReconcile(controller, key string, start time.Time, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.trace.add(Span{Start: start, Seconds: d.Seconds(), Controller: controller, Key: key})
+}
+
 // QueueProvider is the workqueue metrics provider of this registry (nil
 // for a nil Metrics: client-go's no-op then).
 func (m *Metrics) QueueProvider() workqueue.MetricsProvider {
@@ -135,7 +146,8 @@ func (m *Metrics) QueueProvider() workqueue.MetricsProvider {
 
 // WrapTransport times every request but watches under server, for
 // rest.Config.WrapTransport, with the apiserver's own verb and resource
-// labels so that both sides of a request compare.
+// labels so that both sides of a request compare. It traces each under the
+// reconcile that made it (WithReconcile).
 func (m *Metrics) WrapTransport(server string) func(http.RoundTripper) http.RoundTripper {
 	return func(rt http.RoundTripper) http.RoundTripper {
 		if m == nil {
@@ -151,7 +163,12 @@ func (m *Metrics) WrapTransport(server string) func(http.RoundTripper) http.Roun
 			if err == nil {
 				code = strconv.Itoa(resp.StatusCode)
 			}
-			m.requests.WithLabelValues(server, req.Method, ResourceOf(req.URL.Path), code).Observe(time.Since(start).Seconds())
+			took := time.Since(start)
+			resource := ResourceOf(req.URL.Path)
+			m.requests.WithLabelValues(server, req.Method, resource, code).Observe(took.Seconds())
+			of := reconcileFrom(req.Context())
+			m.trace.add(Span{Start: start, Seconds: took.Seconds(), Controller: of.controller, Key: of.key,
+				Server: server, Verb: req.Method, Resource: resource, Code: code})
 			return resp, err
 		})
 	}

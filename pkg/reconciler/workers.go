@@ -29,12 +29,16 @@ func NewQueue(name string, m *metrics.Metrics) workqueue.TypedRateLimitingInterf
 
 // RunWorkers processes queue with reconcile in workers goroutines until
 // ctx ends, then shuts the queue down. Errors are retried with backoff.
-// Each reconcile's duration is observed in m (may be nil) under name.
+// Each reconcile's duration is observed in m (may be nil) under name, and
+// traced with the requests it makes.
 func RunWorkers(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], workers int, reconcile ReconcileFunc, m *metrics.Metrics, name string) {
 	timed := func(ctx context.Context, key string) (requeueAfter time.Duration, err error) {
 		start := time.Now()
-		defer func() { m.ObserveReconcile(name, time.Since(start), err) }()
-		return reconcileSafely(ctx, key, reconcile)
+		defer func() {
+			m.ObserveReconcile(name, time.Since(start), err)
+			m.TraceReconcile(name, key, start, time.Since(start))
+		}()
+		return reconcileSafely(metrics.WithReconcile(ctx, name, key), key, reconcile)
 	}
 	defer utilruntime.HandleCrash()
 	defer queue.ShutDown()
