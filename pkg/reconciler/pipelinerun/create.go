@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tektoncd/pipeline/pkg/apis/config"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/reconciler/pipelinerun/resources"
@@ -217,6 +218,7 @@ func (r *run) createTaskRun(ctx context.Context, name string, matrixParams v1.Pa
 		},
 	}
 	tr.SetGroupVersionKind(v1.SchemeGroupVersion.WithKind("TaskRun"))
+	defaultManagedBy(ctx, &tr.ObjectMeta)
 	placement.Set(tr, placement.Of(pr)) // the whole PipelineRun runs on one cluster
 	if pt.OnError == v1.PipelineTaskContinue {
 		tr.Annotations[v1.PipelineTaskOnErrorAnnotation] = string(v1.PipelineTaskContinue)
@@ -265,6 +267,21 @@ func (r *run) createTaskRun(ctx context.Context, name string, matrixParams v1.Pa
 // childMeta is the metadata of a child (TaskRun, PipelineRun, CustomRun)
 // of a pipeline task: owned by the PipelineRun, labelled and annotated as
 // Tekton does.
+// defaultManagedBy labels a new TaskRun app.kubernetes.io/managed-by, as
+// Tekton's defaulting webhook does when it is created (TaskRun.SetDefaults;
+// a label the TaskRun has wins). kcp runs no Tekton webhook: without the
+// label at creation, the TaskRun's first reconcile added it with a write
+// of its own through kcp, one of the slowest steps on its way to Running
+// (README, Benchmarks).
+func defaultManagedBy(ctx context.Context, meta *metav1.ObjectMeta) {
+	if meta.Labels == nil {
+		meta.Labels = map[string]string{}
+	}
+	if _, ok := meta.Labels[v1.ManagedByLabelKey]; !ok {
+		meta.Labels[v1.ManagedByLabelKey] = config.FromContextOrDefaults(ctx).Defaults.DefaultManagedByLabelValue
+	}
+}
+
 func childMeta(pr *v1.PipelineRun, name string, pt v1.PipelineTask, final bool, specMeta *v1.PipelineTaskMetadata) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:            name,
