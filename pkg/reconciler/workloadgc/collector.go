@@ -7,10 +7,12 @@ package workloadgc
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
+	"github.com/kcp-dev/logicalcluster/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,7 +35,13 @@ type Options struct {
 	Grace time.Duration
 	// Interval between periodic sweeps. Default 1m.
 	Interval time.Duration
-	Log      *zap.SugaredLogger
+	// EmptyGrace keeps a workload namespace that holds nothing of the
+	// service any more for this long (default 2m), unless its tenant's
+	// runs moved to other clusters: a tenant pausing between runs keeps
+	// it. A namespace takes Kubernetes 10-20 s to delete, and refuses new
+	// pods meanwhile.
+	EmptyGrace time.Duration
+	Log        *zap.SugaredLogger
 }
 
 // Collector sweeps workload clusters.
@@ -43,6 +51,9 @@ type Collector struct {
 	taskRuns kcpcache.GenericClusterLister
 	claims   kcpcache.GenericClusterLister
 	sweeps   chan *fleet.Member
+	// emptySince is when each workload namespace (member/namespace) was
+	// first seen holding nothing; sweeps run one at a time.
+	emptySince map[string]time.Time
 }
 
 var (
@@ -58,11 +69,16 @@ func New(opts Options) *Collector {
 	if opts.Interval == 0 {
 		opts.Interval = time.Minute
 	}
+	if opts.EmptyGrace == 0 {
+		opts.EmptyGrace = 2 * time.Minute
+	}
 	c := &Collector{
 		opts: opts, log: opts.Log,
 		taskRuns: opts.TenantInformers.ForResource(taskRunsResource).Lister(),
 		claims:   opts.TenantInformers.ForResource(claimsResource).Lister(),
 		sweeps:   make(chan *fleet.Member, 16),
+
+		emptySince: map[string]time.Time{},
 	}
 	opts.Fleet.Listen(fleet.Listener{Changed: func(m *fleet.Member) {
 		select {
@@ -185,7 +201,8 @@ func (c *Collector) orphanClaim(m *fleet.Member, pvc *corev1.PersistentVolumeCla
 }
 
 // removeEmptyNamespaces deletes workload namespaces that hold none of the
-// service's pods, claims, secrets or configmaps any more.
+// service's pods, claims, secrets or configmaps any more, once
+// namespaceIdle allows.
 func (c *Collector) removeEmptyNamespaces(ctx context.Context, log *zap.SugaredLogger, m *fleet.Member) int {
 	used := map[string]bool{}
 	pods, _ := m.Pods.List(labels.Everything())
@@ -197,16 +214,78 @@ func (c *Collector) removeEmptyNamespaces(ctx context.Context, log *zap.SugaredL
 	maps, _ := m.Maps.List(labels.Everything())
 	markNamespaces(used, maps)
 	deleted := 0
+	now := time.Now()
 	spaces, _ := m.Spaces.List(labels.Everything())
 	for _, ns := range spaces {
-		if used[ns.Name] || c.young(ns) || ns.DeletionTimestamp != nil || ns.Annotations[workload.AnnotationClusterNS] == "" {
+		key := m.Name + "/" + ns.Name
+		owner := ns.Annotations[workload.AnnotationClusterNS]
+		if used[ns.Name] || c.young(ns) || ns.DeletionTimestamp != nil || owner == "" {
+			delete(c.emptySince, key)
 			continue
 		}
+		since, seen := c.emptySince[key]
+		if !seen {
+			since = now
+			c.emptySince[key] = now
+		}
+		if !namespaceIdle(c.tenantRunsOf(owner), m.Name, now.Sub(since), c.opts.EmptyGrace) {
+			continue
+		}
+		delete(c.emptySince, key)
 		deleted += c.remove(ctx, log, "namespace", ns, func(ctx context.Context, name string, opts metav1.DeleteOptions) error {
 			return m.Client.CoreV1().Namespaces().Delete(ctx, name, opts)
 		})
 	}
 	return deleted
+}
+
+// namespaceIdle says an empty workload namespace of a tenant namespace
+// may go from cluster, given the tenant namespace's TaskRuns: not while
+// one of them that has not finished is placed there or not placed yet
+// (its pod may still come); at once when its runs left the cluster (they
+// run elsewhere, or were lost with it, as in a failover); and otherwise
+// (a tenant between runs) once it has been empty for grace.
+func namespaceIdle(taskRuns []*unstructured.Unstructured, cluster string, empty, grace time.Duration) bool {
+	left := false
+	for _, tr := range taskRuns {
+		placed := placement.Of(tr)
+		switch {
+		case placed != "" && placed != cluster, lostHere(tr):
+			left = true
+		case finished(tr):
+		default: // unfinished, here or not placed yet
+			return false
+		}
+	}
+	return left || empty >= grace
+}
+
+// finished says the TaskRun's Succeeded condition is True or False.
+func finished(tr *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(tr.Object, "status", "conditions")
+	for _, cond := range conds {
+		if m, _ := cond.(map[string]any); m["type"] == "Succeeded" {
+			return m["status"] == "True" || m["status"] == "False"
+		}
+	}
+	return false
+}
+
+// tenantRunsOf lists the TaskRuns of a tenant namespace named by a
+// workload namespace's owner annotation ("<workspace>/<namespace>").
+func (c *Collector) tenantRunsOf(owner string) []*unstructured.Unstructured {
+	cluster, namespace, ok := strings.Cut(owner, "/")
+	if !ok {
+		return nil
+	}
+	objs, _ := c.taskRuns.ByCluster(logicalcluster.Name(cluster)).ByNamespace(namespace).List(labels.Everything())
+	runs := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, obj := range objs {
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			runs = append(runs, u)
+		}
+	}
+	return runs
 }
 
 // markNamespaces marks the namespaces of objs as used.
