@@ -32,6 +32,9 @@ type RunTrace struct {
 type TraceStep struct {
 	AtSeconds float64 `json:"atSeconds"`
 	Seconds   float64 `json:"seconds"`
+	// WaitSeconds is how long a request waited in the controller for its
+	// turn before AtSeconds (a bound on writes in flight to kcp).
+	WaitSeconds float64 `json:"waitSeconds,omitempty"`
 	// Object is the PipelineRun or TaskRun the step was for.
 	Object string `json:"object"`
 	// What is "reconcile" or the request: server, verb, resource, code.
@@ -118,7 +121,7 @@ func traceOf(run tracedRun, spans []metrics.Span) *RunTrace {
 		if s.Verb != "" {
 			what = strings.Join([]string{s.Server, s.Verb, s.Resource, s.Code}, " ")
 		}
-		t.Steps = append(t.Steps, TraceStep{AtSeconds: s.Start.Sub(run.created).Seconds(), Seconds: s.Seconds,
+		t.Steps = append(t.Steps, TraceStep{AtSeconds: s.Start.Sub(run.created).Seconds(), Seconds: s.Seconds, WaitSeconds: s.Wait,
 			Object: strings.ToLower(s.Controller) + " " + name, What: what})
 	}
 	sort.SliceStable(t.Steps, func(i, j int) bool { return t.Steps[i].AtSeconds < t.Steps[j].AtSeconds })
@@ -126,10 +129,21 @@ func traceOf(run tracedRun, spans []metrics.Span) *RunTrace {
 }
 
 func printTrace(tw *tabwriter.Writer, t *RunTrace) {
-	fmt.Fprintf(tw, "\ntrace of %s (the median first pod: %.2f s), from its creation to its first pod and the end of the reconciles then under way (gaps are waits; every span: controller-trace.json):\n", t.PipelineRun, t.FirstPodSeconds)
-	fmt.Fprintln(tw, "AT s\tTOOK s\tFOR\tWHAT")
+	fmt.Fprintf(tw, "\ntrace of %s (the median first pod: %.2f s), from its creation to its first pod and the end of the reconciles then under way (WAITED: for a slot to send a write; gaps: for a worker, an event, a core; every span: controller-trace.json):\n", t.PipelineRun, t.FirstPodSeconds)
+	fmt.Fprintln(tw, "AT s\tWAITED s\tTOOK s\tFOR\tWHAT")
+	podShown := false
 	for _, s := range t.Steps {
-		fmt.Fprintf(tw, "%.3f\t%.3f\t%s\t%s\n", s.AtSeconds, s.Seconds, s.Object, s.What)
+		if !podShown && s.AtSeconds > t.FirstPodSeconds {
+			fmt.Fprintf(tw, "%.3f\t\t\t\tfirst pod seen on the workload cluster\n", t.FirstPodSeconds)
+			podShown = true
+		}
+		waited := ""
+		if s.WaitSeconds > 0 {
+			waited = fmt.Sprintf("%.3f", s.WaitSeconds)
+		}
+		fmt.Fprintf(tw, "%.3f\t%s\t%.3f\t%s\t%s\n", s.AtSeconds, waited, s.Seconds, s.Object, s.What)
 	}
-	fmt.Fprintf(tw, "%.3f\t\t\tfirst pod seen on the workload cluster\n", t.FirstPodSeconds)
+	if !podShown {
+		fmt.Fprintf(tw, "%.3f\t\t\t\tfirst pod seen on the workload cluster\n", t.FirstPodSeconds)
+	}
 }

@@ -76,6 +76,12 @@ type Config struct {
 	// controller serving many workspaces).
 	ClientQPS   float32 `json:"clientQPS,omitempty"`
 	ClientBurst int     `json:"clientBurst,omitempty"`
+	// KCPWritesInFlight bounds the reconcilers' writes in flight to kcp
+	// at once (default 8; 0 or less: no bound); the others wait their turn
+	// in the controller. kcp serves the writes in flight side by side, so
+	// with dozens of them each takes seconds, the leader's Lease renewal
+	// (its own client, never bounded) among them.
+	KCPWritesInFlight int `json:"kcpWritesInFlight,omitempty"`
 	// ResultsAPI, when set, is the Tekton Results API (host:port, gRPC)
 	// every finished run is recorded in (pkg/reconciler/recorder).
 	ResultsAPI string `json:"resultsAPI,omitempty"`
@@ -174,7 +180,7 @@ func (r ResolutionConfig) egress() (resolution.Egress, error) {
 
 // LoadConfig reads and checks a Config.
 func LoadConfig(path string) (Config, error) {
-	cfg := Config{APIExport: provider.ExportName, Workers: 16, ClientQPS: 50, ClientBurst: 100}
+	cfg := Config{APIExport: provider.ExportName, Workers: 16, ClientQPS: 50, ClientBurst: 100, KCPWritesInFlight: 8}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, err
@@ -212,7 +218,8 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	m := metrics.New(metrics.Options{WorkspaceLabel: !cfg.Metrics.NoWorkspaceLabel,
 		MaxWorkspaces: cfg.Metrics.MaxWorkspaces, MaxLabelValues: cfg.Metrics.MaxLabelValues})
 	debug := &debugServer{metrics: m}
-	kcpRest.WrapTransport = m.WrapTransport("kcp")
+	limit, timed := m.LimitWrites("kcp", cfg.KCPWritesInFlight), m.WrapTransport("kcp")
+	kcpRest.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return limit(timed(rt)) }
 	if cfg.DebugAddress != "" {
 		if err := debug.serve(ctx, log, cfg.DebugAddress, true); err != nil {
 			return fmt.Errorf("debug address: %w", err)

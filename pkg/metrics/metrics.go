@@ -40,6 +40,7 @@ type Metrics struct {
 	registry   *prometheus.Registry
 	reconciles *prometheus.HistogramVec
 	requests   *prometheus.HistogramVec
+	writeWaits *prometheus.HistogramVec
 	queues     *queueMetrics
 	leader     prometheus.Gauge
 	// trace keeps the last reconciles and requests, for one object's way
@@ -74,13 +75,14 @@ func New(opts Options) *Metrics {
 			Help:    "Time of the controller's API requests (watches excluded), by server (kcp or a workload cluster), verb, resource and response code.",
 			Buckets: latencyBuckets,
 		}, []string{"server", "verb", "resource", "code"}),
-		queues: newQueueMetrics(),
+		writeWaits: newWriteWaits(),
+		queues:     newQueueMetrics(),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pipelines_service_leader",
 			Help: "1 while this replica holds the leader Lease and reconciles, 0 while it stands by."}),
 		Runs: newRuns(opts),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.reconciles, m.requests, m.leader)
+		m.reconciles, m.requests, m.writeWaits, m.leader)
 	m.queues.register(m.registry)
 	m.Runs.register(m.registry)
 	return m
@@ -167,8 +169,8 @@ func (m *Metrics) WrapTransport(server string) func(http.RoundTripper) http.Roun
 			resource := ResourceOf(req.URL.Path)
 			m.requests.WithLabelValues(server, req.Method, resource, code).Observe(took.Seconds())
 			of := reconcileFrom(req.Context())
-			m.trace.add(Span{Start: start, Seconds: took.Seconds(), Controller: of.controller, Key: of.key,
-				Server: server, Verb: req.Method, Resource: resource, Code: code})
+			m.trace.add(Span{Start: start, Seconds: took.Seconds(), Wait: waitOf(req.Context()).Seconds(),
+				Controller: of.controller, Key: of.key, Server: server, Verb: req.Method, Resource: resource, Code: code})
 			return resp, err
 		})
 	}

@@ -14,6 +14,9 @@ import (
 type Span struct {
 	Start   time.Time `json:"start"`
 	Seconds float64   `json:"seconds"`
+	// Wait is how long a request waited in the controller for its turn
+	// (LimitWrites) before Start.
+	Wait float64 `json:"waitSeconds,omitempty"`
 	// Controller and Key name the reconcile (the key is cluster-aware:
 	// workspace|namespace/name).
 	Controller string `json:"controller,omitempty"`
