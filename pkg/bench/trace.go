@@ -103,7 +103,9 @@ func traceOf(run tracedRun, spans []metrics.Span) *RunTrace {
 	t := &RunTrace{PipelineRun: run.name, FirstPodSeconds: run.firstPod.Sub(run.created).Seconds(), Steps: []TraceStep{}}
 	ofRun := func(s metrics.Span) bool {
 		name := s.Key[strings.LastIndex(s.Key, "/")+1:]
-		return (name == run.name || strings.HasPrefix(name, run.name+"-")) && !s.Start.Before(run.created)
+		// The controller may see the run before its creation call has
+		// returned to the benchmark, which times creation from then.
+		return (name == run.name || strings.HasPrefix(name, run.name+"-")) && !s.Start.Before(run.created.Add(-time.Second))
 	}
 	until := run.firstPod
 	for _, s := range spans {
