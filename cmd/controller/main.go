@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -39,10 +41,19 @@ func main() {
 }
 
 // reexec replaces this process with a fresh run of the same program.
+//
+// A CPU profile in progress (the debug address's /debug/cpuprofile, or
+// pprof's) must not follow: its profiling timer survives execve, and its
+// next SIGPROF, due before the new runtime has a handler, would kill the
+// new process, silently. So the profile stops, and SIGPROF is ignored
+// until the new runtime installs its handler (pending and ignored signals
+// both carry over execve).
 func reexec() error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	pprof.StopCPUProfile()
+	signal.Ignore(syscall.SIGPROF)
 	return syscall.Exec(self, os.Args, os.Environ())
 }
