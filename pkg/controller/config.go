@@ -77,7 +77,7 @@ type Config struct {
 	ClientQPS   float32 `json:"clientQPS,omitempty"`
 	ClientBurst int     `json:"clientBurst,omitempty"`
 	// KCPWritesInFlight bounds the reconcilers' writes in flight to kcp
-	// at once (default 8; 0 or less: no bound); the others wait their turn
+	// at once (default 16; 0 or less: no bound); the others wait their turn
 	// in the controller. kcp serves the writes in flight side by side, so
 	// with dozens of them each takes seconds, the leader's Lease renewal
 	// (its own client, never bounded) among them.
@@ -180,7 +180,7 @@ func (r ResolutionConfig) egress() (resolution.Egress, error) {
 
 // LoadConfig reads and checks a Config.
 func LoadConfig(path string) (Config, error) {
-	cfg := Config{APIExport: provider.ExportName, Workers: 16, ClientQPS: 50, ClientBurst: 100, KCPWritesInFlight: 8}
+	cfg := Config{APIExport: provider.ExportName, Workers: 16, ClientQPS: 50, ClientBurst: 100, KCPWritesInFlight: 16}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, err
