@@ -15,6 +15,7 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	tektonv1 "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/typed/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +25,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pipelines-service/pipelines-service/pkg/devstack"
@@ -275,7 +278,7 @@ func (r *runner) webhookToRun(ctx context.Context, base *rest.Config, workspaces
 			return nil, err
 		}
 		revision := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), e)
-		w, err := tk.TektonV1().PipelineRuns("default").Watch(ctx, metav1.ListOptions{LabelSelector: "triggers.tekton.dev/trigger=push"})
+		w, err := watchRuns(ctx, tk.TektonV1().PipelineRuns("default"), "triggers.tekton.dev/trigger=push")
 		if err != nil {
 			return nil, err
 		}
@@ -307,6 +310,20 @@ func (r *runner) webhookToRun(ctx context.Context, base *rest.Config, workspaces
 	return latencies, nil
 }
 
+// watchRuns watches the PipelineRuns selected from now on, opening the
+// watch again where it stopped when kcp or the client's timeout (30 s)
+// closes it: a PipelineRun can take longer than one watch to come.
+func watchRuns(ctx context.Context, runs tektonv1.PipelineRunInterface, selector string) (watch.Interface, error) {
+	list, err := runs.List(ctx, metav1.ListOptions{LabelSelector: selector, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	return watchtools.NewRetryWatcher(list.ResourceVersion, &cache.ListWatch{WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+		opts.LabelSelector = selector
+		return runs.Watch(ctx, opts)
+	}})
+}
+
 func waitRevision(w watch.Interface, revision string, timeout time.Duration) (time.Time, error) {
 	deadline := time.After(timeout)
 	for {
@@ -314,6 +331,9 @@ func waitRevision(w watch.Interface, revision string, timeout time.Duration) (ti
 		case ev, ok := <-w.ResultChan():
 			if !ok {
 				return time.Time{}, fmt.Errorf("watch closed before the PipelineRun of %s", revision)
+			}
+			if ev.Type == watch.Error {
+				return time.Time{}, fmt.Errorf("watching for the PipelineRun of %s: %v", revision, apierrors.FromObject(ev.Object))
 			}
 			pr, isRun := ev.Object.(*v1.PipelineRun)
 			if ev.Type == watch.Added && isRun && len(pr.Spec.Params) > 0 && pr.Spec.Params[0].Value.StringVal == revision {

@@ -32,7 +32,7 @@ func TestTraceKeepsTheRunsSteps(t *testing.T) {
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	run := tracedRun{name: "bench-x", created: base, firstPod: at(900)}
 	spans := []metrics.Span{
-		{Start: at(-1500), Seconds: 0.01, Controller: "PipelineRun", Key: "ws|default/bench-x"},                                                                            // before creation
+		{Start: at(-1500), Seconds: 0.01, Controller: "PipelineRun", Key: "ws|default/bench-x"},                                                                         // before creation
 		{Start: at(10), Seconds: 0.3, Controller: "PipelineRun", Key: "ws|default/bench-x", Server: "kcp", Verb: "POST", Resource: "taskruns", Code: "201"},             // kept
 		{Start: at(5), Seconds: 1.5, Controller: "PipelineRun", Key: "ws|default/bench-x"},                                                                              // kept, sorted first; under way at the pod
 		{Start: at(1200), Seconds: 0.2, Controller: "PipelineRun", Key: "ws|default/bench-x", Server: "kcp", Verb: "PUT", Resource: "pipelineruns/status", Code: "200"}, // kept: its reconcile was under way
