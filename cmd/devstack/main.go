@@ -8,13 +8,17 @@
 //	devstack deploy   run the controller in the workload cluster: ko apply -f config/
 //	devstack undeploy run the controller on the host again
 //	devstack bench    stack figures; our controller against upstream Tekton's; idle-tenant scale (flags: -h)
+//	devstack with-stack CMD [ARG...]
+//	                  bring the stack up once, run CMD on it (the e2e packages), bring it down after if it was down
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 
@@ -82,6 +86,11 @@ func run(ctx context.Context, verb string) error {
 		return stack.Deploy(ctx)
 	case "undeploy":
 		return stack.Undeploy(ctx)
+	case "with-stack":
+		if len(os.Args) < 3 {
+			return fmt.Errorf("usage: devstack with-stack CMD [ARG...]")
+		}
+		return withStack(ctx, stack, os.Args[2:])
 	case "bench":
 		opts, err := benchOptions(os.Args[2:])
 		if err != nil {
@@ -89,8 +98,36 @@ func run(ctx context.Context, verb string) error {
 		}
 		return bench.Run(ctx, stack, os.Stdout, opts)
 	default:
-		return fmt.Errorf("unknown verb %q (want up, down, status or bench)", verb)
+		return fmt.Errorf("unknown verb %q (want up, down, status, tenant, demo, deploy, undeploy, with-stack or bench)", verb)
 	}
+}
+
+// withStack runs argv on the stack, brought up first. Every e2e package's
+// TestMain brings the stack up if needed and down again if it started it:
+// on a machine where the stack is down (CI), each of the thirteen packages
+// paid a bring-up and a tear-down, 10 minutes of make test. Here it is up
+// once, kept across the packages (PIPELINES_SERVICE_KEEP_STACK), and torn
+// down at the end only if it was down before. The command's exit code is
+// devstack's.
+func withStack(ctx context.Context, stack *devstack.Stack, argv []string) error {
+	wasRunning := stack.Running()
+	if err := stack.Up(ctx); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "PIPELINES_SERVICE_KEEP_STACK=1")
+	runErr := cmd.Run()
+	if !wasRunning && os.Getenv("PIPELINES_SERVICE_KEEP_STACK") == "" {
+		if err := stack.Down(context.WithoutCancel(ctx)); err != nil {
+			fmt.Fprintln(os.Stderr, "devstack: tear down stack:", err)
+		}
+	}
+	var exit *exec.ExitError
+	if errors.As(runErr, &exit) {
+		os.Exit(exit.ExitCode())
+	}
+	return runErr
 }
 
 // benchOptions parses `devstack bench` flags; the defaults are make bench's.

@@ -190,3 +190,98 @@ func TestClearPostmasterLockRemovesStaleLock(t *testing.T) {
 		t.Errorf("no lock file: %v", err)
 	}
 }
+
+func TestFilesClosed(t *testing.T) {
+	cases := []struct {
+		name    string
+		state   string // "" : no /proc/PID
+		threads int
+		want    bool
+	}{
+		{name: "gone", want: true},
+		{name: "running", state: "S", threads: 5, want: false},
+		{name: "zombie leader, threads still exiting", state: "Z", threads: 3, want: false},
+		{name: "zombie, every thread gone", state: "Z", threads: 1, want: true},
+		{name: "dead", state: "X", threads: 0, want: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			proc := t.TempDir()
+			if tc.state != "" {
+				dir := proc + "/42"
+				for i := 0; i < tc.threads; i++ {
+					if err := os.MkdirAll(dir+"/task/"+strconv.Itoa(42+i), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				stat := "42 (api server) " + tc.state + " 1 42 42 0"
+				if err := os.WriteFile(dir+"/stat", []byte(stat), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := filesClosed(proc, 42); got != tc.want {
+				t.Errorf("filesClosed = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestStoppedListenerFreesItsPort stops a multi-threaded listener (a Go
+// program: this test binary as a helper) and starts at once what needs its
+// port, as SetResultsLogs does with the Results API. The port must be free
+// when stop returns.
+func TestStoppedListenerFreesItsPort(t *testing.T) {
+	if addr := os.Getenv("DEVSTACK_TEST_LISTEN"); addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			os.Exit(3)
+		}
+		defer l.Close()
+		// Busy threads, as a server's under load: they are the ones
+		// still exiting after the main thread.
+		for i := 0; i < 8; i++ {
+			go func() {
+				for n := 0; ; n++ {
+					_ = strconv.Itoa(n)
+				}
+			}()
+		}
+		select {}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		free, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := free.Addr().String()
+		free.Close()
+		cfg := testConfig(t)
+		p := cfg.newProcess("listener", self, "-test.run=^TestStoppedListenerFreesItsPort$")
+		p.env = []string{"DEVSTACK_TEST_LISTEN=" + addr}
+		if err := p.start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.waitFor(context.Background(), 10*time.Second, "listening", func(context.Context) error {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.stop(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := portFree(addr); err != nil {
+			t.Fatalf("run %d: right after stop: %v", i, err)
+		}
+	}
+}

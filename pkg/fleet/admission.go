@@ -58,6 +58,15 @@ func (a *Admission) MarkRunning(key, workspace, cluster string) {
 	delete(a.waiting, key)
 }
 
+// AdmittedOn is the cluster the TaskRun of key was admitted to (or marked
+// running on) by this process, if it holds a slot.
+func (a *Admission) AdmittedOn(key string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.running[key]
+	return s.cluster, ok
+}
+
 // Admit says whether the TaskRun of key may start its pod on cluster; if
 // not, why, and it waits in the queue.
 func (a *Admission) Admit(key, workspace, cluster string) (bool, string) {

@@ -66,6 +66,29 @@ func (f *Fleet) Place(req Request) (string, error) {
 	return name, err
 }
 
+// Allows says whether the fleet would place a run of req on member name,
+// readiness aside: the member is registered and not cordoned, matches the
+// workspace's TenantPolicy and the run's own selector, and holds the run's
+// volumes. A placement recorded on a run is an annotation in the tenant's
+// workspace, which the tenant can write as well as the controller: one the
+// controller did not make passes this before a pod goes where it says. The
+// error wraps ErrNoCluster, or is an InvalidSelectorError.
+func (f *Fleet) Allows(req Request, name string) error {
+	selectors, err := f.selectors(req)
+	if err != nil {
+		return err
+	}
+	m := f.Member(name)
+	if m == nil {
+		return fmt.Errorf("%w (%s: not registered)", ErrNoCluster, name)
+	}
+	c := candidate{name: name, labels: m.Labels(), ready: true, unschedulable: m.spec().Unschedulable}
+	if why := unfit(c, selectors, req.Required); why != "" {
+		return fmt.Errorf("%w (%s: %s)", ErrNoCluster, name, why)
+	}
+	return nil
+}
+
 func (f *Fleet) selectors(req Request) ([]labels.Selector, error) {
 	var out []labels.Selector
 	if policy := f.policy(req.Workspace); policy.ClusterSelector != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
+	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
 // waitRequeue is how often a claim waiting for a cluster looks again.
@@ -56,12 +57,37 @@ func (c *Controller) wantedCluster(cluster logicalcluster.Name, tenant *corev1.P
 			return "", fmt.Errorf("%w (owner %s %s not seen yet)", fleet.ErrNoCluster, ref.Kind, ref.Name)
 		}
 		if name := placement.Of(obj.(metav1.Object)); name != "" {
-			return name, nil
+			// Until the owner's reconciler has held its record to the
+			// fleet's rules (and moved it if need be), the claim waits.
+			return name, c.mayLiveOn(cluster, tenant, name)
 		}
 		return "", fmt.Errorf("%w (owner %s %s is not placed yet)", fleet.ErrNoCluster, ref.Kind, ref.Name)
 	}
 	if name := placement.Of(tenant); name != "" {
-		return name, nil
+		err := c.mayLiveOn(cluster, tenant, name)
+		if err == nil || !errors.Is(err, fleet.ErrNoCluster) {
+			return name, err
+		}
+		// Not the controller's record: the claim is placed anew.
 	}
 	return c.placer.Place(cluster, tenant.Namespace, tenant, nil)
+}
+
+// mayLiveOn says whether the claim may be on member name: it is there
+// already (its data is), or the fleet would place it there. Placements are
+// annotations the tenant can write too, on the claim or on the run that
+// owns it; taken at their word they would put a tenant's volumes on a
+// workload cluster its TenantPolicy does not open to it. The error wraps
+// fleet.ErrNoCluster when it may not.
+func (c *Controller) mayLiveOn(cluster logicalcluster.Name, tenant *corev1.PersistentVolumeClaim, name string) error {
+	if m := c.fleet.Member(name); m != nil {
+		if _, err := m.Claims.PersistentVolumeClaims(workload.Namespace(cluster, tenant.Namespace)).Get(tenant.Name); err == nil {
+			return nil
+		}
+	}
+	err := c.placer.Allows(cluster, tenant.Namespace, tenant, nil, name)
+	if errors.Is(err, placement.ErrInvalid) {
+		return fmt.Errorf("%w (%v)", fleet.ErrNoCluster, err)
+	}
+	return err
 }

@@ -23,7 +23,11 @@ func (r *run) place() (time.Duration, error) {
 	pr := r.pr
 	current := placement.Of(pr)
 	if m := r.c.fleet.Member(current); m != nil && !m.Lost() {
-		return 0, nil
+		stands, err := r.recordStands(current)
+		if stands || err != nil {
+			return 0, err
+		}
+		current = "" // never placed by the controller: it waits rather than strands
 	}
 	if current == "" {
 		if adopted := r.childPlacement(); adopted != "" {
@@ -44,11 +48,33 @@ func (r *run) place() (time.Duration, error) {
 	case err != nil:
 		return 0, err
 	}
-	if current != "" {
-		r.log.Infow("PipelineRun moves: its workload cluster is lost", "from", current, "to", name)
+	if current != "" && current != name {
+		r.log.Infow("PipelineRun moves before it made a TaskRun, or its workload cluster is lost", "from", current, "to", name)
 	}
 	placement.Set(pr, name)
 	return 0, nil
+}
+
+// recordStands says whether the PipelineRun stays on the cluster its
+// annotation records. The annotation is the tenant's to write too: before
+// the PipelineRun has made a TaskRun, a record stands only where the fleet
+// would place it (the TenantPolicy, the run's selector and volumes, no
+// cordon); one that does not is placed anew. Once it has TaskRuns, each
+// of them is held to the same test where its pods go (taskrun
+// standingMember), and the record stays.
+func (r *run) recordStands(name string) (bool, error) {
+	if len(r.pr.Status.ChildReferences) > 0 {
+		return true, nil
+	}
+	err := r.c.placer.Allows(r.cluster, r.pr.Namespace, r.pr, r.pr.Spec.Workspaces, name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fleet.ErrNoCluster), errors.Is(err, placement.ErrInvalid):
+		r.log.Infow("PipelineRun's recorded workload cluster is not one the fleet places it on: placed anew", "recorded", name, "why", err)
+		return false, nil
+	}
+	return false, err
 }
 
 // strandedError: the PipelineRun's cluster is lost and no other fits. It

@@ -70,6 +70,24 @@ func (p Placer) Place(cluster logicalcluster.Name, namespace string, run metav1.
 	return name, err
 }
 
+// Allows says whether the fleet would place the run on member name (its
+// policy, the run's selector and volumes; readiness aside): see
+// fleet.Fleet.Allows. The error wraps fleet.ErrNoCluster when it would not.
+func (p Placer) Allows(cluster logicalcluster.Name, namespace string, run metav1.Object, bindings []v1.WorkspaceBinding, name string) error {
+	required, err := p.claimsCluster(cluster, namespace, bindings)
+	if err != nil {
+		return err
+	}
+	err = p.Fleet.Allows(fleet.Request{
+		Workspace: cluster.String(), Selector: run.GetAnnotations()[fleet.AnnotationClusterSelector], Required: required,
+	}, name)
+	var invalid fleet.InvalidSelectorError
+	if errors.As(err, &invalid) {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return err
+}
+
 // claimsCluster is the cluster holding the tenant PVCs the bindings use,
 // "" if they use none.
 func (p Placer) claimsCluster(cluster logicalcluster.Name, namespace string, bindings []v1.WorkspaceBinding) (string, error) {

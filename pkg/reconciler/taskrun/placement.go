@@ -34,19 +34,30 @@ func (c *Controller) memberOf(tr *v1.TaskRun) *fleet.Member {
 }
 
 // placedMember returns the member the TaskRun runs on, placing it first
-// when it has no cluster yet or has not started on a cluster that is
-// lost. A TaskRun that ran on a lost cluster fails. With a nil member the
+// when it has no cluster yet, when its recorded cluster does not stand
+// (standingMember), or when it has not started on a cluster that is lost.
+// A TaskRun that ran on a lost cluster fails. With a nil member the
 // TaskRun waits or has failed, as its status says.
 func (c *Controller) placedMember(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, tr *v1.TaskRun) (*fleet.Member, time.Duration, error) {
 	current := placement.Of(tr)
 	m := c.fleet.Member(current)
-	if m != nil && !m.Lost() {
-		return m, 0, nil
-	}
-	if current != "" && tr.Status.PodName != "" {
+	switch {
+	case m != nil && !m.Lost():
+		standing, why, err := c.standingMember(cluster, tr, m)
+		if err != nil {
+			return nil, 0, err
+		}
+		if standing != nil {
+			if standing != m {
+				log.Infow("TaskRun's recorded workload cluster was changed under it: it stays where it runs", "recorded", current, "runsOn", standing.Name)
+				placement.Set(tr, standing.Name)
+			}
+			return standing, 0, nil
+		}
+		log.Infow("TaskRun's recorded workload cluster is not one the fleet places it on: placed anew", "recorded", current, "why", why)
+	case current != "" && tr.Status.PodName != "":
 		return nil, 0, c.failTaskRun(ctx, cluster, tr, placement.ReasonWorkloadClusterLost, lostMessage(current, m))
-	}
-	if current == "" {
+	case current == "":
 		if found := c.adoptPod(cluster, tr); found != nil {
 			placement.Set(tr, found.Name)
 			return found, 0, nil
@@ -62,11 +73,44 @@ func (c *Controller) placedMember(ctx context.Context, log *zap.SugaredLogger, c
 	case err != nil:
 		return nil, 0, err
 	}
-	if current != "" {
-		log.Infow("TaskRun moves: its workload cluster is lost before it started", "from", current, "to", name)
+	if current != "" && current != name {
+		log.Infow("TaskRun moves before it started", "from", current, "to", name)
 	}
 	placement.Set(tr, name)
 	return c.fleet.Member(name), 0, nil
+}
+
+// standingMember is the member a TaskRun recorded on m runs on, nil if the
+// record does not stand and the TaskRun is placed anew. The record is an
+// annotation in the tenant's workspace, which the tenant can write as well
+// as the controller: taken at its word, it would take a tenant's pods to a
+// workload cluster its TenantPolicy does not open to it, or to a cordoned
+// one, and moving it under a running TaskRun would give it a second pod.
+// So what the controller knows comes first: where the TaskRun's pod is,
+// where this process admitted it (its pod may not be in the informer yet);
+// a record with neither stands only where the fleet would place the run.
+func (c *Controller) standingMember(cluster logicalcluster.Name, tr *v1.TaskRun, m *fleet.Member) (standing *fleet.Member, why string, err error) {
+	pod, err := podOn(m, cluster, tr)
+	if err != nil || pod != nil {
+		return m, "", err
+	}
+	key := kcpcache.ToClusterAwareKey(cluster.String(), tr.Namespace, tr.Name)
+	if name, ok := c.fleet.Admission().AdmittedOn(key); ok {
+		if admitted := c.fleet.Member(name); admitted != nil {
+			return admitted, "", nil
+		}
+	}
+	if found := c.adoptPod(cluster, tr); found != nil {
+		return found, "", nil
+	}
+	err = c.placer.Allows(cluster, tr.Namespace, tr, tr.Spec.Workspaces, m.Name)
+	switch {
+	case err == nil:
+		return m, "", nil
+	case errors.Is(err, fleet.ErrNoCluster), errors.Is(err, placement.ErrInvalid):
+		return nil, err.Error(), nil
+	}
+	return nil, "", err
 }
 
 func lostMessage(cluster string, m *fleet.Member) string {
@@ -95,10 +139,15 @@ func (c *Controller) chooseCluster(cluster logicalcluster.Name, tr *v1.TaskRun) 
 		obj, err := c.pipelineRuns.Lister().ByCluster(cluster).ByNamespace(tr.Namespace).Get(parent)
 		if err == nil {
 			if name := placement.Of(obj.(metav1.Object)); name != "" {
-				if m := c.fleet.Member(name); m != nil && !m.Lost() {
-					return name, nil
+				if m := c.fleet.Member(name); m == nil || m.Lost() {
+					return "", fmt.Errorf("%w (the PipelineRun's cluster %s is lost; the PipelineRun moves first)", fleet.ErrNoCluster, name)
 				}
-				return "", fmt.Errorf("%w (the PipelineRun's cluster %s is lost; the PipelineRun moves first)", fleet.ErrNoCluster, name)
+				// The PipelineRun's record is the tenant's to write too.
+				err := c.placer.Allows(cluster, tr.Namespace, tr, tr.Spec.Workspaces, name)
+				if err == nil || !errors.Is(err, fleet.ErrNoCluster) {
+					return name, err
+				}
+				// Not where the fleet places it: placed on its own below.
 			}
 		}
 	}

@@ -6,7 +6,9 @@ import "strings"
 // "closed <host>:<port>" for each "<host> <port>" target: closed when the
 // connection was refused or timed out, open when it was made (a server
 // that then waits for a TLS hello is cut short by timeout, and still
-// counts as open).
+// counts as open). The targets are probed side by side: a dropped
+// connection takes the whole 4 s timeout, and one after the other the 76
+// of the isolation test took a minute.
 func ProbeScript(targets []string) string {
 	return `probe() {
   out=$(timeout 6 nc -w 4 "$1" "$2" </dev/null 2>&1)
@@ -15,7 +17,7 @@ func ProbeScript(targets []string) string {
     *) echo "open $1:$2" ;;
   esac
 }
-printf '%s\n' ` + quoteAll(targets) + ` | while read -r host port; do probe "$host" "$port"; done
+printf '%s\n' ` + quoteAll(targets) + ` | { while read -r host port; do probe "$host" "$port" & done; wait; }
 `
 }
 

@@ -171,6 +171,7 @@ func listRecords(ctx context.Context, t *testing.T, rc *rest.Config, filter stri
 // lists its own runs only, a CEL filter finds the failed ones, and the
 // other tenant is refused.
 func TestRunsArchivedPerWorkspace(t *testing.T) {
+	t.Parallel() // after the tests that restart Results, beside each other
 	ctx := context.Background()
 	a := env.NewTenant(ctx, t, "e2e-results-a")
 	b := env.NewTenant(ctx, t, "e2e-results-b")

@@ -28,6 +28,7 @@ import (
 // summary annotations, Warning Event InvalidRecordSummaryAnnotations), and
 // only then is the run pruned, its log in the tenant's own archive.
 func TestForgedArchiveMarkIsChecked(t *testing.T) {
+	t.Parallel() // after the tests that restart Results, beside each other
 	ctx := context.Background()
 	tn := env.NewTenant(ctx, t, "e2e-results-forged")
 	tn.SetConfigMap(ctx, t, tenantconfig.RetentionConfigName, map[string]string{"runAt": "* * * * *", "defaultRetention": "0"})
