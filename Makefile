@@ -49,13 +49,15 @@ unit:
 ## e2e: the e2e tests; E2E_PKG picks packages, E2E_COUNT runs them that many
 ## times in a row on one stack, E2E_RUN filters tests (go test -run). The
 ## stack comes up once for all packages (devstack with-stack) and goes down
-## after them if it was down before.
+## after them if it was down before. -parallel 8: go test's default is
+## GOMAXPROCS (2 here), which held the examples' four lanes to two; the
+## parallel tests wait on the stack, not on the CPU.
 E2E_PKG ?= ./test/e2e/...
 E2E_COUNT ?= 1
 E2E_RUN ?= .
 E2E_TIMEOUT ?= 80m
 e2e: build
-	set -o pipefail; $(DEVSTACK) with-stack $(GO) test -tags e2e -count=$(E2E_COUNT) -run '$(E2E_RUN)' -timeout $(E2E_TIMEOUT) -p 1 -v $(E2E_PKG) 2>&1 \
+	set -o pipefail; $(DEVSTACK) with-stack $(GO) test -tags e2e -count=$(E2E_COUNT) -run '$(E2E_RUN)' -timeout $(E2E_TIMEOUT) -p 1 -parallel 8 -v $(E2E_PKG) 2>&1 \
 	  | grep --line-buffered -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
 
 ## bench: our controller against upstream Tekton's, idle-tenant scale, stack figures (JSON report).

@@ -33,7 +33,10 @@ import (
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
-const parallel = 4
+// parallel is how many examples run at once (go test -parallel must allow
+// it: make e2e's is 8). Their steps are short; what they wait on is kcp
+// and the pods' start.
+const parallel = 6
 
 type outcome struct {
 	name, result, detail string
