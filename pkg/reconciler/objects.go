@@ -8,6 +8,7 @@ import (
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	"github.com/kcp-dev/logicalcluster/v3"
 	remoteresource "github.com/tektoncd/pipeline/pkg/remoteresolution/resource"
+	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -18,9 +19,13 @@ var ErrUndecodable = errors.New("does not decode into its Go type")
 
 // Object is a tenant object read for a cluster-aware key.
 type Object struct {
+	Key             string
 	Cluster         logicalcluster.Name
 	Namespace, Name string
 	Unstructured    *unstructured.Unstructured
+	// Log is keyed by the object's workspace, namespace and name (set by
+	// Skeleton).
+	Log *zap.SugaredLogger
 }
 
 // Get reads the object of key from lister and decodes it into into. It
@@ -42,7 +47,7 @@ func Get(lister kcpcache.GenericClusterLister, key string, into any) (*Object, e
 	if !ok {
 		return nil, fmt.Errorf("unexpected object %T for %s", obj, key)
 	}
-	o := &Object{Cluster: cluster, Namespace: namespace, Name: name, Unstructured: u}
+	o := &Object{Key: key, Cluster: cluster, Namespace: namespace, Name: name, Unstructured: u}
 	if err := Decode(u, into); err != nil {
 		return o, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}

@@ -41,6 +41,8 @@ type Controller struct {
 	queue      workqueue.TypedRateLimitingInterface[string]
 	objects    reconciler.Objects
 	customRuns kcpinformers.GenericClusterInformer
+	// skeleton reconciles a CustomRun: get, decode, mark (kind), write.
+	skeleton reconciler.Skeleton[*v1beta1.CustomRun]
 }
 
 // New wires the informer and the work queue.
@@ -52,6 +54,7 @@ func New(opts Options) (*Controller, error) {
 		objects: reconciler.Objects{Client: opts.Tenants, Resource: CustomRunsResource},
 	}
 	c.customRuns = opts.TenantInformers.ForResource(CustomRunsResource)
+	c.skeleton = reconciler.Skeleton[*v1beta1.CustomRun]{Lister: c.customRuns.Lister(), Objects: c.objects, Kind: kind{}, Log: c.log}
 	if _, err := c.customRuns.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
@@ -60,5 +63,5 @@ func New(opts Options) (*Controller, error) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "CustomRun")
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "CustomRun")
 }

@@ -20,21 +20,29 @@ const (
 	ReasonCancelled = "CustomRunCancelled"
 )
 
-// reconcileKey reconciles the CustomRun of a cluster-aware key.
-func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
-	cr := &v1beta1.CustomRun{}
-	obj, err := reconciler.Get(c.customRuns.Lister(), key, cr)
-	if obj == nil || err != nil || cr.DeletionTimestamp != nil {
-		return 0, err // gone, or not a CustomRun the service can read
-	}
-	before := cr.Status.DeepCopy()
+// kind is the CustomRun's part of the reconcile skeleton
+// (reconciler.Skeleton).
+type kind struct{}
+
+func (kind) New() *v1beta1.CustomRun          { return &v1beta1.CustomRun{} }
+func (kind) Status(cr *v1beta1.CustomRun) any { return &cr.Status }
+func (kind) Succeeded(cr *v1beta1.CustomRun) *apis.Condition {
+	return cr.Status.GetCondition(apis.ConditionSucceeded)
+}
+func (kind) Gone(context.Context, string) error                                         { return nil }
+func (kind) FinalizeKind(context.Context, *reconciler.Object, *v1beta1.CustomRun) error { return nil }
+
+// Undecodable: a CustomRun the service cannot read is another
+// controller's to serve, or no one's; it is left as it is.
+func (kind) Undecodable(context.Context, *reconciler.Object, error) error { return nil }
+
+func (kind) ReconcileKind(_ context.Context, o *reconciler.Object, cr *v1beta1.CustomRun) (time.Duration, error) {
+	before := cr.Status.GetCondition(apis.ConditionSucceeded).DeepCopy()
 	mark(cr, metav1.Now())
-	if equality.Semantic.DeepEqual(before, &cr.Status) {
-		return 0, nil
+	if after := cr.Status.GetCondition(apis.ConditionSucceeded); !equality.Semantic.DeepEqual(before, after) {
+		o.Log.Infow("CustomRun has no custom-task controller", "reason", after.Reason)
 	}
-	c.log.Infow("CustomRun has no custom-task controller", "workspace", obj.Cluster.String(), "namespace", obj.Namespace, "name", obj.Name,
-		"reason", cr.Status.GetCondition(apis.ConditionSucceeded).Reason)
-	return 0, c.objects.UpdateStatus(ctx, obj.Cluster, obj.Unstructured, &cr.Status)
+	return 0, nil
 }
 
 // mark gives a CustomRun that no controller has picked up (no condition

@@ -75,6 +75,9 @@ type Controller struct {
 	fleet   *fleet.Fleet
 	placer  placement.Placer
 	objects reconciler.Objects
+	// skeleton reconciles a PipelineRun: get, decode, reconcile (kind),
+	// write, emit.
+	skeleton reconciler.Skeleton[*v1.PipelineRun]
 	// workspaceKube makes the client PVCs of volumeClaimTemplates are
 	// created with, in one tenant workspace.
 	workspaceKube func(logicalcluster.Name) (kubernetes.Interface, error)
@@ -131,6 +134,8 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	c.placer = placement.Placer{Fleet: opts.Fleet, Claims: opts.TenantInformers.ForResource(corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")).Lister()}
+	c.skeleton = reconciler.Skeleton[*v1.PipelineRun]{Component: ControllerName, Lister: c.pipelineRuns.Lister(), Objects: c.objects,
+		Events: c.events, Kind: kind{c}, Log: c.log}
 	opts.Fleet.Listen(fleet.Listener{Changed: func(*fleet.Member) {
 		// Runs waiting for a cluster may start, runs on a lost one move.
 		for _, key := range c.pipelineRuns.Informer().GetStore().ListKeys() {
@@ -166,5 +171,5 @@ func parentKey(tr metav1.Object) (string, bool) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "PipelineRun")
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "PipelineRun")
 }

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"knative.dev/pkg/controller"
 	"knative.dev/pkg/kmeta"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
@@ -252,7 +253,7 @@ func (r *run) createTaskRun(ctx context.Context, name string, matrixParams v1.Pa
 		}
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		pr.Status.MarkFailed(v1.PipelineRunReasonCreateRunFailed.String(), "%s", err.Error())
-		return nil, permanentError{err}
+		return nil, controller.NewPermanentError(err)
 	case err != nil:
 		return nil, fmt.Errorf("create TaskRun %s: %w", name, err)
 	}

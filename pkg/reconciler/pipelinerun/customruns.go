@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"knative.dev/pkg/controller"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 )
@@ -103,7 +104,7 @@ func (r *run) createCustomRun(ctx context.Context, name string, matrixParams v1.
 	case apierrors.IsAlreadyExists(err):
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		pr.Status.MarkFailed(v1.PipelineRunReasonCreateRunFailed.String(), "%s", err.Error())
-		return nil, permanentError{err}
+		return nil, controller.NewPermanentError(err)
 	case err != nil:
 		return nil, fmt.Errorf("create CustomRun %s: %w", name, err)
 	}

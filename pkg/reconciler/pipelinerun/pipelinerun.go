@@ -18,63 +18,46 @@ import (
 	"github.com/tektoncd/pipeline/pkg/remote"
 	resolutioncommon "github.com/tektoncd/pipeline/pkg/resolution/common"
 	"go.uber.org/zap"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"knative.dev/pkg/apis"
+	"knative.dev/pkg/controller"
+	"knative.dev/pkg/kmap"
 	"knative.dev/pkg/kmeta"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/resolution"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
-	"knative.dev/pkg/kmap"
 )
 
-// reconcileKey reconciles the PipelineRun of a cluster-aware key.
-func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
-	pr := &v1.PipelineRun{}
-	obj, err := reconciler.Get(c.pipelineRuns.Lister(), key, pr)
-	if obj == nil && err == nil {
-		return 0, nil // its TaskRuns go with it (owner references, kcp's garbage collector)
-	}
-	if obj == nil {
-		return 0, err
-	}
-	cluster, u := obj.Cluster, obj.Unstructured
-	log := c.log.With("workspace", cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
-	if errors.Is(err, reconciler.ErrUndecodable) {
-		log.Errorw("PipelineRun does not decode into tekton.dev/v1", "error", err)
-		return 0, c.failUndecodable(ctx, cluster, u, err)
-	}
-	if pr.DeletionTimestamp != nil {
-		return 0, nil
-	}
-	ctx, cfgErr := c.config.WithConfig(ctx, cluster)
-	before := pr.DeepCopy()
-	r := &run{c: c, log: log, cluster: cluster, pr: pr, cfgErr: cfgErr}
-	requeue, err := r.reconcile(ctx)
-	if !equality.Semantic.DeepEqual(before.Labels, pr.Labels) || !equality.Semantic.DeepEqual(before.Annotations, pr.Annotations) {
-		updated, uerr := c.updateMeta(ctx, cluster, u, pr)
-		if uerr != nil {
-			return 0, uerr
-		}
-		u = updated
-	}
-	if !equality.Semantic.DeepEqual(before.Status, pr.Status) {
-		if uerr := c.updateStatus(ctx, cluster, u, pr); uerr != nil {
-			return 0, uerr
-		}
-		c.events.EmitRun(ctx, cluster, ControllerName, before.Status.GetCondition(apis.ConditionSucceeded), pr.Status.GetCondition(apis.ConditionSucceeded), pr)
-	}
-	var permanent permanentError
-	if errors.As(err, &permanent) {
-		log.Infow("PipelineRun failed", "reason", conditionReason(pr), "error", err)
-		return 0, nil
-	}
-	return requeue, err
+// kind is the PipelineRun's part of the reconcile skeleton
+// (reconciler.Skeleton): get, decode, write and emit are shared by every
+// kind.
+type kind struct{ c *Controller }
+
+func (kind) New() *v1.PipelineRun          { return &v1.PipelineRun{} }
+func (kind) Status(pr *v1.PipelineRun) any { return &pr.Status }
+func (kind) Succeeded(pr *v1.PipelineRun) *apis.Condition {
+	return pr.Status.GetCondition(apis.ConditionSucceeded)
 }
 
-// permanentError ends a reconcile without retry: the PipelineRun is marked.
-type permanentError struct{ error }
+// Gone: its TaskRuns go with it (owner references, kcp's garbage
+// collector).
+func (kind) Gone(context.Context, string) error { return nil }
+
+// Undecodable: the PipelineRun fails validation, keeping what the tenant
+// wrote.
+func (k kind) Undecodable(ctx context.Context, o *reconciler.Object, err error) error {
+	return k.c.failUndecodable(ctx, o.Cluster, o.Unstructured, err)
+}
+
+// FinalizeKind: nothing of a PipelineRun's own is on a workload cluster.
+func (kind) FinalizeKind(context.Context, *reconciler.Object, *v1.PipelineRun) error { return nil }
+
+func (k kind) ReconcileKind(ctx context.Context, o *reconciler.Object, pr *v1.PipelineRun) (time.Duration, error) {
+	ctx, cfgErr := k.c.config.WithConfig(ctx, o.Cluster)
+	r := &run{c: k.c, log: o.Log, cluster: o.Cluster, pr: pr, cfgErr: cfgErr}
+	return r.reconcile(ctx)
+}
 
 // run is one reconcile of one PipelineRun.
 type run struct {
@@ -103,14 +86,14 @@ func (r *run) reconcile(ctx context.Context) (time.Duration, error) {
 	}
 	if err := propagatePipelineNameLabel(pr); err != nil {
 		pr.Status.MarkFailed(v1.PipelineRunReasonFailedValidation.String(), "%s", err)
-		return 0, permanentError{err}
+		return 0, controller.NewPermanentError(err)
 	}
 	if pr.IsCancelled() {
 		return 0, r.cancelPipelineRun(ctx)
 	}
 	if r.cfgErr != nil && len(pr.Status.ChildReferences) == 0 {
 		pr.Status.MarkFailed(tenantconfig.ReasonInvalidConfiguration, "the workspace's Tekton configuration is invalid: %s", r.cfgErr)
-		return 0, permanentError{r.cfgErr}
+		return 0, controller.NewPermanentError(r.cfgErr)
 	}
 	r.recoverChildReferences()
 	var stranded error
@@ -190,14 +173,14 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	case resolution.IsHostNotAllowed(err):
 		pr.Status.MarkFailed(resolution.ReasonHostNotAllowed, "Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
-		return permanentError{err}
+		return controller.NewPermanentError(err)
 	case errors.Is(err, apiserver.ErrReferencedObjectValidationFailed), errors.Is(err, apiserver.ErrCouldntValidateObjectPermanent):
 		pr.Status.MarkFailed(v1.PipelineRunReasonFailedValidation.String(), "Failed dryRunValidation for PipelineRun %s: %s", pr.Name, err)
-		return permanentError{err}
+		return controller.NewPermanentError(err)
 	case err != nil:
 		pr.Status.MarkFailed(v1.PipelineRunReasonCouldntGetPipeline.String(),
 			"Error retrieving pipeline for pipelinerun %s/%s: %s", pr.Namespace, pr.Name, err)
-		return permanentError{err}
+		return controller.NewPermanentError(err)
 	}
 	if pr.Status.PipelineSpec == nil {
 		pr.Status.PipelineSpec = spec
@@ -287,7 +270,7 @@ func (r *run) run(ctx context.Context) error {
 			}
 			pr.Status.MarkFailed(volumeclaim.ReasonCouldntCreateWorkspacePVC,
 				"Failed to create PVC for PipelineRun %s/%s correctly: %s", pr.Namespace, pr.Name, err)
-			return permanentError{err}
+			return controller.NewPermanentError(err)
 		}
 	}
 	if err := r.timeoutRunningTasks(ctx, facts); err != nil {
@@ -334,7 +317,7 @@ func unservedPipelineFeature(spec *v1.PipelineSpec) error {
 // name and err.
 func (r *run) fail(reason v1.PipelineRunReason, format string, err error) error {
 	r.pr.Status.MarkFailed(reason.String(), format, r.pr.Namespace, r.pr.Name, err)
-	return permanentError{err}
+	return controller.NewPermanentError(err)
 }
 
 // updateFromFacts sets condition, child references, skipped tasks and,
@@ -398,12 +381,4 @@ func (r *run) requeueAfter(ctx context.Context) time.Duration {
 		return time.Millisecond
 	}
 	return left
-}
-
-// conditionReason is the reason of the Succeeded condition, for logs.
-func conditionReason(pr *v1.PipelineRun) string {
-	if c := pr.Status.GetCondition(apis.ConditionSucceeded); c != nil {
-		return c.Reason
-	}
-	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/controller"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
@@ -44,7 +45,7 @@ func (r *run) place() (time.Duration, error) {
 		return waitRequeue, nil
 	case errors.Is(err, placement.ErrInvalid):
 		pr.Status.MarkFailed(placement.ReasonInvalidPlacement, "%s", err)
-		return 0, permanentError{err}
+		return 0, controller.NewPermanentError(err)
 	case err != nil:
 		return 0, err
 	}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
+	"knative.dev/pkg/controller"
 
 	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
@@ -185,7 +186,7 @@ func (r *run) resolveState(ctx context.Context, spec *v1.PipelineSpec) (resource
 		if resolution.IsHostNotAllowed(err) {
 			r.pr.Status.MarkFailed(resolution.ReasonHostNotAllowed,
 				"PipelineRun %s/%s can't be Run; couldn't resolve all references: %s", r.pr.Namespace, r.pr.Name, err)
-			return nil, permanentError{err}
+			return nil, controller.NewPermanentError(err)
 		}
 		if err != nil {
 			var notFound *resources.TaskNotFoundError
@@ -196,7 +197,7 @@ func (r *run) resolveState(ctx context.Context, spec *v1.PipelineSpec) (resource
 				r.pr.Status.MarkFailed(v1.PipelineRunReasonFailedValidation.String(),
 					"PipelineRun %s/%s can't be Run; couldn't resolve all references: %s", r.pr.Namespace, r.pr.Name, err)
 			}
-			return nil, permanentError{err}
+			return nil, controller.NewPermanentError(err)
 		}
 		state = append(state, rpt)
 	}

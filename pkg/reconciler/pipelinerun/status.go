@@ -12,12 +12,6 @@ func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Na
 	return c.objects.UpdateStatus(ctx, cluster, u, &pr.Status)
 }
 
-// updateMeta writes labels and annotations Tekton adds (tekton.dev/pipeline
-// and the Pipeline's own) and returns the updated object.
-func (c *Controller) updateMeta(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, pr *v1.PipelineRun) (*unstructured.Unstructured, error) {
-	return c.objects.UpdateMeta(ctx, cluster, u, pr.Labels, pr.Annotations)
-}
-
 // failUndecodable marks a PipelineRun Tekton's types cannot read as failed,
 // once, keeping what the tenant wrote.
 func (c *Controller) failUndecodable(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, decodeErr error) error {

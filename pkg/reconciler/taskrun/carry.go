@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -151,7 +152,24 @@ func (c *Controller) deleteCarried(ctx context.Context, cluster logicalcluster.N
 	if m == nil || !m.Reachable() {
 		return nil
 	}
-	return deleteCarriedOn(ctx, m, workload.Namespace(cluster, tr.Namespace), tr.UID)
+	ns := workload.Namespace(cluster, tr.Namespace)
+	if !carriedLeft(m, ns, tr.UID) {
+		return nil
+	}
+	return deleteCarriedOn(ctx, m, ns, tr.UID)
+}
+
+// carriedLeft says whether the member's informers still hold secrets or
+// configmaps carried for the TaskRun: every reconcile of a finished
+// TaskRun asks, and only then goes to the workload cluster.
+func carriedLeft(m *fleet.Member, ns string, uid types.UID) bool {
+	selector := labels.SelectorFromSet(labels.Set{workload.LabelTaskRunUID: string(uid)})
+	secrets, err := m.Secrets.Secrets(ns).List(selector)
+	if err != nil || len(secrets) > 0 {
+		return true
+	}
+	maps, err := m.Maps.ConfigMaps(ns).List(selector)
+	return err != nil || len(maps) > 0
 }
 
 func deleteCarriedOn(ctx context.Context, m *fleet.Member, ns string, uid types.UID) error {

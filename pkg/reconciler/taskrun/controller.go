@@ -96,6 +96,9 @@ type Controller struct {
 	// finalizers removes the finalizer of earlier versions.
 	finalizers reconciler.Finalizers
 	objects    reconciler.Objects
+	// skeleton reconciles a TaskRun: get, decode, finalize, reconcile
+	// (kind), write, emit.
+	skeleton reconciler.Skeleton[*v1.TaskRun]
 	// stepActions makes the Tekton client StepActions are read with, for
 	// one tenant workspace.
 	stepActions func(logicalcluster.Name) (tektonclient.Interface, error)
@@ -143,6 +146,8 @@ func New(opts Options) (*Controller, error) {
 	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)
 	c.tasks = opts.TenantInformers.ForResource(TasksResource)
 	c.placer = placement.Placer{Fleet: opts.Fleet, Claims: opts.TenantInformers.ForResource(ClaimsResource).Lister()}
+	c.skeleton = reconciler.Skeleton[*v1.TaskRun]{Component: ControllerName, Lister: c.taskRuns.Lister(), Objects: c.objects,
+		Events: c.events, Kind: kind{c}, Log: c.log}
 	if _, err := c.taskRuns.Informer().AddEventHandler(c.deleted.Handler(c.queue)); err != nil {
 		return nil, err
 	}
@@ -244,5 +249,5 @@ func unfinishedIn(store cache.Store) func(key string) bool {
 func (c *Controller) Run(ctx context.Context, workers int) {
 	c.seedAdmission()
 	go c.auditAdmission(ctx)
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "TaskRun")
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "TaskRun")
 }

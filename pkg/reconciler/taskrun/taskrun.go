@@ -15,7 +15,6 @@ import (
 	"github.com/tektoncd/pipeline/pkg/remote"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"knative.dev/pkg/apis"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
@@ -33,62 +32,70 @@ const resolvingRequeue = 10 * time.Second
 // (reconciler.Tombstones says why).
 const Finalizer = "pipelines-service.dev/workload"
 
-// reconcileKey reconciles the TaskRun of a cluster-aware key and returns
-// when to look again.
-func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
-	tr := &v1.TaskRun{}
-	obj, err := reconciler.Get(c.taskRuns.Lister(), key, tr)
-	if obj == nil && err == nil {
-		c.fleet.Admission().Release(key)
-		return 0, c.collectDeleted(ctx, c.log.With("key", key), key, "")
+// kind is the TaskRun's part of the reconcile skeleton
+// (reconciler.Skeleton): get, decode, finalize, write and emit are shared
+// by every kind.
+type kind struct{ c *Controller }
+
+func (kind) New() *v1.TaskRun          { return &v1.TaskRun{} }
+func (kind) Status(tr *v1.TaskRun) any { return &tr.Status }
+func (kind) Succeeded(tr *v1.TaskRun) *apis.Condition {
+	return tr.Status.GetCondition(apis.ConditionSucceeded)
+}
+
+// Gone: the TaskRun's slot frees, and what it made on a workload cluster
+// goes (reconciler.Tombstones).
+func (k kind) Gone(ctx context.Context, key string) error {
+	k.c.fleet.Admission().Release(key)
+	return k.c.collectDeleted(ctx, k.c.log.With("key", key), key, "")
+}
+
+// Undecodable: the TaskRun fails validation, keeping what the tenant wrote.
+func (k kind) Undecodable(ctx context.Context, o *reconciler.Object, err error) error {
+	if err := k.collectEarlier(ctx, o); err != nil {
+		return err
 	}
-	if obj == nil {
+	return k.c.failUndecodable(ctx, o.Cluster, o.Unstructured, err)
+}
+
+func (k kind) FinalizeKind(ctx context.Context, o *reconciler.Object, tr *v1.TaskRun) error {
+	if err := k.collectEarlier(ctx, o); err != nil {
+		return err
+	}
+	ctx, _ = k.c.config.WithConfig(ctx, o.Cluster)
+	return k.c.finalize(ctx, o.Log, o.Key, o.Cluster, o.Unstructured, tr)
+}
+
+// ReconcileKind drives the TaskRun (reconcile), then starts its next
+// attempt if it failed with retries left, frees its slot when it is done,
+// and deletes what was carried for its pod once it is done (the pod is
+// kept for its logs).
+func (k kind) ReconcileKind(ctx context.Context, o *reconciler.Object, tr *v1.TaskRun) (time.Duration, error) {
+	c := k.c
+	if err := k.collectEarlier(ctx, o); err != nil {
 		return 0, err
 	}
-	cluster, u := obj.Cluster, obj.Unstructured
-	log := c.log.With("workspace", cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
-	if err := c.collectDeleted(ctx, log, key, obj.Unstructured.GetUID()); err != nil {
-		return 0, err // an earlier TaskRun of the same name went first
-	}
-	if errors.Is(err, reconciler.ErrUndecodable) {
-		log.Errorw("TaskRun does not decode into tekton.dev/v1", "error", err)
-		return 0, c.failUndecodable(ctx, cluster, u, err)
-	}
-	ctx, cfgErr := c.config.WithConfig(ctx, cluster)
-
-	if tr.DeletionTimestamp != nil {
-		return 0, c.finalize(ctx, log, key, cluster, u, tr)
-	}
-	before := tr.DeepCopy()
-	requeue, err := c.reconcile(ctx, log, cluster, key, tr, cfgErr)
+	ctx, cfgErr := c.config.WithConfig(ctx, o.Cluster)
+	requeue, err := c.reconcile(ctx, o.Log, o.Cluster, o.Key, tr, cfgErr)
 	retried := retryIfRetriable(tr)
 	if retried {
-		log.Infow("TaskRun failed, retrying", "attempt", len(tr.Status.RetriesStatus)+1, "retries", tr.Spec.Retries)
+		o.Log.Infow("TaskRun failed, retrying", "attempt", len(tr.Status.RetriesStatus)+1, "retries", tr.Spec.Retries)
 	}
 	if retried || tr.IsDone() {
-		c.fleet.Admission().Release(key)
+		c.fleet.Admission().Release(o.Key)
 	}
-	beforeCond := before.Status.GetCondition(apis.ConditionSucceeded)
-	if tr.IsDone() && !beforeCond.IsTrue() && !beforeCond.IsFalse() {
-		// The pod is kept for its logs; the secrets it was given go now.
-		if derr := c.deleteCarried(ctx, cluster, tr); derr != nil {
-			return 0, derr
+	if tr.IsDone() {
+		if derr := c.deleteCarried(ctx, o.Cluster, tr); derr != nil {
+			return 0, errors.Join(err, derr)
 		}
-	}
-	if !equality.Semantic.DeepEqual(before.Labels, tr.Labels) || !equality.Semantic.DeepEqual(before.Annotations, tr.Annotations) {
-		updated, uerr := c.objects.UpdateMeta(ctx, cluster, u, tr.Labels, tr.Annotations)
-		if uerr != nil {
-			return 0, uerr
-		}
-		u = updated
-	}
-	if !equality.Semantic.DeepEqual(&before.Status, &tr.Status) {
-		if uerr := c.updateStatus(ctx, cluster, u, tr); uerr != nil {
-			return 0, uerr
-		}
-		c.events.EmitRun(ctx, cluster, ControllerName, beforeCond, tr.Status.GetCondition(apis.ConditionSucceeded), tr)
 	}
 	return requeue, err
+}
+
+// collectEarlier removes what an earlier TaskRun of the same name, since
+// deleted, made on a workload cluster: it goes before this one's.
+func (k kind) collectEarlier(ctx context.Context, o *reconciler.Object) error {
+	return k.c.collectDeleted(ctx, o.Log, o.Key, o.Unstructured.GetUID())
 }
 
 // reconcile drives one TaskRun as Tekton's taskrun reconciler does;
