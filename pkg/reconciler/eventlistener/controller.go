@@ -15,6 +15,7 @@ import (
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
 	"github.com/kcp-dev/logicalcluster/v3"
+	"github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -54,9 +55,11 @@ type Controller struct {
 	queue      workqueue.TypedRateLimitingInterface[string]
 	workspaces Workspaces
 	objects    reconciler.Objects
-	url        string
-	listeners  kcpinformers.GenericClusterInformer
-	listers    triggers.ClusterListers
+	// skeleton reconciles a listener: get, decode, check (kind), write.
+	skeleton  reconciler.Skeleton[*v1beta1.EventListener]
+	url       string
+	listeners kcpinformers.GenericClusterInformer
+	listers   triggers.ClusterListers
 }
 
 // New wires the informers and the work queue.
@@ -71,6 +74,7 @@ func New(opts Options) (*Controller, error) {
 		listers:    triggers.ListersOf(opts.TenantInformers),
 	}
 	c.listeners = opts.TenantInformers.ForResource(triggers.EventListeners)
+	c.skeleton = reconciler.Skeleton[*v1beta1.EventListener]{Lister: c.listeners.Lister(), Objects: c.objects, Kind: kind{c}, Log: c.log}
 	if _, err := c.listeners.Informer().AddEventHandler(reconciler.TenantHandler(c.queue)); err != nil {
 		return nil, err
 	}
@@ -102,5 +106,5 @@ func (c *Controller) workspaceHandler() cache.ResourceEventHandler {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "EventListener")
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "EventListener")
 }

@@ -2,7 +2,6 @@ package eventlistener
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/tektoncd/triggers/pkg/apis/triggers/contexts"
 	"github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"knative.dev/pkg/apis"
 
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
@@ -33,26 +31,43 @@ const (
 // yet, or whose ServiceAccount does not exist yet, is looked at again.
 const identityRecheck = 2 * time.Second
 
-// reconcileKey reconciles the EventListener of a cluster-aware key.
-func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
+// kind is the EventListener's part of the reconcile skeleton
+// (reconciler.Skeleton).
+type kind struct{ c *Controller }
+
+func (kind) New() *v1beta1.EventListener                      { return &v1beta1.EventListener{} }
+func (kind) Status(el *v1beta1.EventListener) any             { return &el.Status }
+func (kind) Succeeded(*v1beta1.EventListener) *apis.Condition { return nil }
+
+// Gone: the sink forgets its route, kcp collects its token Secrets.
+func (kind) Gone(context.Context, string) error { return nil }
+
+// FinalizeKind: nothing of a listener's own is outside its workspace.
+func (kind) FinalizeKind(context.Context, *reconciler.Object, *v1beta1.EventListener) error {
+	return nil
+}
+
+// Undecodable: the listener is not Ready, and says why.
+func (k kind) Undecodable(ctx context.Context, o *reconciler.Object, err error) error {
 	el := &v1beta1.EventListener{}
-	obj, err := reconciler.Get(c.listeners.Lister(), key, el)
-	if obj == nil {
-		return 0, err // gone: the sink forgets its route, kcp collects its token Secrets
+	_ = reconciler.Decode(o.Unstructured, el) // what of it decodes: its current status
+	want := desiredStatus(k.c.url, o.Cluster, el, notReady(ReasonInvalid, err.Error()))
+	if equality.Semantic.DeepEqual(el.Status, want) {
+		return nil
 	}
-	log := c.log.With("workspace", obj.Cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
-	if errors.Is(err, reconciler.ErrUndecodable) {
-		return 0, c.writeStatus(ctx, obj.Cluster, obj.Unstructured, el, notReady(ReasonInvalid, err.Error()))
-	}
-	if el.DeletionTimestamp != nil {
-		return 0, nil
-	}
+	return k.c.objects.UpdateStatus(ctx, o.Cluster, o.Unstructured, &want)
+}
+
+// ReconcileKind checks the listener (validation, signed interceptors, the
+// sink, its identity) and sets its address and Ready condition.
+func (k kind) ReconcileKind(ctx context.Context, o *reconciler.Object, el *v1beta1.EventListener) (time.Duration, error) {
 	el.SetDefaults(contexts.WithUpgradeViaDefaulting(ctx))
-	ready, requeue := c.check(ctx, obj.Cluster, el)
+	ready, requeue := k.c.check(ctx, o.Cluster, el)
 	if requeue > 0 {
-		log.Debugw("listener's identity not ready yet", "reason", ready.Reason, "message", ready.Message)
+		o.Log.Debugw("listener's identity not ready yet", "reason", ready.Reason, "message", ready.Message)
 	}
-	return requeue, c.writeStatus(ctx, obj.Cluster, obj.Unstructured, el, ready)
+	el.Status = desiredStatus(k.c.url, o.Cluster, el, ready)
+	return requeue, nil
 }
 
 // check is the listener's Ready condition, and when to check again.
@@ -117,14 +132,4 @@ func unsigned(el *v1beta1.EventListener, ws *triggers.Workspace) string {
 
 func notReady(reason, message string) apis.Condition {
 	return apis.Condition{Type: apis.ConditionReady, Status: "False", Reason: reason, Message: message}
-}
-
-// writeStatus writes the listener's status when it changed: its address
-// (the sink's path for it) and conditions.
-func (c *Controller) writeStatus(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, el *v1beta1.EventListener, ready apis.Condition) error {
-	want := desiredStatus(c.url, cluster, el, ready)
-	if equality.Semantic.DeepEqual(el.Status, want) {
-		return nil
-	}
-	return c.objects.UpdateStatus(ctx, cluster, u, &want)
 }

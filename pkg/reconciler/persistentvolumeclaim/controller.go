@@ -56,6 +56,9 @@ type Controller struct {
 	deleted    *reconciler.Tombstones
 	finalizers reconciler.Finalizers
 	objects    reconciler.Objects
+	// skeleton reconciles a tenant PVC: get, decode, finalize, place and
+	// sync (kind), write.
+	skeleton reconciler.Skeleton[*corev1.PersistentVolumeClaim]
 
 	claims kcpinformers.GenericClusterInformer
 	// owners are the informers of the runs that own claims made from
@@ -76,6 +79,7 @@ func New(opts Options) (*Controller, error) {
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: Resource},
 	}
 	c.claims = opts.TenantInformers.ForResource(Resource)
+	c.skeleton = reconciler.Skeleton[*corev1.PersistentVolumeClaim]{Lister: c.claims.Lister(), Objects: c.objects, Kind: kind{c}, Log: c.log}
 	if _, err := c.claims.Informer().AddEventHandler(c.deleted.Handler(c.queue)); err != nil {
 		return nil, err
 	}
@@ -99,5 +103,5 @@ func New(opts Options) (*Controller, error) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "PersistentVolumeClaim")
+	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "PersistentVolumeClaim")
 }

@@ -8,11 +8,11 @@ import (
 
 	"github.com/kcp-dev/logicalcluster/v3"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"knative.dev/pkg/apis"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
@@ -24,43 +24,55 @@ import (
 // cluster refused it, with the workload apiserver's message.
 const ConditionWorkloadSynced corev1.PersistentVolumeClaimConditionType = "WorkloadSynced"
 
-// reconcileKey syncs the tenant PVC of a cluster-aware key.
-func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duration, error) {
-	tenant := &corev1.PersistentVolumeClaim{}
-	obj, err := reconciler.Get(c.claims.Lister(), key, tenant)
-	if obj == nil && err == nil {
-		return 0, c.collectDeleted(ctx, key, "")
+// kind is the tenant PVC's part of the reconcile skeleton
+// (reconciler.Skeleton).
+type kind struct{ c *Controller }
+
+func (kind) New() *corev1.PersistentVolumeClaim                      { return &corev1.PersistentVolumeClaim{} }
+func (kind) Status(tenant *corev1.PersistentVolumeClaim) any         { return &tenant.Status }
+func (kind) Succeeded(*corev1.PersistentVolumeClaim) *apis.Condition { return nil }
+
+// Gone: the workload claim goes (reconciler.Tombstones).
+func (k kind) Gone(ctx context.Context, key string) error { return k.c.collectDeleted(ctx, key, "") }
+
+// Undecodable: the schema admitted what the Go type cannot read; it is
+// logged, and left.
+func (k kind) Undecodable(ctx context.Context, o *reconciler.Object, _ error) error {
+	return k.c.collectDeleted(ctx, o.Key, o.Unstructured.GetUID())
+}
+
+func (k kind) FinalizeKind(ctx context.Context, o *reconciler.Object, tenant *corev1.PersistentVolumeClaim) error {
+	if err := k.c.collectDeleted(ctx, o.Key, o.Unstructured.GetUID()); err != nil {
+		return err
 	}
-	if obj == nil {
-		return 0, err
-	}
-	cluster, u := obj.Cluster, obj.Unstructured
-	log := c.log.With("workspace", cluster.String(), "namespace", obj.Namespace, "name", obj.Name)
-	if err := c.collectDeleted(ctx, key, u.GetUID()); err != nil {
+	ns := workload.Namespace(o.Cluster, tenant.Namespace)
+	return k.c.finalize(ctx, o.Cluster, o.Unstructured, k.c.fleet.Member(placement.Of(tenant)), ns, tenant.Name)
+}
+
+// ReconcileKind places the claim, makes its workload claim and reflects
+// that claim's status (or the workload cluster's refusal) on it.
+func (k kind) ReconcileKind(ctx context.Context, o *reconciler.Object, tenant *corev1.PersistentVolumeClaim) (time.Duration, error) {
+	c := k.c
+	if err := c.collectDeleted(ctx, o.Key, o.Unstructured.GetUID()); err != nil {
 		return 0, err // an earlier claim of the same name went first
 	}
-	if errors.Is(err, reconciler.ErrUndecodable) {
-		log.Errorw("PersistentVolumeClaim does not decode", "error", err)
-		return 0, nil
-	}
-	ns := workload.Namespace(cluster, tenant.Namespace)
-	if tenant.DeletionTimestamp != nil {
-		return 0, c.finalize(ctx, cluster, u, c.fleet.Member(placement.Of(tenant)), ns, tenant.Name)
-	}
-	m, wait, err := c.placedMember(ctx, log, cluster, u, tenant)
+	m, wait, err := c.placedMember(o.Log, o.Cluster, tenant)
 	if err != nil || m == nil {
 		return wait, err
 	}
-	current, err := c.ensureWorkloadClaim(ctx, m, cluster, ns, tenant)
+	ns := workload.Namespace(o.Cluster, tenant.Namespace)
+	current, err := c.ensureWorkloadClaim(ctx, m, o.Cluster, ns, tenant)
 	var refused *apierrors.StatusError
 	if errors.As(err, &refused) && apierrors.IsInvalid(err) {
-		log.Infow("workload cluster refused the claim", "error", err)
-		return 0, c.reportRefused(ctx, cluster, u, tenant, err)
+		o.Log.Infow("workload cluster refused the claim", "error", err)
+		reportRefused(tenant, err)
+		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	return 0, c.reflectStatus(ctx, cluster, u, tenant, current)
+	tenant.Status = *current.Status.DeepCopy()
+	return 0, nil
 }
 
 // ensureWorkloadClaim returns the workload PVC of a tenant PVC, creating it
@@ -107,35 +119,21 @@ func forWorkload(cluster logicalcluster.Name, ns string, tenant *corev1.Persiste
 	return pvc
 }
 
-// reflectStatus copies the workload PVC's status into the tenant's.
-func (c *Controller) reflectStatus(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, tenant, current *corev1.PersistentVolumeClaim) error {
-	status := current.Status.DeepCopy()
-	if equality.Semantic.DeepEqual(&tenant.Status, status) {
-		return nil
-	}
-	return c.updateStatus(ctx, cluster, u, status)
-}
-
-// reportRefused records on the tenant PVC why the workload cluster refused it.
-func (c *Controller) reportRefused(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, tenant *corev1.PersistentVolumeClaim, refusal error) error {
-	status := tenant.Status.DeepCopy()
-	status.Phase = corev1.ClaimPending
+// reportRefused records on the tenant PVC why the workload cluster refused
+// it (once per message).
+func reportRefused(tenant *corev1.PersistentVolumeClaim, refusal error) {
 	cond := corev1.PersistentVolumeClaimCondition{
 		Type: ConditionWorkloadSynced, Status: corev1.ConditionFalse, Reason: "Invalid",
 		Message: fmt.Sprintf("the workload cluster refused the claim: %v", refusal),
 	}
-	for _, existing := range status.Conditions {
+	for _, existing := range tenant.Status.Conditions {
 		if existing.Type == cond.Type && existing.Message == cond.Message {
-			return nil
+			return
 		}
 	}
+	tenant.Status.Phase = corev1.ClaimPending
 	cond.LastTransitionTime = metav1.Now()
-	status.Conditions = append(status.Conditions, cond)
-	return c.updateStatus(ctx, cluster, u, status)
-}
-
-func (c *Controller) updateStatus(ctx context.Context, cluster logicalcluster.Name, u *unstructured.Unstructured, status *corev1.PersistentVolumeClaimStatus) error {
-	return c.objects.UpdateStatus(ctx, cluster, u, status)
+	tenant.Status.Conditions = append(tenant.Status.Conditions, cond)
 }
 
 // collectDeleted deletes the workload PVC of the tenant PVC last deleted

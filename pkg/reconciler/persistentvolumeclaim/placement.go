@@ -1,7 +1,6 @@
 package persistentvolumeclaim
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
@@ -20,11 +18,14 @@ import (
 // waitRequeue is how often a claim waiting for a cluster looks again.
 const waitRequeue = 5 * time.Second
 
-// placedMember returns the member the claim lives on, recording the
-// placement on the tenant PVC first: a claim made for a run goes (and
-// moves) with its run; another is placed once, where the fleet has room,
-// and stays (its data is there). With a nil member the claim waits.
-func (c *Controller) placedMember(ctx context.Context, log *zap.SugaredLogger, cluster logicalcluster.Name, u *unstructured.Unstructured, tenant *corev1.PersistentVolumeClaim) (*fleet.Member, time.Duration, error) {
+// placedMember returns the member the claim lives on. A claim made for a
+// run goes (and moves) with its run; another is placed once, where the
+// fleet has room, and stays (its data is there). With a nil member the
+// claim waits; a placement to record first comes back as a nil member
+// and no wait: the skeleton writes it, and the update brings the claim
+// back, so that no workload claim is made where the tenant PVC does not
+// say it is.
+func (c *Controller) placedMember(log *zap.SugaredLogger, cluster logicalcluster.Name, tenant *corev1.PersistentVolumeClaim) (*fleet.Member, time.Duration, error) {
 	want, err := c.wantedCluster(cluster, tenant)
 	if errors.Is(err, fleet.ErrNoCluster) {
 		log.Debugw("claim waits for a workload cluster", "why", err)
@@ -35,8 +36,7 @@ func (c *Controller) placedMember(ctx context.Context, log *zap.SugaredLogger, c
 	}
 	if placement.Of(tenant) != want {
 		placement.Set(tenant, want)
-		_, err := c.objects.UpdateMeta(ctx, cluster, u, tenant.Labels, tenant.Annotations)
-		return nil, 0, err // the update brings the claim back
+		return nil, 0, nil
 	}
 	m := c.fleet.Member(want)
 	if m == nil || !m.Reachable() || !m.Synced() {
