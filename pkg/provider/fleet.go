@@ -10,12 +10,14 @@ import (
 
 	"github.com/kcp-dev/logicalcluster/v3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/pipelines-service/pipelines-service/apis/fleet"
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
@@ -164,16 +166,25 @@ func applySpec(ctx context.Context, c Clients, provider logicalcluster.Path, res
 	want := &unstructured.Unstructured{Object: content}
 	unstructured.RemoveNestedField(want.Object, "status")
 	client := c.Dynamic.Cluster(provider).Resource(resource)
-	existing, err := client.Get(ctx, want.GetName(), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = client.Create(ctx, want, metav1.CreateOptions{})
-		return wrap(err, "create %s %s", resource.Resource, want.GetName())
-	}
-	if err != nil {
+	// The controller writes these objects' status (a WorkloadCluster's
+	// heartbeat): an update from a stale read is retried on the latest,
+	// and an unchanged object is not written at all.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		existing, err := client.Get(ctx, want.GetName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err = client.Create(ctx, want, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if equality.Semantic.DeepEqual(existing.GetLabels(), want.GetLabels()) && equality.Semantic.DeepEqual(existing.Object["spec"], want.Object["spec"]) {
+			return nil
+		}
+		existing.SetLabels(want.GetLabels())
+		existing.Object["spec"] = want.Object["spec"]
+		_, err = client.Update(ctx, existing, metav1.UpdateOptions{})
 		return err
-	}
-	existing.SetLabels(want.GetLabels())
-	existing.Object["spec"] = want.Object["spec"]
-	_, err = client.Update(ctx, existing, metav1.UpdateOptions{})
-	return wrap(err, "update %s %s", resource.Resource, want.GetName())
+	})
+	return wrap(err, "apply %s %s", resource.Resource, want.GetName())
 }
