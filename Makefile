@@ -42,7 +42,7 @@ test: deps unit e2e
 ## unit: the product's unit tests, and those of our own code in third_party/
 ## build modules (the network policy agent's main, the S3 test service).
 unit:
-	$(GO) test -count=1 ./...
+	@hack/progress.sh "make unit" $(GO) test -count=1 ./...
 	cd third_party/kube-router && $(GO) test -count=1 ./cmd/...
 	cd third_party/s3 && $(GO) test -count=1 ./cmd/...
 
@@ -51,13 +51,15 @@ unit:
 ## stack comes up once for all packages (devstack with-stack) and goes down
 ## after them if it was down before. -parallel 8: go test's default is
 ## GOMAXPROCS (2 here), which held the examples' four lanes to two; the
-## parallel tests wait on the stack, not on the CPU.
+## parallel tests wait on the stack, not on the CPU. hack/progress.sh says
+## every 30 s that it still runs: go test prints a package's results only as
+## its tests end, and the examples alone take minutes.
 E2E_PKG ?= ./test/e2e/...
 E2E_COUNT ?= 1
 E2E_RUN ?= .
 E2E_TIMEOUT ?= 80m
 e2e: build
-	set -o pipefail; $(DEVSTACK) with-stack $(GO) test -tags e2e -count=$(E2E_COUNT) -run '$(E2E_RUN)' -timeout $(E2E_TIMEOUT) -p 1 -parallel 8 -v $(E2E_PKG) 2>&1 \
+	set -o pipefail; hack/progress.sh "make e2e" $(DEVSTACK) with-stack $(GO) test -tags e2e -count=$(E2E_COUNT) -run '$(E2E_RUN)' -timeout $(E2E_TIMEOUT) -p 1 -parallel 8 -v $(E2E_PKG) 2>&1 \
 	  | grep --line-buffered -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
 
 ## bench: our controller against upstream Tekton's, idle-tenant scale, stack figures (JSON report).
