@@ -3,7 +3,7 @@
 //	devstack up       build what is missing, start what is not running, wait until ready
 //	devstack down     stop every process of the stack by PID, remove its mounts and bridge
 //	devstack status   one KEY=VALUE line per fact
-//	devstack tenant N create tenant workspace root:N bound to the Tekton export, print its kubeconfig
+//	devstack tenant N create tenant workspace root:N bound to the Tekton export, print its kubeconfig (--shard=shard-1: on the second kcp shard)
 //	devstack demo     run examples/pipelinerun.yaml in the demo tenant workspace
 //	devstack deploy   run the controller in the workload cluster: ko apply -f config/
 //	devstack undeploy run the controller on the host again
@@ -20,6 +20,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -71,10 +73,15 @@ func run(ctx context.Context, verb string) error {
 		}
 		return nil
 	case "tenant":
-		if len(os.Args) != 3 {
-			return fmt.Errorf("usage: devstack tenant NAME")
+		fs := flag.NewFlagSet("tenant", flag.ContinueOnError)
+		shard := fs.String("shard", devstack.RootShard, "the kcp shard the workspace is scheduled to ("+strings.Join(devstack.Shards(), ", ")+")")
+		if err := fs.Parse(os.Args[2:]); err != nil || fs.NArg() != 1 {
+			return fmt.Errorf("usage: devstack tenant [--shard=SHARD] NAME")
 		}
-		kubeconfig, err := stack.AddTenant(ctx, os.Args[2])
+		if !slices.Contains(devstack.Shards(), *shard) {
+			return fmt.Errorf("--shard=%s: the stack's shards are %s", *shard, strings.Join(devstack.Shards(), ", "))
+		}
+		kubeconfig, err := stack.AddTenantOn(ctx, fs.Arg(0), *shard)
 		if err != nil {
 			return err
 		}

@@ -15,12 +15,10 @@ import (
 
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
-	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
@@ -230,23 +228,13 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 			return fmt.Errorf("metrics address: %w", err)
 		}
 	}
-	kcpClient, err := kcpclientset.NewForConfig(kcpRest)
+	// Every shard that holds a workspace bound to the export serves it at
+	// a virtual workspace of its own: one client over all of them.
+	tenants, err := kcp.TenantShards(ctx, log, kcpRest, logicalcluster.NewPath(cfg.ProviderWorkspace), cfg.APIExport)
 	if err != nil {
 		return err
 	}
-	urls, err := kcp.VirtualWorkspaceURLs(ctx, log, kcpClient, logicalcluster.NewPath(cfg.ProviderWorkspace), cfg.APIExport)
-	if err != nil {
-		return err
-	}
-	if len(urls) > 1 {
-		log.Warnw("export is served by several shards; this controller watches the first", "urls", urls)
-	}
-	log.Infow("watching tenant workspaces through the APIExport virtual workspace", "url", urls[0])
-	vwRest := kcp.ForVirtualWorkspace(kcpRest, urls[0])
-	tenants, err := kcpdynamic.NewForConfig(vwRest)
-	if err != nil {
-		return err
-	}
+	log.Infow("watching tenant workspaces through the APIExport's virtual workspaces", "urls", tenants.URLs())
 	workloads, err := fleet.New(fleet.Options{
 		Provider:      kcp.ForCluster(kcpRest, logicalcluster.Name(cfg.ProviderWorkspace)),
 		WorkloadQPS:   cfg.ClientQPS,
@@ -263,7 +251,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	m.Register(m.Admission(workloads.Admission().State))
 	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
 	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue, cfg.Resolution.Defaults)
-	workspaces, err := kcp.NewWorkspaceClients(vwRest)
+	workspaces, err := kcp.NewWorkspaceClients(tenants)
 	if err != nil {
 		return err
 	}
@@ -282,7 +270,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Resolver:         images.NewResolver(cfg.ImageMap),
 		Config:           tektonConfig,
 		Resolution:       resolver,
-		VirtualWorkspace: vwRest,
+		Workspaces:       workspaces,
 		Events:           events,
 		Metrics:          m,
 		Log:              log.Named("taskrun"),
@@ -296,7 +284,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		Config:           tektonConfig,
 		Fleet:            workloads,
 		Resolution:       resolver,
-		VirtualWorkspace: vwRest,
+		Workspaces:       workspaces,
 		Events:           events,
 		Metrics:          m,
 		Log:              log.Named("pipelinerun"),
@@ -314,7 +302,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	recording, err := newRecorder(cfg, tenants, vwRest, tenantInformers, workloads, tektonConfig, events, m, log)
+	recording, err := newRecorder(cfg, tenants, tenantInformers, workloads, tektonConfig, events, m, log)
 	if err != nil {
 		return err
 	}
@@ -373,7 +361,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 
 // newRecorder is the Results recorder, nil when no Results API is
 // configured.
-func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.Config, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, events *reconciler.Events, m *metrics.Metrics, log *zap.SugaredLogger) (*recorder.Controller, error) {
+func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, events *reconciler.Events, m *metrics.Metrics, log *zap.SugaredLogger) (*recorder.Controller, error) {
 	if cfg.ResultsAPI == "" {
 		log.Infow("no Results API configured; runs are not archived")
 		return nil, nil
@@ -383,7 +371,7 @@ func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, vwRest *rest.C
 		return nil, err
 	}
 	return recorder.New(recorder.Options{Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients,
-		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, VirtualWorkspace: vwRest, Events: events, Metrics: m, Log: log.Named("recorder")})
+		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, Events: events, Metrics: m, Log: log.Named("recorder")})
 }
 
 // watchRuns feeds Tekton's run metrics from the TaskRun and PipelineRun

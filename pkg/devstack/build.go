@@ -44,7 +44,7 @@ func (c Config) kcpBuild() goBuild {
 	return goBuild{
 		component: "kcp", version: KCPVersion, module: "kcp",
 		typical:  9 * time.Minute,
-		packages: []string{"github.com/kcp-dev/kcp/cmd/kcp"},
+		packages: []string{"github.com/kcp-dev/kcp/cmd/kcp", "github.com/kcp-dev/kcp/cmd/kcp-front-proxy"},
 		ldflags:  versionLDFlags(v, "1", minor(KCPKubeVersion)),
 	}
 }

@@ -2,7 +2,6 @@ package devstack
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/kcp-dev/logicalcluster/v3"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 )
@@ -57,7 +55,7 @@ func (c Config) requestHeaderArgs() []string {
 	caFile, _ := (&certAuthority{dir: c.Path("front-proxy-pki")}).files("ca")
 	return []string{
 		"--requestheader-client-ca-file=" + caFile,
-		"--requestheader-allowed-names=" + gatewayProxyName,
+		"--requestheader-allowed-names=" + gatewayProxyName + "," + frontProxyName,
 		"--requestheader-username-headers=X-Remote-User",
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
@@ -76,7 +74,7 @@ func (c Config) gatewayProcess(buildID string) *process {
 		"--debug-listen="+GatewayDebugAddress,
 		"--tls-cert-file="+servingCert, "--tls-private-key-file="+servingKey,
 		"--client-ca-file="+clientCA,
-		"--kcp-url=https://"+net.JoinHostPort(c.HostIP.String(), strconv.Itoa(c.KCPPort)),
+		"--kcp-url="+c.FrontProxyURL(),
 		"--kcp-ca-file="+dir+"/kcp-ca.crt",
 		"--proxy-client-cert-file="+proxyCert, "--proxy-client-key-file="+proxyKey,
 		"--kubeconfig="+dir+"/kcp.kubeconfig",
@@ -131,16 +129,13 @@ func (c Config) gatewayCredentials() error {
 	if _, _, err := fp.ensure(certSpec{name: "gateway-proxy", commonName: gatewayProxyName, client: true}); err != nil {
 		return err
 	}
-	admin, err := clientcmd.LoadFromFile(c.KCPAdminKubeconfig())
+	// The gateway forwards tenants to kcp's front-proxy, whose certificate
+	// the shards' serving CA signs.
+	kcpCA, err := os.ReadFile(c.KCPServingCAFile())
 	if err != nil {
 		return err
 	}
-	for _, cluster := range admin.Clusters {
-		if len(cluster.CertificateAuthorityData) > 0 {
-			return writeFile(c.Path("gateway", "kcp-ca.crt"), string(cluster.CertificateAuthorityData))
-		}
-	}
-	return fmt.Errorf("%s holds no CA of kcp", c.KCPAdminKubeconfig())
+	return writeFile(c.Path("gateway", "kcp-ca.crt"), string(kcpCA))
 }
 
 // writeTenantKubeconfig writes a kubeconfig for a tenant user (a client

@@ -23,16 +23,9 @@ import (
 // APIs to tenants.
 const ProviderWorkspace = "pipelines-service"
 
+// kcpProcess is the root shard.
 func (c Config) kcpProcess() *process {
-	caFile, _ := (&certAuthority{dir: c.Path("kcp-pki")}).files("ca")
-	args := append([]string{"start",
-		"--client-ca-file=" + caFile,
-		"--root-directory=" + c.Path("kcp"),
-		"--bind-address=" + c.HostIP.String(),
-		"--secure-port=" + strconv.Itoa(c.KCPPort),
-		"--external-hostname=" + c.HostIP.String(),
-		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(c.KCPEtcdPort),
-	}, c.requestHeaderArgs()...)
+	args := append(c.shardArgs(RootShard), "--etcd-servers=http://127.0.0.1:"+strconv.Itoa(c.KCPEtcdPort))
 	p := c.newProcess("kcp", c.binary(c.kcpBuild(), "kcp"), args...)
 	p.ports = []string{net.JoinHostPort(c.HostIP.String(), strconv.Itoa(c.KCPPort))}
 	return p
@@ -76,6 +69,9 @@ func (c Config) startKCP() error {
 		return componentErr("kcp", c.LogFile("kcp"), err)
 	}
 	if _, err := c.frontProxyCA(); err != nil {
+		return componentErr("kcp", c.LogFile("kcp"), err)
+	}
+	if err := c.kcpShardCredentials(); err != nil {
 		return componentErr("kcp", c.LogFile("kcp"), err)
 	}
 	return c.kcpProcess().start()
@@ -138,11 +134,20 @@ func (c Config) KCPBaseRestConfig() (*rest.Config, error) {
 	return rc, nil
 }
 
-// EnsureWorkspace creates the workspace name under parent (if missing) and
-// waits until it is Ready. It returns the workspace's path.
+// EnsureWorkspace creates the workspace name under parent on the root
+// shard (if missing) and waits until it is Ready. It returns the
+// workspace's path.
 func EnsureWorkspace(ctx context.Context, client kcpclientset.ClusterInterface, parent logicalcluster.Path, name string) (logicalcluster.Path, error) {
+	return EnsureWorkspaceOn(ctx, client, parent, name, RootShard)
+}
+
+// EnsureWorkspaceOn is EnsureWorkspace on shard (a Shard's name label,
+// which kcp's scheduler selects by). A workspace that exists stays where
+// it is.
+func EnsureWorkspaceOn(ctx context.Context, client kcpclientset.ClusterInterface, parent logicalcluster.Path, name, shard string) (logicalcluster.Path, error) {
 	workspaces := client.Cluster(parent).TenancyV1alpha1().Workspaces()
-	ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	ws := &tenancyv1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: tenancyv1alpha1.WorkspaceSpec{
+		Location: &tenancyv1alpha1.WorkspaceLocation{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"name": shard}}}}}
 	if _, err := workspaces.Create(ctx, ws, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return logicalcluster.Path{}, fmt.Errorf("create workspace %s:%s: %w", parent, name, err)
 	}
@@ -152,7 +157,11 @@ func EnsureWorkspace(ctx context.Context, client kcpclientset.ClusterInterface, 
 	for {
 		ws, err := workspaces.Get(ctx, name, metav1.GetOptions{})
 		if err == nil && ws.Status.Phase == "Ready" {
-			return path, nil
+			// Ready in its parent's shard; through the front-proxy it is
+			// reachable once the proxy has seen its LogicalCluster.
+			if _, err := client.Cluster(path).CoreV1alpha1().LogicalClusters().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
+				return path, nil
+			}
 		}
 		select {
 		case <-ctx.Done():

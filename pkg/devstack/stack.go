@@ -170,6 +170,8 @@ func (s *Stack) upSteps() []upStep {
 		upStep{"forge (Gitea " + GiteaVersion + ") " + c.ForgeURL(), c.startForge},
 		upStep{"forge mirrors (config/forge-mirrors)", s.seedMirrors},
 		upStep{"kcp (ready)", c.waitKCP},
+		upStep{"kcp " + SecondShard + " " + c.ShardURL(SecondShard), s.startSecondShard},
+		upStep{"kcp-front-proxy " + c.FrontProxyURL(), s.startFrontProxy},
 		upStep{"kcp workspace root:" + ProviderWorkspace, s.ensureProviderWorkspace},
 		upStep{"kcp provider (schemas, export, RBAC)", s.ensureProvider},
 		upStep{"gateway " + c.GatewayURL(), s.startGateway},
@@ -265,7 +267,7 @@ func (s *Stack) WipeNodeContainers(ctx context.Context, node string) error {
 func (s *Stack) processes() []*process {
 	c := s.cfg
 	// Down stops them in reverse: the Results API before its PostgreSQL.
-	procs := []*process{c.registryProcess(), c.kcpEtcdProcess(), c.kcpProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.forgeProcess(), c.gatewayProcess("")}
+	procs := []*process{c.registryProcess(), c.kcpEtcdProcess(), c.kcpProcess(), c.kcpShardEtcdProcess(), c.kcpShardProcess(), c.frontProxyProcess(), c.postgresProcess(), c.resultsAPIProcess(), c.forgeProcess(), c.gatewayProcess("")}
 	for _, cl := range c.Clusters {
 		procs = append(procs, c.controlPlaneProcesses(cl)...)
 		for _, n := range c.clusterNodes(cl) {

@@ -3,11 +3,11 @@ package devstack
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"time"
 
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpkubernetes "github.com/kcp-dev/client-go/kubernetes"
+	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
 	"github.com/kcp-dev/logicalcluster/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -45,12 +45,14 @@ func (c Config) ControllerKCPKubeconfig() string { return c.Path("controller", "
 // TenantUser is the kcp user of a tenant's kubeconfig.
 func TenantUser(name string) string { return "tenant-" + name }
 
+// providerClients are the stack's admin clients at kcp's front-proxy,
+// which reach every workspace whatever shard holds it.
 func (s *Stack) providerClients() (provider.Clients, error) {
-	rc, err := s.cfg.KCPBaseRestConfig()
+	rc, err := s.cfg.KCPProxyBaseRestConfig()
 	if err != nil {
 		return provider.Clients{}, err
 	}
-	kcpClient, err := s.cfg.KCPClusterClient()
+	kcpClient, err := kcpclientset.NewForConfig(rc)
 	if err != nil {
 		return provider.Clients{}, err
 	}
@@ -82,16 +84,21 @@ func providerPath() logicalcluster.Path {
 	return logicalcluster.NewPath("root").Join(ProviderWorkspace)
 }
 
-// AddTenant creates a tenant workspace under root, binds it to the export
-// (accepting its permission claims), grants the tenant's own user admin
-// rights in it and writes the tenant's kubeconfig, which points at the
-// gateway. It returns that path.
+// AddTenant creates a tenant workspace under root on the root shard,
+// binds it to the export (accepting its permission claims), grants the
+// tenant's own user admin rights in it and writes the tenant's kubeconfig,
+// which points at the gateway. It returns that path.
 func (s *Stack) AddTenant(ctx context.Context, name string) (string, error) {
+	return s.AddTenantOn(ctx, name, RootShard)
+}
+
+// AddTenantOn is AddTenant with the tenant's workspace on shard.
+func (s *Stack) AddTenantOn(ctx context.Context, name, shard string) (string, error) {
 	clients, err := s.providerClients()
 	if err != nil {
 		return "", err
 	}
-	path, err := EnsureWorkspace(ctx, clients.KCP, logicalcluster.NewPath("root"), name)
+	path, err := EnsureWorkspaceOn(ctx, clients.KCP, logicalcluster.NewPath("root"), name, shard)
 	if err != nil {
 		return "", err
 	}
@@ -131,27 +138,7 @@ func waitTenantAccess(ctx context.Context, kubeconfig string) error {
 
 // writeKCPUserKubeconfig writes a kubeconfig for user (a client
 // certificate from the kcp client CA) pointing at workspace (kcp's base URL
-// when empty).
+// when empty) through the front-proxy.
 func (s *Stack) writeKCPUserKubeconfig(path, user string, workspace logicalcluster.Path) error {
-	certFile, keyFile, err := s.cfg.kcpUserCert(user)
-	if err != nil {
-		return err
-	}
-	admin, err := clientcmd.LoadFromFile(s.cfg.KCPAdminKubeconfig())
-	if err != nil {
-		return err
-	}
-	adminCtx := admin.Contexts[admin.CurrentContext]
-	if adminCtx == nil || admin.Clusters[adminCtx.Cluster] == nil {
-		return fmt.Errorf("%s has no current context", s.cfg.KCPAdminKubeconfig())
-	}
-	server, err := url.Parse(admin.Clusters[adminCtx.Cluster].Server)
-	if err != nil {
-		return err
-	}
-	server.Path = ""
-	if !workspace.Empty() {
-		server.Path = "/clusters/" + workspace.String()
-	}
-	return writeCertKubeconfig(path, server.String(), admin.Clusters[adminCtx.Cluster].CertificateAuthorityData, certFile, keyFile, user)
+	return s.cfg.kcpProxyKubeconfigFor(path, user, workspace.String())
 }

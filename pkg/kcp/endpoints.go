@@ -8,12 +8,17 @@ import (
 	"strings"
 	"time"
 
+	apisv1alpha1 "github.com/kcp-dev/kcp/sdk/apis/apis/v1alpha1"
 	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 )
 
 // VirtualWorkspaceURLs returns the URLs of the APIExport's virtual
@@ -60,4 +65,57 @@ func ForCluster(cfg *rest.Config, cluster logicalcluster.Name) *rest.Config {
 	scoped := rest.CopyConfig(cfg)
 	scoped.Host = strings.TrimSuffix(scoped.Host, "/") + cluster.Path().RequestPath()
 	return scoped
+}
+
+// TenantShards are the export's virtual workspaces as one client
+// (Shards): it waits for the first endpoint (VirtualWorkspaceURLs), then
+// follows the endpoint slice until ctx ends, so that shards the export
+// comes to be served on, or stops being served on, are watched or
+// dropped while the controller runs.
+func TenantShards(ctx context.Context, log *zap.SugaredLogger, base *rest.Config, provider logicalcluster.Path, export string) (*Shards, error) {
+	client, err := kcpclientset.NewForConfig(base)
+	if err != nil {
+		return nil, err
+	}
+	urls, err := VirtualWorkspaceURLs(ctx, log, client, provider, export)
+	if err != nil {
+		return nil, err
+	}
+	shards, err := NewShards(base, urls, log)
+	if err != nil {
+		return nil, err
+	}
+	slices := client.Cluster(provider).ApisV1alpha1().APIExportEndpointSlices()
+	byName := fields.OneTermEqualSelector("metadata.name", export).String()
+	informer := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = byName
+			return slices.List(ctx, opts)
+		},
+		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = byName
+			return slices.Watch(ctx, opts)
+		},
+	}, &apisv1alpha1.APIExportEndpointSlice{}, 0, cache.Indexers{})
+	follow := func(obj any) {
+		slice, ok := obj.(*apisv1alpha1.APIExportEndpointSlice)
+		if !ok {
+			return
+		}
+		var urls []string
+		for _, ep := range slice.Status.APIExportEndpoints {
+			urls = append(urls, ep.URL)
+		}
+		if _, err := shards.SetURLs(urls); err != nil {
+			log.Warnw("keeping the virtual workspaces watched", "urls", shards.URLs(), "error", err)
+		}
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    follow,
+		UpdateFunc: func(_, obj any) { follow(obj) },
+	}); err != nil {
+		return nil, err
+	}
+	go informer.Run(ctx.Done())
+	return shards, nil
 }

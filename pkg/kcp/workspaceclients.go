@@ -12,25 +12,31 @@ import (
 )
 
 // WorkspaceClients make typed clients scoped to one tenant workspace
-// through the APIExport virtual workspace, for Tekton library code that
-// takes a clientset (StepAction resolution, PVCs from volumeClaimTemplates).
-// They share one HTTP client.
+// through the APIExport virtual workspace of the shard that holds it, for
+// Tekton library code that takes a clientset (StepAction resolution, PVCs
+// from volumeClaimTemplates). They share one HTTP client: every shard's
+// virtual workspace is reached with the same identity and CA.
 type WorkspaceClients struct {
-	config *rest.Config
+	shards *Shards
 	http   *http.Client
 }
 
-// NewWorkspaceClients makes WorkspaceClients on the virtual workspace vw;
-// a nil vw gives clients that fail with a clear error.
-func NewWorkspaceClients(vw *rest.Config) (*WorkspaceClients, error) {
-	if vw == nil {
+// NewWorkspaceClients makes WorkspaceClients on the shards' virtual
+// workspaces; nil shards give clients that fail with a clear error.
+func NewWorkspaceClients(shards *Shards) (*WorkspaceClients, error) {
+	if shards == nil {
 		return nil, nil
 	}
-	httpClient, err := rest.HTTPClientFor(vw)
+	httpClient, err := rest.HTTPClientFor(shards.base)
 	if err != nil {
 		return nil, err
 	}
-	return &WorkspaceClients{config: vw, http: httpClient}, nil
+	return &WorkspaceClients{shards: shards, http: httpClient}, nil
+}
+
+// config is the controller's identity scoped to cluster at its shard.
+func (w *WorkspaceClients) config(cluster logicalcluster.Name) *rest.Config {
+	return ForCluster(w.shards.RestConfig(cluster), cluster)
 }
 
 // Tekton is a Tekton clientset of one workspace.
@@ -38,7 +44,7 @@ func (w *WorkspaceClients) Tekton(cluster logicalcluster.Name) (tektonclient.Int
 	if w == nil {
 		return nil, errNoVirtualWorkspace
 	}
-	return tektonclient.NewForConfigAndClient(ForCluster(w.config, cluster), w.http)
+	return tektonclient.NewForConfigAndClient(w.config(cluster), w.http)
 }
 
 // PipelinesAsCode is a Pipelines as Code clientset of one workspace
@@ -49,7 +55,7 @@ func (w *WorkspaceClients) PipelinesAsCode(cluster logicalcluster.Name) (pacclie
 	}
 	// PaC's generated clientset predates NewForConfigAndClient; client-go
 	// caches the transport of an identical TLS configuration.
-	return pacclient.NewForConfig(ForCluster(w.config, cluster))
+	return pacclient.NewForConfig(w.config(cluster))
 }
 
 // Kube is a Kubernetes clientset of one workspace (the exported and
@@ -58,7 +64,7 @@ func (w *WorkspaceClients) Kube(cluster logicalcluster.Name) (kubernetes.Interfa
 	if w == nil {
 		return nil, errNoVirtualWorkspace
 	}
-	return kubernetes.NewForConfigAndClient(ForCluster(w.config, cluster), w.http)
+	return kubernetes.NewForConfigAndClient(w.config(cluster), w.http)
 }
 
 var errNoVirtualWorkspace = fmt.Errorf("the controller has no virtual workspace client")

@@ -20,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
@@ -55,9 +54,9 @@ type Options struct {
 	// Resolution answers remote references (pipelineRef and pipeline
 	// tasks' taskRef resolvers).
 	Resolution reconciler.Requesters
-	// VirtualWorkspace is the rest config of the APIExport virtual
-	// workspace, for typed clients (PVCs from volumeClaimTemplates).
-	VirtualWorkspace *rest.Config
+	// Workspaces are typed clients of the tenant workspaces (PVCs from
+	// volumeClaimTemplates); nil: such requests fail with a clear error.
+	Workspaces *kcp.WorkspaceClients
 	// Events records the runs' Kubernetes events.
 	Events *reconciler.Events
 	// Metrics exports the work queue and the reconciles (may be nil).
@@ -110,10 +109,7 @@ func New(opts Options) (*Controller, error) {
 		resolution: opts.Resolution,
 		clock:      clock.RealClock{},
 	}
-	workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)
-	if err != nil {
-		return nil, err
-	}
+	workspaces := opts.Workspaces
 	c.workspaceKube, c.workspaceTekton = workspaces.Kube, workspaces.Tekton
 	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)
 	c.pipelines = opts.TenantInformers.ForResource(PipelinesResource)

@@ -29,7 +29,6 @@ import (
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -74,10 +73,6 @@ type Options struct {
 	Retention map[string]string
 	// RetentionSource gives each workspace's own retention ConfigMap.
 	RetentionSource RetentionSource
-	// VirtualWorkspace is the rest config of the APIExport virtual
-	// workspace: pruning's Events go into the tenants' workspaces through
-	// it.
-	VirtualWorkspace *rest.Config
 	// Events records Events into workspaces (nil: none).
 	Events *reconciler.Events
 	// Metrics exports the work queue and the reconciles (may be nil).

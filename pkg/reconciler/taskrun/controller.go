@@ -20,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -66,9 +65,9 @@ type Options struct {
 	// Resolution answers remote references (taskRef and step ref
 	// resolvers).
 	Resolution reconciler.Requesters
-	// VirtualWorkspace is the rest config of the APIExport virtual
-	// workspace, for typed Tekton clients (StepAction resolution).
-	VirtualWorkspace *rest.Config
+	// Workspaces are typed clients of the tenant workspaces (StepAction
+	// resolution); nil: such requests fail with a clear error.
+	Workspaces *kcp.WorkspaceClients
 	// Events records the runs' Kubernetes events.
 	Events *reconciler.Events
 	// Metrics exports the work queue and the reconciles (may be nil).
@@ -137,10 +136,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	c.podSecurity = checker
-	workspaces, err := kcp.NewWorkspaceClients(opts.VirtualWorkspace)
-	if err != nil {
-		return nil, err
-	}
+	workspaces := opts.Workspaces
 	c.stepActions, c.workspaceKube = workspaces.Tekton, workspaces.Kube
 	c.taskRuns = opts.TenantInformers.ForResource(TaskRunsResource)
 	c.pipelineRuns = opts.TenantInformers.ForResource(PipelineRunsResource)

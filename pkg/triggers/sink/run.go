@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
-	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
 	"github.com/kcp-dev/logicalcluster/v3"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -36,22 +34,13 @@ type Config struct {
 // watches every workspace's Triggers objects through the virtual
 // workspace and can serve any listener.
 func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
-	kcpClient, err := kcpclientset.NewForConfig(cfg.KCP)
-	if err != nil {
-		return err
-	}
-	urls, err := kcp.VirtualWorkspaceURLs(ctx, log, kcpClient, cfg.ProviderWorkspace, cfg.APIExport)
-	if err != nil {
-		return err
-	}
-	vw := kcp.ForVirtualWorkspace(cfg.KCP, urls[0])
-	tenants, err := kcpdynamic.NewForConfig(vw)
+	tenants, err := kcp.TenantShards(ctx, log, cfg.KCP, cfg.ProviderWorkspace, cfg.APIExport)
 	if err != nil {
 		return err
 	}
 	factory := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
 	listers := triggers.ListersOf(factory)
-	workspaces, err := kcp.NewWorkspaceClients(vw)
+	workspaces, err := kcp.NewWorkspaceClients(tenants)
 	if err != nil {
 		return err
 	}
@@ -80,7 +69,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		srv.Wait()
 		return err
 	})
-	log.Infow("triggers sink serving", "listen", cfg.Listen, "virtualWorkspace", urls[0])
+	log.Infow("triggers sink serving", "listen", cfg.Listen, "virtualWorkspaces", tenants.URLs())
 	return g.Wait()
 }
 

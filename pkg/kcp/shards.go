@@ -1,0 +1,373 @@
+package kcp
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	"github.com/kcp-dev/logicalcluster/v3"
+	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+)
+
+// Shards is the APIExport's virtual workspace on every kcp shard that
+// serves it, as one cluster-aware dynamic client: what the reconcilers,
+// informers and typed workspace clients are built on.
+//
+// kcp serves a workspace's objects only at the virtual workspace of the
+// shard that holds it, and each shard lists only its own. So:
+//   - a wildcard List or Watch (what an informer does) is made on every
+//     shard and merged. A shard's resource versions mean nothing to
+//     another's, so Shards keeps each shard's own, per resource, and
+//     resumes every shard's watch where that shard was; the informer's
+//     one resource version is not used;
+//   - a request for one workspace goes to the shard whose virtual
+//     workspace listed that workspace's objects (Route).
+//
+// When the endpoint slice adds or removes a shard (SetURLs), every merged
+// watch ends with 410 Gone, so that each informer lists again, over the
+// new set.
+//
+// Limit: a shard that does not answer holds back the merged watches' new
+// starts, and so every shard's events, until it answers again (what one
+// informer per shard would not do).
+type Shards struct {
+	base      *rest.Config
+	newClient func(url string) (kcpdynamic.ClusterInterface, error)
+	log       *zap.SugaredLogger
+
+	mu      sync.RWMutex
+	urls    []string // sorted
+	clients map[string]kcpdynamic.ClusterInterface
+	owner   map[logicalcluster.Name]string
+	// versions is each shard's last resource version, per resource and
+	// selector (what one informer lists and watches).
+	versions map[string]map[string]string
+	// changed is closed (and replaced) when the set of shards changes.
+	changed chan struct{}
+}
+
+// NewShards is Shards on urls (at least one) with clients on base (the
+// controller's identity) pointed at each virtual workspace URL.
+func NewShards(base *rest.Config, urls []string, log *zap.SugaredLogger) (*Shards, error) {
+	return newShards(func(url string) (kcpdynamic.ClusterInterface, error) {
+		return kcpdynamic.NewForConfig(ForVirtualWorkspace(base, url))
+	}, base, urls, log)
+}
+
+func newShards(newClient func(string) (kcpdynamic.ClusterInterface, error), base *rest.Config, urls []string, log *zap.SugaredLogger) (*Shards, error) {
+	s := &Shards{base: base, newClient: newClient, log: log, clients: map[string]kcpdynamic.ClusterInterface{},
+		owner: map[logicalcluster.Name]string{}, versions: map[string]map[string]string{}, changed: make(chan struct{})}
+	if _, err := s.SetURLs(urls); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+var _ kcpdynamic.ClusterInterface = &Shards{}
+
+// SetURLs makes urls the shards' virtual workspaces. It reports whether
+// the set changed.
+func (s *Shards) SetURLs(urls []string) (bool, error) {
+	urls = slices.Clone(urls)
+	sort.Strings(urls)
+	urls = slices.Compact(urls)
+	if len(urls) == 0 {
+		// kcp lists no shard once no workspace binds the export; the
+		// last ones still serve (what was bound stays readable there).
+		return false, fmt.Errorf("the export's endpoint slice lists no virtual workspace")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Equal(urls, s.urls) {
+		return false, nil
+	}
+	clients := map[string]kcpdynamic.ClusterInterface{}
+	for _, u := range urls {
+		if c, ok := s.clients[u]; ok {
+			clients[u] = c
+			continue
+		}
+		c, err := s.newClient(u)
+		if err != nil {
+			return false, fmt.Errorf("virtual workspace %s: %w", u, err)
+		}
+		clients[u] = c
+	}
+	for cluster, u := range s.owner {
+		if _, ok := clients[u]; !ok {
+			delete(s.owner, cluster)
+		}
+	}
+	s.log.Infow("virtual workspaces of the export changed", "urls", urls, "before", s.urls)
+	s.urls, s.clients = urls, clients
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return true, nil
+}
+
+// URLs are the shards' virtual workspace URLs.
+func (s *Shards) URLs() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.urls)
+}
+
+// Route is the virtual workspace URL that serves cluster: the shard whose
+// virtual workspace listed its objects, else the first (there is only one
+// on a single shard; with more, a workspace the controller has seen
+// nothing of yet is not one it acts on).
+func (s *Shards) Route(cluster logicalcluster.Name) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.routeLocked(cluster)
+}
+
+func (s *Shards) routeLocked(cluster logicalcluster.Name) string {
+	if u, ok := s.owner[cluster]; ok {
+		return u
+	}
+	if len(s.urls) == 0 {
+		return ""
+	}
+	return s.urls[0]
+}
+
+// RestConfig is the controller's identity at the virtual workspace that
+// serves cluster (not scoped to it).
+func (s *Shards) RestConfig(cluster logicalcluster.Name) *rest.Config {
+	return ForVirtualWorkspace(s.base, s.Route(cluster))
+}
+
+// Cluster is a client of one workspace, at its shard's virtual workspace.
+func (s *Shards) Cluster(path logicalcluster.Path) dynamic.Interface {
+	return s.clientFor(logicalcluster.Name(path.String())).Cluster(path)
+}
+
+func (s *Shards) clientFor(cluster logicalcluster.Name) kcpdynamic.ClusterInterface {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.clients[s.routeLocked(cluster)] // SetURLs keeps at least one
+}
+
+// Resource is resource on every shard.
+func (s *Shards) Resource(gvr schema.GroupVersionResource) kcpdynamic.ResourceClusterInterface {
+	return &shardedResource{shards: s, gvr: gvr}
+}
+
+// learn records that url's virtual workspace serves obj's workspace.
+func (s *Shards) learn(url string, obj metav1.Object) {
+	cluster := logicalcluster.From(obj)
+	if cluster.Empty() {
+		return
+	}
+	s.mu.RLock()
+	known := s.owner[cluster] == url
+	s.mu.RUnlock()
+	if known {
+		return
+	}
+	s.mu.Lock()
+	if _, ok := s.clients[url]; ok {
+		s.owner[cluster] = url
+	}
+	s.mu.Unlock()
+}
+
+type shardedResource struct {
+	shards *Shards
+	gvr    schema.GroupVersionResource
+}
+
+func (r *shardedResource) Cluster(path logicalcluster.Path) dynamic.NamespaceableResourceInterface {
+	return r.shards.clientFor(logicalcluster.Name(path.String())).Resource(r.gvr).Cluster(path)
+}
+
+// key names what one informer lists and watches.
+func (r *shardedResource) key(opts metav1.ListOptions) string {
+	return strings.Join([]string{r.gvr.String(), opts.LabelSelector, opts.FieldSelector}, "|")
+}
+
+// snapshot is the current shards, their clients and the channel closed
+// when they change.
+func (s *Shards) snapshot() ([]string, map[string]kcpdynamic.ClusterInterface, <-chan struct{}) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.urls), s.clients, s.changed
+}
+
+// List lists every shard in full (no pages: the merged list has no
+// continue token to give) and remembers each shard's resource version.
+func (r *shardedResource) List(ctx context.Context, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
+	urls, clients, _ := r.shards.snapshot()
+	opts.Limit, opts.Continue = 0, ""
+	merged := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": "v1", "kind": "List"}}
+	versions := map[string]string{}
+	for _, u := range urls {
+		list, err := clients[u].Resource(r.gvr).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list %s at %s: %w", r.gvr.Resource, u, err)
+		}
+		versions[u] = list.GetResourceVersion()
+		for i := range list.Items {
+			r.shards.learn(u, &list.Items[i])
+		}
+		merged.Items = append(merged.Items, list.Items...)
+	}
+	r.shards.mu.Lock()
+	r.shards.versions[r.key(opts)] = versions
+	r.shards.mu.Unlock()
+	// Opaque to the informer, which hands it back to Watch; the shards'
+	// own versions are kept above.
+	merged.SetResourceVersion(strings.Join(sortedValues(versions), ","))
+	return merged, nil
+}
+
+// Watch watches every shard from where its last list or event left it.
+// The merged watch ends when any shard's ends (the informer watches
+// again), and with 410 Gone when the set of shards changes or a shard has
+// not been listed.
+func (r *shardedResource) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	urls, clients, changed := r.shards.snapshot()
+	key := r.key(opts)
+	r.shards.mu.RLock()
+	versions := r.shards.versions[key]
+	r.shards.mu.RUnlock()
+	for _, u := range urls {
+		if _, ok := versions[u]; !ok {
+			return nil, apierrors.NewResourceExpired(fmt.Sprintf("shard %s has not been listed", u))
+		}
+	}
+	w := &mergedWatch{out: make(chan watch.Event), stop: make(chan struct{})}
+	observers := make([]func(watch.Event), len(urls))
+	for i, u := range urls {
+		shardOpts := opts
+		shardOpts.ResourceVersion = versions[u]
+		sw, err := clients[u].Resource(r.gvr).Watch(ctx, shardOpts)
+		if err != nil {
+			w.Stop()
+			return nil, fmt.Errorf("watch %s at %s: %w", r.gvr.Resource, u, err)
+		}
+		w.watches = append(w.watches, sw)
+		observers[i] = func(ev watch.Event) { r.observed(key, u, ev) }
+	}
+	for i, sw := range w.watches {
+		w.forward(sw, observers[i])
+	}
+	go func() {
+		select {
+		case <-changed:
+			w.send(watch.Event{Type: watch.Error, Object: &apierrors.NewResourceExpired("the set of kcp shards changed").ErrStatus})
+			w.Stop()
+		case <-w.stop:
+		}
+	}()
+	go w.closeWhenDone()
+	return w, nil
+}
+
+// observed keeps a shard's resource version and learns its workspaces
+// from each event.
+func (r *shardedResource) observed(key, url string, ev watch.Event) {
+	if ev.Type == watch.Error {
+		return
+	}
+	obj, err := meta.Accessor(ev.Object)
+	if err != nil {
+		return
+	}
+	if ev.Type != watch.Bookmark {
+		r.shards.learn(url, obj)
+	}
+	if rv := obj.GetResourceVersion(); rv != "" {
+		r.shards.mu.Lock()
+		if v, ok := r.shards.versions[key]; ok {
+			v[url] = rv
+		}
+		r.shards.mu.Unlock()
+	}
+}
+
+func sortedValues(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	values := make([]string, len(keys))
+	for i, k := range keys {
+		values[i] = m[k]
+	}
+	return values
+}
+
+// mergedWatch forwards the events of several watches until any ends or it
+// is stopped.
+type mergedWatch struct {
+	out      chan watch.Event
+	stop     chan struct{}
+	stopOnce sync.Once
+	watches  []watch.Interface
+	wg       sync.WaitGroup
+}
+
+// forward sends sw's events on; all watches start before the first
+// forwards, so that Stop sees every one.
+func (w *mergedWatch) forward(sw watch.Interface, observe func(watch.Event)) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer w.Stop() // one shard's watch ended: all end, the informer watches again
+		for {
+			select {
+			case ev, ok := <-sw.ResultChan():
+				if !ok {
+					return
+				}
+				observe(ev)
+				if !w.send(ev) {
+					return
+				}
+			case <-w.stop:
+				return
+			}
+		}
+	}()
+}
+
+func (w *mergedWatch) send(ev watch.Event) bool {
+	select {
+	case w.out <- ev:
+		return true
+	case <-w.stop:
+		return false
+	}
+}
+
+func (w *mergedWatch) closeWhenDone() {
+	<-w.stop
+	w.wg.Wait()
+	close(w.out)
+}
+
+func (w *mergedWatch) Stop() {
+	w.stopOnce.Do(func() {
+		close(w.stop)
+		for _, sw := range w.watches {
+			sw.Stop()
+		}
+	})
+}
+
+func (w *mergedWatch) ResultChan() <-chan watch.Event { return w.out }
