@@ -263,31 +263,31 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	}
 	events := reconciler.NewEvents(ctx, log.Named("events"), workspaces.Kube)
 	taskRuns, err := taskrun.New(taskrun.Options{
-		Tenants:          tenants,
-		TenantInformers:  tenantInformers,
-		Fleet:            workloads,
-		Images:           cfg.TektonImages,
-		Resolver:         images.NewResolver(cfg.ImageMap),
-		Config:           tektonConfig,
-		Resolution:       resolver,
-		Workspaces:       workspaces,
-		Events:           events,
-		Metrics:          m,
-		Log:              log.Named("taskrun"),
+		Tenants:         tenants,
+		TenantInformers: tenantInformers,
+		Fleet:           workloads,
+		Images:          cfg.TektonImages,
+		Resolver:        images.NewResolver(cfg.ImageMap),
+		Config:          tektonConfig,
+		Resolution:      resolver,
+		Workspaces:      workspaces,
+		Events:          events,
+		Metrics:         m,
+		Log:             log.Named("taskrun"),
 	})
 	if err != nil {
 		return err
 	}
 	pipelineRuns, err := pipelinerun.New(pipelinerun.Options{
-		Tenants:          tenants,
-		TenantInformers:  tenantInformers,
-		Config:           tektonConfig,
-		Fleet:            workloads,
-		Resolution:       resolver,
-		Workspaces:       workspaces,
-		Events:           events,
-		Metrics:          m,
-		Log:              log.Named("pipelinerun"),
+		Tenants:         tenants,
+		TenantInformers: tenantInformers,
+		Config:          tektonConfig,
+		Fleet:           workloads,
+		Resolution:      resolver,
+		Workspaces:      workspaces,
+		Events:          events,
+		Metrics:         m,
+		Log:             log.Named("pipelinerun"),
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -326,4 +327,15 @@ func (c Config) kcpProxyKubeconfigFor(path, user, workspace string) error {
 		server += "/clusters/" + workspace
 	}
 	return writeCertKubeconfig(path, server, ca, certFile, keyFile, user)
+}
+
+// ShardOf names the shard that holds the logical cluster: the one whose
+// own address serves it (as a shard admin, not through the front-proxy).
+func (c Config) ShardOf(ctx context.Context, cluster string) (string, error) {
+	for _, shard := range Shards() {
+		if c.answers(ctx, c.ShardURL(shard)+"/clusters/"+cluster+"/apis/core.kcp.io/v1alpha1/logicalclusters/cluster", "shard-admin") == nil {
+			return shard, nil
+		}
+	}
+	return "", fmt.Errorf("no shard of the stack serves logical cluster %s", cluster)
 }

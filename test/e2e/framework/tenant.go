@@ -20,6 +20,7 @@ import (
 	"knative.dev/pkg/apis"
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/pkg/tenantconfig"
 )
 
@@ -75,12 +76,25 @@ func (e *Env) NewTenant(ctx context.Context, t testing.TB, prefix string) *Tenan
 	})
 }
 
+// NewTenantOn is NewTenant with the workspace on the kcp shard named.
+func (e *Env) NewTenantOn(ctx context.Context, t testing.TB, prefix, shard string) *Tenant {
+	t.Helper()
+	return e.newTenant(ctx, t, prefix, shard, fleetv1alpha1.TenantPolicySpec{
+		ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": PinnedRegion}},
+	})
+}
+
 // NewFleetTenant creates a tenant workspace with a unique name for this
 // test and the platform's policy for it.
 func (e *Env) NewFleetTenant(ctx context.Context, t testing.TB, prefix string, policy fleetv1alpha1.TenantPolicySpec) *Tenant {
 	t.Helper()
+	return e.newTenant(ctx, t, prefix, devstack.RootShard, policy)
+}
+
+func (e *Env) newTenant(ctx context.Context, t testing.TB, prefix, shard string, policy fleetv1alpha1.TenantPolicySpec) *Tenant {
+	t.Helper()
 	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1_000_000_000)
-	kubeconfig, err := e.Stack.AddTenant(ctx, name)
+	kubeconfig, err := e.Stack.AddTenantOn(ctx, name, shard)
 	if err != nil {
 		t.Fatalf("add tenant %s: %v", name, err)
 	}

@@ -1,0 +1,228 @@
+package kcp
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
+	kcpfakedynamic "github.com/kcp-dev/client-go/third_party/k8s.io/client-go/dynamic/fake"
+	"github.com/kcp-dev/logicalcluster/v3"
+	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+)
+
+var taskRuns = schema.GroupVersionResource{Group: "tekton.dev", Version: "v1", Resource: "taskruns"}
+
+func taskRun(cluster, name, rv string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("tekton.dev/v1")
+	u.SetKind("TaskRun")
+	u.SetNamespace("default")
+	u.SetName(name)
+	u.SetResourceVersion(rv)
+	u.SetAnnotations(map[string]string{logicalcluster.AnnotationKey: cluster})
+	return u
+}
+
+// fakeShard is one shard's virtual workspace: kcp's fake dynamic client
+// for requests to one workspace, a list at a resource version of its own,
+// and watches the test drives and whose options it records.
+type fakeShard struct {
+	*kcpfakedynamic.FakeDynamicClusterClientset
+	listRV string
+
+	mu      sync.Mutex
+	watches []metav1.ListOptions
+	current *watch.FakeWatcher
+}
+
+func newFakeShard(listRV string, objects ...runtime.Object) *fakeShard {
+	client := kcpfakedynamic.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{taskRuns: "TaskRunList"}, objects...)
+	return &fakeShard{FakeDynamicClusterClientset: client, listRV: listRV}
+}
+
+func (f *fakeShard) Resource(gvr schema.GroupVersionResource) kcpdynamic.ResourceClusterInterface {
+	return &fakeShardResource{ResourceClusterInterface: f.FakeDynamicClusterClientset.Resource(gvr), shard: f}
+}
+
+func (f *fakeShard) lastWatch() (metav1.ListOptions, *watch.FakeWatcher) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.watches[len(f.watches)-1], f.current
+}
+
+type fakeShardResource struct {
+	kcpdynamic.ResourceClusterInterface
+	shard *fakeShard
+}
+
+func (r *fakeShardResource) List(ctx context.Context, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
+	list, err := r.ResourceClusterInterface.List(ctx, opts)
+	if err == nil {
+		list.SetResourceVersion(r.shard.listRV)
+	}
+	return list, err
+}
+
+func (r *fakeShardResource) Watch(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	r.shard.mu.Lock()
+	defer r.shard.mu.Unlock()
+	r.shard.watches = append(r.shard.watches, opts)
+	r.shard.current = watch.NewFake()
+	return r.shard.current, nil
+}
+
+const (
+	rootVW  = "https://root:6443/services/apiexport/p/tekton.dev"
+	shardVW = "https://shard-1:6444/services/apiexport/p/tekton.dev"
+	thirdVW = "https://shard-2:6446/services/apiexport/p/tekton.dev"
+)
+
+func testShards(t *testing.T, shards map[string]*fakeShard, urls ...string) *Shards {
+	t.Helper()
+	s, err := newShards(func(url string) (kcpdynamic.ClusterInterface, error) { return shards[url], nil },
+		&rest.Config{}, urls, zap.NewNop().Sugar())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func receive(t *testing.T, w watch.Interface) (watch.Event, bool) {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		return ev, ok
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event from the merged watch within 5 s")
+		return watch.Event{}, false
+	}
+}
+
+func TestShardsListMergesAndRoutes(t *testing.T) {
+	ctx := context.Background()
+	fakes := map[string]*fakeShard{
+		rootVW:  newFakeShard("10", taskRun("tenant-a", "on-root", "7")),
+		shardVW: newFakeShard("20", taskRun("tenant-b", "on-shard", "3")),
+	}
+	s := testShards(t, fakes, shardVW, rootVW)
+
+	list, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 2 {
+		t.Fatalf("merged list has %d items, want 2 (one per shard)", len(list.Items))
+	}
+	for cluster, want := range map[logicalcluster.Name]string{"tenant-a": rootVW, "tenant-b": shardVW, "never-seen": rootVW} {
+		if got := s.Route(cluster); got != want {
+			t.Errorf("Route(%s) = %s, want %s", cluster, got, want)
+		}
+	}
+	// A workspace's requests go to its own shard only.
+	if _, err := s.Cluster(logicalcluster.NewPath("tenant-b")).Resource(taskRuns).Namespace("default").Get(ctx, "on-shard", metav1.GetOptions{}); err != nil {
+		t.Errorf("get tenant-b's TaskRun: %v", err)
+	}
+	if _, err := s.Resource(taskRuns).Cluster(logicalcluster.NewPath("tenant-a")).Namespace("default").Get(ctx, "on-shard", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("tenant-a's request reached tenant-b's shard: err = %v, want NotFound", err)
+	}
+}
+
+func TestShardsWatchResumesEachShardWhereItWas(t *testing.T) {
+	ctx := context.Background()
+	fakes := map[string]*fakeShard{rootVW: newFakeShard("10"), shardVW: newFakeShard("20")}
+	s := testShards(t, fakes, rootVW, shardVW)
+	opts := metav1.ListOptions{LabelSelector: "a=b"}
+	if _, err := s.Resource(taskRuns).List(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Resource(taskRuns).Watch(ctx, metav1.ListOptions{LabelSelector: "a=b", ResourceVersion: "whatever the informer says"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for url, want := range map[string]string{rootVW: "10", shardVW: "20"} {
+		if got, _ := fakes[url].lastWatch(); got.ResourceVersion != want || got.LabelSelector != "a=b" {
+			t.Errorf("watch at %s from %q (selector %q), want %q (a=b)", url, got.ResourceVersion, got.LabelSelector, want)
+		}
+	}
+	_, shardWatch := fakes[shardVW].lastWatch()
+	go shardWatch.Add(taskRun("tenant-c", "new", "25"))
+	ev, _ := receive(t, w)
+	if obj := ev.Object.(*unstructured.Unstructured); ev.Type != watch.Added || obj.GetName() != "new" {
+		t.Fatalf("got %s %v, want the Added TaskRun", ev.Type, ev.Object)
+	}
+	if got := s.Route("tenant-c"); got != shardVW {
+		t.Errorf("a workspace first seen in a watch event routes to %s, want %s", got, shardVW)
+	}
+	// One shard's watch ends: the merged watch ends, and the next resumes
+	// each shard where it was.
+	shardWatch.Stop()
+	for {
+		if _, ok := receive(t, w); !ok {
+			break
+		}
+	}
+	if _, err := s.Resource(taskRuns).Watch(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	for url, want := range map[string]string{rootVW: "10", shardVW: "25"} {
+		if got, _ := fakes[url].lastWatch(); got.ResourceVersion != want {
+			t.Errorf("second watch at %s from %q, want %q", url, got.ResourceVersion, want)
+		}
+	}
+}
+
+func TestShardsChangeMakesInformersListAgain(t *testing.T) {
+	ctx := context.Background()
+	fakes := map[string]*fakeShard{rootVW: newFakeShard("10"), shardVW: newFakeShard("20", taskRun("tenant-b", "on-shard", "3"))}
+	s := testShards(t, fakes, rootVW)
+	if _, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Resource(taskRuns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := s.SetURLs([]string{shardVW, rootVW}); !changed || err != nil {
+		t.Fatalf("SetURLs with a new shard: changed=%v, err=%v", changed, err)
+	}
+	ev, _ := receive(t, w)
+	status, ok := ev.Object.(*metav1.Status)
+	if ev.Type != watch.Error || !ok || !apierrors.IsResourceExpired(&apierrors.StatusError{ErrStatus: *status}) {
+		t.Fatalf("got %s %v, want a 410 Expired error event", ev.Type, ev.Object)
+	}
+	if _, ok := receive(t, w); ok {
+		t.Fatal("the merged watch goes on after the shards changed")
+	}
+	if _, err := s.Resource(taskRuns).Watch(ctx, metav1.ListOptions{}); !apierrors.IsResourceExpired(err) {
+		t.Fatalf("a watch before the new shard is listed: err = %v, want 410 Expired", err)
+	}
+	list, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("list after the change: %v items, err %v; want the new shard's TaskRun", len(list.Items), err)
+	}
+	if changed, _ := s.SetURLs([]string{rootVW, shardVW}); changed {
+		t.Error("the same shards in another order count as a change")
+	}
+	if _, err := s.SetURLs(nil); err == nil {
+		t.Error("SetURLs(nil) accepted: the controller would have no virtual workspace")
+	}
+	if got := s.URLs(); len(got) != 2 {
+		t.Errorf("after an empty endpoint slice the shards are %v, want both kept", got)
+	}
+	if changed, _ := s.SetURLs([]string{thirdVW}); !changed {
+		t.Error("replacing every shard is not a change")
+	}
+	if got := s.Route("tenant-b"); got != thirdVW {
+		t.Errorf("a workspace of a removed shard routes to %s, want the remaining %s", got, thirdVW)
+	}
+}
