@@ -145,6 +145,15 @@ func benchOptions(args []string) (bench.Options, error) {
 	fs.IntVar(&opts.Runs, "runs", opts.Runs, "PipelineRuns per workspace")
 	fs.IntVar(&opts.Tasks, "tasks", opts.Tasks, "trivial parallel tasks per PipelineRun")
 	fs.IntVar(&opts.IdleWorkspaces, "idle-workspaces", opts.IdleWorkspaces, "bound workspaces without runs for the idle-scale figures (0 skips)")
+	fs.Func("idle-shards", "kcp shards new idle workspaces are spread over, in turn (default "+strings.Join(opts.IdleShards, ",")+")", func(v string) error {
+		opts.IdleShards = strings.Split(v, ",")
+		for _, s := range opts.IdleShards {
+			if !slices.Contains(devstack.Shards(), s) {
+				return fmt.Errorf("%q: the stack's shards are %s", s, strings.Join(devstack.Shards(), ", "))
+			}
+		}
+		return nil
+	})
 	fs.IntVar(&opts.Listeners, "listeners", opts.Listeners, "idle EventListeners for the listener figures (0 skips)")
 	fs.IntVar(&opts.ListenerWorkspaces, "listener-workspaces", opts.ListenerWorkspaces, "idle workspaces the listeners are spread over")
 	fs.IntVar(&opts.ListenerEvents, "listener-events", opts.ListenerEvents, "webhooks timed to their PipelineRuns")

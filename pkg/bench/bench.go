@@ -34,8 +34,10 @@ type Options struct {
 	// Workspaces x Runs PipelineRuns of Tasks trivial parallel tasks, through
 	// each controller (0 workspaces skips the comparison).
 	Workspaces, Runs, Tasks int
-	// IdleWorkspaces bound tenant workspaces without runs (0 skips).
+	// IdleWorkspaces bound tenant workspaces without runs (0 skips), new
+	// ones spread over IdleShards in turn.
 	IdleWorkspaces int
+	IdleShards     []string
 	// Listeners idle EventListeners over ListenerWorkspaces of the idle
 	// workspaces, and ListenerEvents webhooks timed to their PipelineRuns
 	// (0 listeners skips).
@@ -64,7 +66,7 @@ type Options struct {
 
 // DefaultOptions are `make bench`'s.
 func DefaultOptions() Options {
-	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, Timeout: 10 * time.Minute}
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, IdleShards: devstack.Shards(), Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, Timeout: 10 * time.Minute}
 }
 
 // Report is the benchmark's JSON output.
@@ -178,7 +180,7 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 	}
 	if opts.IdleWorkspaces > 0 {
 		r.log.Infow("bench: idle workspaces (kcp binds about one per second on 2 cores)", "workspaces", opts.IdleWorkspaces)
-		idle, err := r.idleScale(ctx, opts.IdleWorkspaces, opts.KeepIdle)
+		idle, err := r.idleScale(ctx, opts.IdleWorkspaces, opts.IdleShards, opts.KeepIdle)
 		if err != nil {
 			return fmt.Errorf("idle scale: %w", err)
 		}
@@ -516,6 +518,11 @@ func printReport(out io.Writer, r Report) {
 		fmt.Fprintf(tw, "\nidle scale: %d bound workspaces (setup %.0f s)\n", i.Workspaces, i.SetupSeconds)
 		fmt.Fprintln(tw, "CONTROLLER START-UP\tCONTROLLER RSS\tKCP RSS\tKCP ETCD RSS\tRUN: FIRST POD\tRUN: DONE")
 		fmt.Fprintf(tw, "%.1f s\t%.0f MiB\t%.0f MiB\t%.0f MiB\t%.2f s\t%.1f s\n", i.StartupSeconds, i.ControllerRSSMiB, i.KCPRSSMiB, i.KCPEtcdRSSMiB, i.RunFirstPodSeconds, i.RunDoneSeconds)
+		fmt.Fprintf(tw, "kcp shards (front-proxy %.0f MiB):\n", i.FrontProxyRSSMiB)
+		fmt.Fprintln(tw, "SHARD\tIDLE WORKSPACES\tKCP RSS\tETCD RSS")
+		for _, sh := range i.Shards {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f MiB\t%.0f MiB\n", sh.Shard, sh.Workspaces, sh.KCPRSSMiB, sh.EtcdRSSMiB)
+		}
 	}
 	if l := r.Listeners; l != nil {
 		fmt.Fprintf(tw, "\nidle EventListeners: %d in %d workspaces (created in %.0f s, all Ready after %.0f s)\n", l.Listeners, l.Workspaces, l.SetupSeconds, l.ReadySeconds)

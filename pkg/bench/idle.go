@@ -22,21 +22,38 @@ type IdleResult struct {
 	SetupSeconds       float64 `json:"setupSeconds"`
 	StartupSeconds     float64 `json:"controllerStartupSeconds"`
 	ControllerRSSMiB   float64 `json:"controllerRSSMiB"`
-	KCPRSSMiB          float64 `json:"kcpRSSMiB"`
-	KCPEtcdRSSMiB      float64 `json:"kcpEtcdRSSMiB"`
+	// KCPRSSMiB and KCPEtcdRSSMiB are the root shard's (the figures of
+	// the one kcp the stack had before it was sharded).
+	KCPRSSMiB     float64 `json:"kcpRSSMiB"`
+	KCPEtcdRSSMiB float64 `json:"kcpEtcdRSSMiB"`
+	// Shards are each kcp shard's figures.
+	Shards []ShardFigures `json:"shards"`
+	// FrontProxyRSSMiB is kcp-front-proxy's memory.
+	FrontProxyRSSMiB   float64 `json:"frontProxyRSSMiB"`
 	RunFirstPodSeconds float64 `json:"runFirstPodSeconds"`
 	RunDoneSeconds     float64 `json:"runDoneSeconds"`
 	CleanupSeconds     float64 `json:"cleanupSeconds,omitempty"`
+}
+
+// ShardFigures are one kcp shard's figures at the idle point.
+type ShardFigures struct {
+	Shard string `json:"shard"`
+	// Workspaces are the idle workspaces the shard holds (counted on the
+	// shard).
+	Workspaces int     `json:"workspaces"`
+	KCPRSSMiB  float64 `json:"kcpRSSMiB"`
+	EtcdRSSMiB float64 `json:"etcdRSSMiB"`
 }
 
 const idleWorkspacePrefix = "bench-idle-"
 
 func idleWorkspace(i int) string { return fmt.Sprintf("%s%04d", idleWorkspacePrefix, i) }
 
-// idleScale binds n tenant workspaces (reusing those that exist), restarts
-// the controller and times its start-up, then one PipelineRun in the last
+// idleScale binds n tenant workspaces (reusing those that exist, where
+// they are), the i-th new one on shards[i % len(shards)], restarts the
+// controller and times its start-up, then one PipelineRun in the last
 // workspace. Unless keep, the workspaces are deleted afterwards.
-func (r *runner) idleScale(ctx context.Context, n int, keep bool) (IdleResult, error) {
+func (r *runner) idleScale(ctx context.Context, n int, shards []string, keep bool) (IdleResult, error) {
 	res := IdleResult{Workspaces: n}
 	clients, err := r.stack.ProviderClients()
 	if err != nil {
@@ -44,7 +61,7 @@ func (r *runner) idleScale(ctx context.Context, n int, keep bool) (IdleResult, e
 	}
 	start := time.Now()
 	if err := forEach(ctx, n, 16, func(i int) error {
-		path, err := devstack.EnsureWorkspace(ctx, clients.KCP, logicalcluster.NewPath("root"), idleWorkspace(i))
+		path, err := devstack.EnsureWorkspaceOn(ctx, clients.KCP, logicalcluster.NewPath("root"), idleWorkspace(i), shards[i%len(shards)])
 		if err != nil {
 			return err
 		}
@@ -63,8 +80,19 @@ func (r *runner) idleScale(ctx context.Context, n int, keep bool) (IdleResult, e
 	res.ControllerRSSMiB = procStatusMiB(pid, "VmRSS")
 	res.KCPRSSMiB = float64(r.stack.KCPRSSBytes()) / (1 << 20)
 	res.KCPEtcdRSSMiB = float64(r.stack.KCPEtcdRSSBytes()) / (1 << 20)
+	res.FrontProxyRSSMiB = float64(r.stack.FrontProxyRSSBytes()) / (1 << 20)
+	held, err := r.cfg.ShardWorkspaces(ctx, logicalcluster.NewPath("root").Join(idleWorkspacePrefix).String())
+	if err != nil {
+		return res, err
+	}
+	for _, shard := range devstack.Shards() {
+		res.Shards = append(res.Shards, ShardFigures{Shard: shard, Workspaces: held[shard],
+			KCPRSSMiB:  float64(r.stack.ShardRSSBytes(shard)) / (1 << 20),
+			EtcdRSSMiB: float64(r.stack.ShardEtcdRSSBytes(shard)) / (1 << 20)})
+	}
 
-	rc, err := r.cfg.KCPBaseRestConfig()
+	// The last workspace may be on any shard: through the front-proxy.
+	rc, err := r.cfg.KCPProxyBaseRestConfig()
 	if err != nil {
 		return res, err
 	}

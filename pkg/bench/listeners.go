@@ -99,7 +99,8 @@ func (r *runner) listenerScale(ctx context.Context, n, w, events int) (Listeners
 	if err != nil {
 		return res, err
 	}
-	base, err := r.cfg.KCPBaseRestConfig()
+	// The idle workspaces may be on any shard: through the front-proxy.
+	base, err := r.cfg.KCPProxyBaseRestConfig()
 	if err != nil {
 		return res, err
 	}

@@ -62,6 +62,25 @@ func (s *Stack) KCPRSSBytes() int64 { return s.cfg.kcpProcess().rssBytes() }
 // run: kcp's own figure leaves out its storage since it has one of its own.
 func (s *Stack) KCPEtcdRSSBytes() int64 { return s.cfg.kcpEtcdProcess().rssBytes() }
 
+// ShardRSSBytes is a kcp shard's resident memory, 0 if it does not run.
+func (s *Stack) ShardRSSBytes(shard string) int64 {
+	if shard == SecondShard {
+		return s.cfg.kcpShardProcess().rssBytes()
+	}
+	return s.cfg.kcpProcess().rssBytes()
+}
+
+// ShardEtcdRSSBytes is the resident memory of a shard's etcd.
+func (s *Stack) ShardEtcdRSSBytes(shard string) int64 {
+	if shard == SecondShard {
+		return s.cfg.kcpShardEtcdProcess().rssBytes()
+	}
+	return s.cfg.kcpEtcdProcess().rssBytes()
+}
+
+// FrontProxyRSSBytes is kcp-front-proxy's resident memory.
+func (s *Stack) FrontProxyRSSBytes() int64 { return s.cfg.frontProxyProcess().rssBytes() }
+
 // ProviderClients are admin clients of kcp as the provider uses them. The
 // benchmark binds idle tenant workspaces by the hundred with them directly:
 // AddTenant's per-tenant identity, kubeconfig and access wait would only

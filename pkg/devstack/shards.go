@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kcp-dev/kcp/sdk/apis/core"
+	kcpclientset "github.com/kcp-dev/kcp/sdk/client/clientset/versioned/cluster"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -338,4 +341,29 @@ func (c Config) ShardOf(ctx context.Context, cluster string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no shard of the stack serves logical cluster %s", cluster)
+}
+
+// ShardWorkspaces counts, on each shard, the logical clusters whose
+// workspace path starts with prefix (as a shard admin, on the shard's own
+// address: what each shard really holds).
+func (c Config) ShardWorkspaces(ctx context.Context, prefix string) (map[string]int, error) {
+	counts := map[string]int{}
+	cert, key := (&certAuthority{dir: c.Path("kcp-pki")}).files("shard-admin")
+	for _, shard := range Shards() {
+		rc := &rest.Config{Host: c.ShardURL(shard), TLSClientConfig: rest.TLSClientConfig{CAFile: c.KCPServingCAFile(), CertFile: cert, KeyFile: key}}
+		client, err := kcpclientset.NewForConfig(rc)
+		if err != nil {
+			return nil, err
+		}
+		list, err := client.CoreV1alpha1().LogicalClusters().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("logical clusters of shard %s: %w", shard, err)
+		}
+		for _, lc := range list.Items {
+			if strings.HasPrefix(lc.Annotations[core.LogicalClusterPathAnnotationKey], prefix) {
+				counts[shard]++
+			}
+		}
+	}
+	return counts, nil
 }

@@ -20,9 +20,10 @@ import (
 )
 
 // platformPorts are where the platform listens on the stack's machines:
-// kcp, the workload apiservers, the kubelets, a workload etcd, the
-// registry, the gateway, Tekton Results (API and metrics).
-var platformPorts = []int{6443, 7443, 10250, 22379, 5001, devstack.GatewayPort, devstack.ResultsPort, devstack.ResultsMetricsPort}
+// kcp (the root shard, the second shard, the front-proxy), the workload
+// apiservers, the kubelets, a workload etcd, the registry, the gateway,
+// Tekton Results (API and metrics).
+var platformPorts = []int{6443, 6444, devstack.FrontProxyPort, 7443, 10250, 22379, 5001, devstack.GatewayPort, devstack.ResultsPort, devstack.ResultsMetricsPort}
 
 // server is a step (or sidecar script) that serves its name over HTTP on
 // port until the run is cancelled.
@@ -140,8 +141,8 @@ func servingPodIP(ctx context.Context, t *testing.T, tn *framework.Tenant, taskR
 }
 
 // checkPlatformReachableWithoutPolicy runs the probe from a pod the service
-// did not make, in a namespace without the isolation policy: kcp, the
-// first cluster's apiserver, the registry, the gateway and its node's
+// did not make, in a namespace without the isolation policy: kcp (both shards and
+// its front-proxy), the first cluster's apiserver, the registry, the gateway and its node's
 // kubelet answer, and through kube-proxy the cluster's kubernetes Service
 // and the triggers sink's.
 func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
@@ -150,7 +151,7 @@ func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
 	addrs := c.NodeAddresses()
 	hostEnd, nodeIP := addrs[0], addrs[1]
 	services := c.PlatformServices() // the first cluster's kubernetes Service, ..., the triggers sink
-	want := []string{hostEnd + " 6443", hostEnd + " 7443", hostEnd + " 5001", fmt.Sprintf("%s %d", hostEnd, devstack.GatewayPort), nodeIP + " 10250",
+	want := []string{hostEnd + " 6443", hostEnd + " 6444", fmt.Sprintf("%s %d", hostEnd, devstack.FrontProxyPort), hostEnd + " 7443", hostEnd + " 5001", fmt.Sprintf("%s %d", hostEnd, devstack.GatewayPort), nodeIP + " 10250",
 		services[0], services[len(services)-1]}
 	namespace := framework.CreateNamespace(ctx, t, env.Workload, "e2e-open")
 	pod := &corev1.Pod{
