@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -39,9 +41,11 @@ import (
 // watch ends with 410 Gone, so that each informer lists again, over the
 // new set.
 //
-// Limit: a shard that does not answer holds back the merged watches' new
-// starts, and so every shard's events, until it answers again (what one
-// informer per shard would not do).
+// A shard that does not answer holds back no other shard's events: its
+// watch is started again from its last version until it answers. It does
+// hold back an informer's list (after a 410 or a change of shards), which
+// needs every shard: a list without a shard's objects would tell the
+// informer they were deleted.
 type Shards struct {
 	base      *rest.Config
 	newClient func(url string) (kcpdynamic.ClusterInterface, error)
@@ -235,46 +239,79 @@ func (r *shardedResource) List(ctx context.Context, opts metav1.ListOptions) (*u
 }
 
 // Watch watches every shard from where its last list or event left it.
-// The merged watch ends when any shard's ends (the informer watches
-// again), and with 410 Gone when the set of shards changes or a shard has
-// not been listed.
+// It ends with 410 Gone (the informer lists again) when the set of
+// shards changes, a shard has not been listed, or a shard no longer has
+// the version it would resume from.
 func (r *shardedResource) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	urls, clients, changed := r.shards.snapshot()
 	key := r.key(opts)
-	r.shards.mu.RLock()
-	versions := r.shards.versions[key]
-	r.shards.mu.RUnlock()
 	for _, u := range urls {
-		if _, ok := versions[u]; !ok {
+		if r.shards.version(key, u) == "" {
 			return nil, apierrors.NewResourceExpired(fmt.Sprintf("shard %s has not been listed", u))
 		}
 	}
 	w := &mergedWatch{out: make(chan watch.Event), stop: make(chan struct{})}
-	observers := make([]func(watch.Event), len(urls))
-	for i, u := range urls {
-		shardOpts := opts
-		shardOpts.ResourceVersion = versions[u]
-		sw, err := clients[u].Resource(r.gvr).Watch(ctx, shardOpts)
-		if err != nil {
-			w.Stop()
-			return nil, fmt.Errorf("watch %s at %s: %w", r.gvr.Resource, u, err)
-		}
-		w.watches = append(w.watches, sw)
-		observers[i] = func(ev watch.Event) { r.observed(key, u, ev) }
-	}
-	for i, sw := range w.watches {
-		w.forward(sw, observers[i])
+	for _, u := range urls {
+		w.wg.Add(1)
+		go r.watchShard(ctx, w, key, u, clients[u], opts)
 	}
 	go func() {
 		select {
 		case <-changed:
-			w.send(watch.Event{Type: watch.Error, Object: &apierrors.NewResourceExpired("the set of kcp shards changed").ErrStatus})
-			w.Stop()
+			w.expire("the set of kcp shards changed")
 		case <-w.stop:
 		}
 	}()
 	go w.closeWhenDone()
 	return w, nil
+}
+
+// shardWatchBackoff spaces the restarts of a shard's watch that ended or
+// could not start.
+var shardWatchBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 8, Cap: 30 * time.Second}
+
+// watchShard forwards one shard's events until the merged watch stops.
+// A shard's watch that ends or cannot start (the shard restarts or does
+// not answer; its server ends every watch after a while) starts again
+// from that shard's last resource version, with backoff, while the other
+// shards' events flow on: one shard's outage does not hold back the
+// others'. Its events missed meanwhile come with the resumed watch.
+func (r *shardedResource) watchShard(ctx context.Context, w *mergedWatch, key, url string, client kcpdynamic.ClusterInterface, opts metav1.ListOptions) {
+	defer w.wg.Done()
+	backoff := shardWatchBackoff
+	for {
+		shardOpts := opts
+		shardOpts.ResourceVersion = r.shards.version(key, url)
+		started := time.Now()
+		sw, err := client.Resource(r.gvr).Watch(ctx, shardOpts)
+		switch {
+		case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
+			w.expire(fmt.Sprintf("shard %s: %v", url, err))
+			return
+		case err != nil:
+			r.shards.log.Infow("watch of a shard's virtual workspace did not start; retrying", "resource", r.gvr.Resource, "url", url, "error", err)
+		default:
+			if !w.consume(sw, func(ev watch.Event) { r.observed(key, url, ev) }) {
+				return
+			}
+			if time.Since(started) > shardWatchBackoff.Cap {
+				backoff = shardWatchBackoff // it ran long: a normal end
+			}
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(backoff.Step()):
+		}
+	}
+}
+
+// version is a shard's last resource version for what one informer
+// watches ("" if the shard has not been listed for it).
+func (s *Shards) version(key, url string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.versions[key][url]
 }
 
 // observed keeps a shard's resource version and learns its workspaces
@@ -312,38 +349,44 @@ func sortedValues(m map[string]string) []string {
 	return values
 }
 
-// mergedWatch forwards the events of several watches until any ends or it
-// is stopped.
+// mergedWatch forwards the events of one watch per shard until it is
+// stopped.
 type mergedWatch struct {
 	out      chan watch.Event
 	stop     chan struct{}
 	stopOnce sync.Once
-	watches  []watch.Interface
 	wg       sync.WaitGroup
 }
 
-// forward sends sw's events on; all watches start before the first
-// forwards, so that Stop sees every one.
-func (w *mergedWatch) forward(sw watch.Interface, observe func(watch.Event)) {
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		defer w.Stop() // one shard's watch ended: all end, the informer watches again
-		for {
-			select {
-			case ev, ok := <-sw.ResultChan():
-				if !ok {
-					return
-				}
-				observe(ev)
-				if !w.send(ev) {
-					return
-				}
-			case <-w.stop:
-				return
+// consume forwards sw's events until sw ends (true) or the merged watch
+// stops or sw reports an error, which ends the merged watch (false): the
+// informer decides what an error means (a 410 lists again).
+func (w *mergedWatch) consume(sw watch.Interface, observe func(watch.Event)) bool {
+	defer sw.Stop()
+	for {
+		select {
+		case ev, ok := <-sw.ResultChan():
+			if !ok {
+				return true
 			}
+			observe(ev)
+			if !w.send(ev) {
+				return false
+			}
+			if ev.Type == watch.Error {
+				w.Stop()
+				return false
+			}
+		case <-w.stop:
+			return false
 		}
-	}()
+	}
+}
+
+// expire ends the merged watch with 410 Gone: the informer lists again.
+func (w *mergedWatch) expire(why string) {
+	w.send(watch.Event{Type: watch.Error, Object: &apierrors.NewResourceExpired(why).ErrStatus})
+	w.Stop()
 }
 
 func (w *mergedWatch) send(ev watch.Event) bool {
@@ -361,13 +404,6 @@ func (w *mergedWatch) closeWhenDone() {
 	close(w.out)
 }
 
-func (w *mergedWatch) Stop() {
-	w.stopOnce.Do(func() {
-		close(w.stop)
-		for _, sw := range w.watches {
-			sw.Stop()
-		}
-	})
-}
+func (w *mergedWatch) Stop() { w.stopOnce.Do(func() { close(w.stop) }) }
 
 func (w *mergedWatch) ResultChan() <-chan watch.Event { return w.out }

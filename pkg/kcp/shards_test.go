@@ -2,6 +2,7 @@ package kcp
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,8 @@ type fakeShard struct {
 	mu      sync.Mutex
 	watches []metav1.ListOptions
 	current *watch.FakeWatcher
+	// failWatches are the errors the next watches fail with, in turn.
+	failWatches []error
 }
 
 func newFakeShard(listRV string, objects ...runtime.Object) *fakeShard {
@@ -58,6 +61,20 @@ func (f *fakeShard) lastWatch() (metav1.ListOptions, *watch.FakeWatcher) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.watches[len(f.watches)-1], f.current
+}
+
+// waitWatches waits until the shard has been asked for n watches.
+func (f *fakeShard) waitWatches(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		f.mu.Lock()
+		got := len(f.watches)
+		f.mu.Unlock()
+		if got >= n {
+			return
+		}
+	}
+	t.Fatalf("the shard was not asked for %d watches within 10 s", n)
 }
 
 type fakeShardResource struct {
@@ -77,6 +94,11 @@ func (r *fakeShardResource) Watch(_ context.Context, opts metav1.ListOptions) (w
 	r.shard.mu.Lock()
 	defer r.shard.mu.Unlock()
 	r.shard.watches = append(r.shard.watches, opts)
+	if len(r.shard.failWatches) > 0 {
+		err := r.shard.failWatches[0]
+		r.shard.failWatches = r.shard.failWatches[1:]
+		return nil, err
+	}
 	r.shard.current = watch.NewFake()
 	return r.shard.current, nil
 }
@@ -150,6 +172,7 @@ func TestShardsWatchResumesEachShardWhereItWas(t *testing.T) {
 		t.Fatal(err)
 	}
 	for url, want := range map[string]string{rootVW: "10", shardVW: "20"} {
+		fakes[url].waitWatches(t, 1)
 		if got, _ := fakes[url].lastWatch(); got.ResourceVersion != want || got.LabelSelector != "a=b" {
 			t.Errorf("watch at %s from %q (selector %q), want %q (a=b)", url, got.ResourceVersion, got.LabelSelector, want)
 		}
@@ -163,21 +186,75 @@ func TestShardsWatchResumesEachShardWhereItWas(t *testing.T) {
 	if got := s.Route("tenant-c"); got != shardVW {
 		t.Errorf("a workspace first seen in a watch event routes to %s, want %s", got, shardVW)
 	}
-	// One shard's watch ends: the merged watch ends, and the next resumes
-	// each shard where it was.
+	// The shard's watch ends (its server's timeout, a restart): it resumes
+	// where it was, and the merged watch goes on.
 	shardWatch.Stop()
+	fakes[shardVW].waitWatches(t, 2)
+	if got, _ := fakes[shardVW].lastWatch(); got.ResourceVersion != "25" {
+		t.Errorf("the shard's watch resumed from %q, want 25 (its last event)", got.ResourceVersion)
+	}
+	_, rootWatch := fakes[rootVW].lastWatch()
+	go rootWatch.Modify(taskRun("tenant-a", "old", "11"))
+	if ev, ok := receive(t, w); !ok || ev.Type != watch.Modified {
+		t.Fatalf("after one shard's watch ended: got %v (open %v), want the other shard's event", ev.Type, ok)
+	}
+	w.Stop()
 	for {
 		if _, ok := receive(t, w); !ok {
 			break
 		}
 	}
+	// The informer's next watch resumes each shard where it was.
 	if _, err := s.Resource(taskRuns).Watch(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
-	for url, want := range map[string]string{rootVW: "10", shardVW: "25"} {
+	fakes[shardVW].waitWatches(t, 3)
+	fakes[rootVW].waitWatches(t, 2)
+	for url, want := range map[string]string{rootVW: "11", shardVW: "25"} {
 		if got, _ := fakes[url].lastWatch(); got.ResourceVersion != want {
 			t.Errorf("second watch at %s from %q, want %q", url, got.ResourceVersion, want)
 		}
+	}
+}
+
+// TestShardsOutageOfOneShard: a shard whose watch cannot start does not
+// hold back the other's events, and is watched again once it answers;
+// a shard that no longer has the version to resume from makes the
+// informer list again.
+func TestShardsOutageOfOneShard(t *testing.T) {
+	ctx := context.Background()
+	fakes := map[string]*fakeShard{rootVW: newFakeShard("10"), shardVW: newFakeShard("20")}
+	fakes[shardVW].failWatches = []error{errors.New("connection refused"), errors.New("connection refused")}
+	s := testShards(t, fakes, rootVW, shardVW)
+	if _, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Resource(taskRuns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("a watch with one shard down: %v, want the other shard watched", err)
+	}
+	fakes[rootVW].waitWatches(t, 1)
+	_, rootWatch := fakes[rootVW].lastWatch()
+	go rootWatch.Add(taskRun("tenant-a", "during-outage", "12"))
+	if ev, ok := receive(t, w); !ok || ev.Type != watch.Added {
+		t.Fatalf("with one shard down: got %v (open %v), want the other shard's event", ev.Type, ok)
+	}
+	fakes[shardVW].waitWatches(t, 3) // two failed, the third started
+	if got, _ := fakes[shardVW].lastWatch(); got.ResourceVersion != "20" {
+		t.Errorf("the shard, back, is watched from %q, want 20 (its list)", got.ResourceVersion)
+	}
+	// The shard lost the version (it was down too long): list again.
+	fakes[shardVW].mu.Lock()
+	fakes[shardVW].failWatches = []error{apierrors.NewResourceExpired("too old resource version: 20")}
+	fakes[shardVW].mu.Unlock()
+	_, shardWatch := fakes[shardVW].lastWatch()
+	shardWatch.Stop()
+	ev, _ := receive(t, w)
+	if status, ok := ev.Object.(*metav1.Status); ev.Type != watch.Error || !ok || status.Code != 410 {
+		t.Fatalf("got %s %v, want a 410 error event", ev.Type, ev.Object)
+	}
+	if _, ok := receive(t, w); ok {
+		t.Fatal("the merged watch goes on after a shard's 410")
 	}
 }
 
