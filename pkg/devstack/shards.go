@@ -367,3 +367,11 @@ func (c Config) ShardWorkspaces(ctx context.Context, prefix string) (map[string]
 	}
 	return counts, nil
 }
+
+// StopSecondShard stops the second kcp shard by PID (until
+// StartSecondShard or Up); its etcd keeps running.
+func (s *Stack) StopSecondShard() error { return s.cfg.kcpShardProcess().stop(20 * time.Second) }
+
+// StartSecondShard starts the second shard again and waits until it is
+// ready.
+func (s *Stack) StartSecondShard(ctx context.Context) error { return s.startSecondShard(ctx) }

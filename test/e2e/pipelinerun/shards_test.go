@@ -102,3 +102,56 @@ func TestPipelineRunsOnEveryShard(t *testing.T) {
 		}
 	}
 }
+
+// TestShardOutageHoldsBackOnlyItsTenants: while the second shard is down,
+// a tenant on the root shard runs a PipelineRun to the end (the
+// controller's watches of the root shard go on); a run of the tenant on
+// the down shard whose pod was running finishes on the workload cluster,
+// and its status reaches the shard once it is back, as does a new run.
+func TestShardOutageHoldsBackOnlyItsTenants(t *testing.T) {
+	ctx := context.Background()
+	root := env.NewTenantOn(ctx, t, "e2e-up", devstack.RootShard)
+	away := env.NewTenantOn(ctx, t, "e2e-down", devstack.SecondShard)
+	slow := script("sleep 20; echo finished")
+	createPR(ctx, t, away, &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: "across"}, Spec: v1.PipelineRunSpec{PipelineSpec: &v1.PipelineSpec{
+		Tasks: []v1.PipelineTask{{Name: "slow", TaskSpec: &slow}},
+	}}})
+	away.WaitTaskRunRunning(ctx, t, ns, "across-slow", 3*time.Minute)
+
+	if err := env.Stack.StopSecondShard(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			if err := env.Stack.StartSecondShard(context.Background()); err != nil {
+				t.Errorf("start %s again: %v", devstack.SecondShard, err)
+			}
+		}
+	})
+	quick := script("echo up")
+	createPR(ctx, t, root, &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: "during"}, Spec: v1.PipelineRunSpec{PipelineSpec: &v1.PipelineSpec{
+		Tasks: []v1.PipelineTask{{Name: "quick", TaskSpec: &quick}},
+	}}})
+	pr := root.WaitPipelineRun(ctx, t, ns, "during", 3*time.Minute, "done", framework.PipelineRunDone)
+	if status, reason := framework.PipelineRunCondition(pr); status != "True" || reason != "Succeeded" {
+		t.Fatalf("with %s down, the root tenant's PipelineRun ended %s/%s, want True/Succeeded", devstack.SecondShard, status, reason)
+	}
+	time.Sleep(20 * time.Second) // the down tenant's step ends meanwhile
+
+	if err := env.Stack.StartSecondShard(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	pr = away.WaitPipelineRun(ctx, t, ns, "across", 3*time.Minute, "done", framework.PipelineRunDone)
+	if status, reason := framework.PipelineRunCondition(pr); status != "True" || reason != "Succeeded" {
+		t.Fatalf("the run that went on through the outage ended %s/%s, want True/Succeeded", status, reason)
+	}
+	createPR(ctx, t, away, &v1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: "after"}, Spec: v1.PipelineRunSpec{PipelineSpec: &v1.PipelineSpec{
+		Tasks: []v1.PipelineTask{{Name: "quick", TaskSpec: &quick}},
+	}}})
+	pr = away.WaitPipelineRun(ctx, t, ns, "after", 3*time.Minute, "done", framework.PipelineRunDone)
+	if status, reason := framework.PipelineRunCondition(pr); status != "True" || reason != "Succeeded" {
+		t.Fatalf("a run created once %s was back ended %s/%s, want True/Succeeded", devstack.SecondShard, status, reason)
+	}
+}
