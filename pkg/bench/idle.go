@@ -18,10 +18,10 @@ import (
 
 // IdleResult are the figures of many bound tenant workspaces without runs.
 type IdleResult struct {
-	Workspaces         int     `json:"workspaces"`
-	SetupSeconds       float64 `json:"setupSeconds"`
-	StartupSeconds     float64 `json:"controllerStartupSeconds"`
-	ControllerRSSMiB   float64 `json:"controllerRSSMiB"`
+	Workspaces       int     `json:"workspaces"`
+	SetupSeconds     float64 `json:"setupSeconds"`
+	StartupSeconds   float64 `json:"controllerStartupSeconds"`
+	ControllerRSSMiB float64 `json:"controllerRSSMiB"`
 	// KCPRSSMiB and KCPEtcdRSSMiB are the root shard's (the figures of
 	// the one kcp the stack had before it was sharded).
 	KCPRSSMiB     float64 `json:"kcpRSSMiB"`

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -190,4 +191,21 @@ func (m *Member) runningPods() int {
 // AddHandler adds an event handler to one of the member's informers.
 func AddHandler(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) {
 	_, _ = inf.AddEventHandler(h)
+}
+
+// NewStaticMember is a member on client that is registered, synced,
+// reachable and Ready (one node), whatever its apiserver says: what the
+// reconcilers' table tests run their workload side on, with a fake
+// client. Its informers are the caller's to start.
+func NewStaticMember(name string, client kubernetes.Interface, clusterLabels map[string]string) *Member {
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(workload.ManagedSelector))
+	return &Member{
+		Name: name, Client: client, Informers: factory,
+		Pods: factory.Core().V1().Pods().Lister(), Claims: factory.Core().V1().PersistentVolumeClaims().Lister(),
+		Secrets: factory.Core().V1().Secrets().Lister(), Maps: factory.Core().V1().ConfigMaps().Lister(),
+		Spaces: factory.Core().V1().Namespaces().Lister(),
+		cancel: func() {}, log: zap.NewNop().Sugar(),
+		wc:    &fleetv1alpha1.WorkloadCluster{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: clusterLabels}},
+		state: memberState{synced: true, reachable: true, readyNodes: 1},
+	}
 }

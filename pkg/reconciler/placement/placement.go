@@ -32,9 +32,15 @@ const (
 // ErrInvalid wraps placement errors the run's author must fix.
 var ErrInvalid = errors.New("invalid placement")
 
+// Chooser is what placing uses of the fleet (*fleet.Fleet).
+type Chooser interface {
+	Place(req fleet.Request) (string, error)
+	Allows(req fleet.Request, name string) error
+}
+
 // Placer places runs.
 type Placer struct {
-	Fleet *fleet.Fleet
+	Fleet Chooser
 	// Claims lists tenant PVCs (cluster-aware).
 	Claims kcpcache.GenericClusterLister
 }

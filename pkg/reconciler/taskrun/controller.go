@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/utils/clock"
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
@@ -46,6 +47,19 @@ var (
 	ClaimsResource       = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
 )
 
+// Fleet is what the TaskRun reconciler uses of the workload clusters: a
+// *fleet.Fleet, or in table tests a fake whose members run on fake
+// clients (fleet.NewStaticMember).
+type Fleet interface {
+	placement.Chooser
+	Admission() *fleet.Admission
+	Member(name string) *fleet.Member
+	Members() []*fleet.Member
+	PodSecurityLevel(workspace string) (psaapi.Level, error)
+	Isolation() workload.Isolation
+	Listen(l fleet.Listener)
+}
+
 // Options configure a Controller.
 type Options struct {
 	// Tenants is a cluster-aware dynamic client on the APIExport virtual
@@ -55,7 +69,7 @@ type Options struct {
 	// them.
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	// Fleet is the set of workload clusters pods run on.
-	Fleet *fleet.Fleet
+	Fleet Fleet
 	// Images are Tekton's helper images (entrypoint, nop, shell, ...).
 	Images pipeline.Images
 	// Resolver rewrites step images and reads their configs.
@@ -81,7 +95,7 @@ type Controller struct {
 	metrics  *metrics.Metrics
 	queue    workqueue.TypedRateLimitingInterface[string]
 	tenants  kcpdynamic.ClusterInterface
-	fleet    *fleet.Fleet
+	fleet    Fleet
 	placer   placement.Placer
 	images   pipeline.Images
 	resolver *images.Resolver
