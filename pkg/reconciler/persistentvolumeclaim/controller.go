@@ -33,12 +33,22 @@ const Finalizer = "pipelines-service.dev/workload-pvc"
 // Resource is the exported PVC resource in tenant workspaces.
 var Resource = corev1.SchemeGroupVersion.WithResource("persistentvolumeclaims")
 
+// Fleet is what the claim reconciler uses of the workload clusters
+// (*fleet.Fleet): where a claim goes, and its namespace there.
+type Fleet interface {
+	placement.Chooser
+	Member(name string) *fleet.Member
+	Listen(l fleet.Listener)
+	Isolation() workload.Isolation
+	NamespaceLabels(workspace string) (map[string]string, error)
+}
+
 // Options configure a Controller.
 type Options struct {
 	Tenants         kcpdynamic.ClusterInterface
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	// Fleet is the set of workload clusters claims are synced to.
-	Fleet *fleet.Fleet
+	Fleet Fleet
 	// Metrics exports the work queue and the reconciles (may be nil).
 	Metrics *metrics.Metrics
 	Log     *zap.SugaredLogger
@@ -50,7 +60,7 @@ type Controller struct {
 	metrics *metrics.Metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
 	tenants kcpdynamic.ClusterInterface
-	fleet   *fleet.Fleet
+	fleet   Fleet
 	placer  placement.Placer
 	// deleted keeps deleted tenant PVCs until their workload PVCs go.
 	deleted    *reconciler.Tombstones

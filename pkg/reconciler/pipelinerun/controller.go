@@ -43,6 +43,14 @@ var (
 	TaskRunsResource     = v1.SchemeGroupVersion.WithResource("taskruns")
 )
 
+// Fleet is what the PipelineRun reconciler uses of the workload clusters
+// (*fleet.Fleet): where a PipelineRun's TaskRuns go.
+type Fleet interface {
+	placement.Chooser
+	Member(name string) *fleet.Member
+	Listen(l fleet.Listener)
+}
+
 // Options configure a Controller.
 type Options struct {
 	Tenants         kcpdynamic.ClusterInterface
@@ -50,7 +58,7 @@ type Options struct {
 	// Config is each workspace's Tekton configuration.
 	Config *tenantconfig.Store
 	// Fleet is the set of workload clusters PipelineRuns are placed on.
-	Fleet *fleet.Fleet
+	Fleet Fleet
 	// Resolution answers remote references (pipelineRef and pipeline
 	// tasks' taskRef resolvers).
 	Resolution reconciler.Requesters
@@ -71,7 +79,7 @@ type Controller struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 	tenants kcpdynamic.ClusterInterface
 	config  *tenantconfig.Store
-	fleet   *fleet.Fleet
+	fleet   Fleet
 	placer  placement.Placer
 	objects reconciler.Objects
 	// skeleton reconciles a PipelineRun: get, decode, reconcile (kind),
