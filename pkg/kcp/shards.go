@@ -291,7 +291,10 @@ func (r *shardedResource) watchShard(ctx context.Context, w *mergedWatch, key, u
 		case err != nil:
 			r.shards.log.Infow("watch of a shard's virtual workspace did not start; retrying", "resource", r.gvr.Resource, "url", url, "error", err)
 		default:
-			if !w.consume(sw, func(ev watch.Event) { r.observed(key, url, ev) }) {
+			broken := func(err error) {
+				r.shards.log.Infow("watch of a shard's virtual workspace broke; resuming it", "resource", r.gvr.Resource, "url", url, "error", err)
+			}
+			if !w.consume(sw, func(ev watch.Event) { r.observed(key, url, ev) }, broken) {
 				return
 			}
 			if time.Since(started) > shardWatchBackoff.Cap {
@@ -358,10 +361,14 @@ type mergedWatch struct {
 	wg       sync.WaitGroup
 }
 
-// consume forwards sw's events until sw ends (true) or the merged watch
-// stops or sw reports an error, which ends the merged watch (false): the
-// informer decides what an error means (a 410 lists again).
-func (w *mergedWatch) consume(sw watch.Interface, observe func(watch.Event)) bool {
+// consume forwards sw's events until sw ends or breaks (true: the shard's
+// watch starts again) or the merged watch stops (false). A shard's error
+// event is not forwarded: a broken stream (the shard went away, "unable
+// to decode an event") only restarts that shard's watch, where the
+// informer would list every shard again, and so wait for the broken one.
+// A 410 is forwarded, as the informer must list again, and ends the
+// merged watch (false).
+func (w *mergedWatch) consume(sw watch.Interface, observe func(watch.Event), log func(error)) bool {
 	defer sw.Stop()
 	for {
 		select {
@@ -369,12 +376,18 @@ func (w *mergedWatch) consume(sw watch.Interface, observe func(watch.Event)) boo
 			if !ok {
 				return true
 			}
-			observe(ev)
-			if !w.send(ev) {
+			if ev.Type == watch.Error {
+				err := apierrors.FromObject(ev.Object)
+				if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+					log(err)
+					return true
+				}
+				w.send(ev)
+				w.Stop()
 				return false
 			}
-			if ev.Type == watch.Error {
-				w.Stop()
+			observe(ev)
+			if !w.send(ev) {
 				return false
 			}
 		case <-w.stop:

@@ -243,11 +243,24 @@ func TestShardsOutageOfOneShard(t *testing.T) {
 	if got, _ := fakes[shardVW].lastWatch(); got.ResourceVersion != "20" {
 		t.Errorf("the shard, back, is watched from %q, want 20 (its list)", got.ResourceVersion)
 	}
+	// The shard's stream breaks (it shuts down: client-go reports an error
+	// event): only its watch restarts, from its own version; nothing
+	// reaches the informer, which would list every shard again.
+	_, shardWatch := fakes[shardVW].lastWatch()
+	go shardWatch.Error(&apierrors.NewInternalError(errors.New("unable to decode an event from the watch stream: context canceled")).ErrStatus)
+	fakes[shardVW].waitWatches(t, 4)
+	if got, _ := fakes[shardVW].lastWatch(); got.ResourceVersion != "20" {
+		t.Errorf("after its stream broke the shard is watched from %q, want 20", got.ResourceVersion)
+	}
+	go rootWatch.Add(taskRun("tenant-a", "after-break", "13"))
+	if ev, ok := receive(t, w); !ok || ev.Type != watch.Added {
+		t.Fatalf("after a shard's stream broke: got %v %v (open %v), want the other shard's event, no error", ev.Type, ev.Object, ok)
+	}
 	// The shard lost the version (it was down too long): list again.
 	fakes[shardVW].mu.Lock()
 	fakes[shardVW].failWatches = []error{apierrors.NewResourceExpired("too old resource version: 20")}
 	fakes[shardVW].mu.Unlock()
-	_, shardWatch := fakes[shardVW].lastWatch()
+	_, shardWatch = fakes[shardVW].lastWatch()
 	shardWatch.Stop()
 	ev, _ := receive(t, w)
 	if status, ok := ev.Object.(*metav1.Status); ev.Type != watch.Error || !ok || status.Code != 410 {
