@@ -216,6 +216,12 @@ func (s *Shards) snapshot() ([]string, map[string]kcpdynamic.ClusterInterface, <
 func (r *shardedResource) List(ctx context.Context, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
 	urls, clients, _ := r.shards.snapshot()
 	opts.Limit, opts.Continue = 0, ""
+	if opts.ResourceVersion != "0" {
+		// The informer hands back the merged list's version, which no
+		// shard knows: list the most recent state ("0", any cached state,
+		// is every shard's own).
+		opts.ResourceVersion, opts.ResourceVersionMatch = "", ""
+	}
 	merged := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": "v1", "kind": "List"}}
 	versions := map[string]string{}
 	for _, u := range urls {

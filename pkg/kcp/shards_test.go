@@ -41,6 +41,7 @@ type fakeShard struct {
 	listRV string
 
 	mu      sync.Mutex
+	lists   []metav1.ListOptions
 	watches []metav1.ListOptions
 	current *watch.FakeWatcher
 	// failWatches are the errors the next watches fail with, in turn.
@@ -83,6 +84,9 @@ type fakeShardResource struct {
 }
 
 func (r *fakeShardResource) List(ctx context.Context, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
+	r.shard.mu.Lock()
+	r.shard.lists = append(r.shard.lists, opts)
+	r.shard.mu.Unlock()
 	list, err := r.ResourceClusterInterface.List(ctx, opts)
 	if err == nil {
 		list.SetResourceVersion(r.shard.listRV)
@@ -299,6 +303,17 @@ func TestShardsChangeMakesInformersListAgain(t *testing.T) {
 	list, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{})
 	if err != nil || len(list.Items) != 1 {
 		t.Fatalf("list after the change: %v items, err %v; want the new shard's TaskRun", len(list.Items), err)
+	}
+	// The informer lists again with the merged list's version, which no
+	// shard knows: each shard lists its most recent state.
+	if _, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{ResourceVersion: list.GetResourceVersion(), ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}); err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{rootVW, shardVW} {
+		f := fakes[url]
+		if got := f.lists[len(f.lists)-1]; got.ResourceVersion != "" || got.ResourceVersionMatch != "" {
+			t.Errorf("relist at %s with version %q (match %q), want the most recent state", url, got.ResourceVersion, got.ResourceVersionMatch)
+		}
 	}
 	if changed, _ := s.SetURLs([]string{rootVW, shardVW}); changed {
 		t.Error("the same shards in another order count as a change")
