@@ -29,6 +29,7 @@ import (
 // workspace, across shards, through the same front door.
 func TestPipelineRunsOnEveryShard(t *testing.T) {
 	ctx := context.Background()
+	start := time.Now()
 	tenants := map[string]*framework.Tenant{}
 	for _, shard := range devstack.Shards() {
 		tn := env.NewTenantOn(ctx, t, "e2e-shard", shard)
@@ -37,6 +38,7 @@ func TestPipelineRunsOnEveryShard(t *testing.T) {
 			t.Fatalf("tenant %s (cluster %s) is on shard %q (%v), want %s", tn.Name, tn.Cluster, got, err, shard)
 		}
 		tenants[shard] = tn
+		t.Logf("tenant on %s ready after %.1f s", shard, time.Since(start).Seconds())
 	}
 	for shard, tn := range tenants {
 		first := script(`printf "from-` + shard + `" > $(results.word.path)`)
@@ -55,6 +57,7 @@ func TestPipelineRunsOnEveryShard(t *testing.T) {
 		if status, reason := framework.PipelineRunCondition(pr); status != "True" || reason != "Succeeded" {
 			t.Fatalf("PipelineRun of the tenant on %s ended %s/%s, want True/Succeeded", shard, status, reason)
 		}
+		t.Logf("PipelineRun of the tenant on %s done after %.1f s", shard, time.Since(start).Seconds())
 		if len(pr.Status.ChildReferences) != 2 {
 			t.Errorf("PipelineRun of the tenant on %s has %d child references, want 2", shard, len(pr.Status.ChildReferences))
 		}
@@ -69,6 +72,7 @@ func TestPipelineRunsOnEveryShard(t *testing.T) {
 		if err != nil || !strings.Contains(out, "heard from-"+shard) {
 			t.Errorf("tkn pipelinerun logs for the tenant on %s: %v\nstdout: %s\nstderr: %s\nwant \"heard from-%s\"", shard, err, out, errOut, shard)
 		}
+		t.Logf("logs of the tenant on %s read after %.1f s", shard, time.Since(start).Seconds())
 	}
 
 	// Hostile: each tenant's own identity, pointed at the other's
