@@ -273,8 +273,10 @@ func (r *shardedResource) Watch(ctx context.Context, opts metav1.ListOptions) (w
 }
 
 // shardWatchBackoff spaces the restarts of a shard's watch that ended or
-// could not start.
-var shardWatchBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 8, Cap: 30 * time.Second}
+// could not start. The cap is short: a shard that comes back is watched
+// again within seconds (its workspaces' events wait until then), and a
+// refused connection per informer every few seconds costs nothing.
+var shardWatchBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 6, Cap: 5 * time.Second}
 
 // watchShard forwards one shard's events until the merged watch stops.
 // A shard's watch that ends or cannot start (the shard restarts or does
