@@ -120,19 +120,12 @@ func TestReconcileKey(t *testing.T) {
 				t.Fatalf("reconcile: %v", err)
 			}
 
-			got, err := tenants.Cluster(tenantWS.Path()).Resource(TaskRunsResource).Namespace("default").Get(ctx, "build", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var tr v1.TaskRun
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, &tr); err != nil {
-				t.Fatal(err)
-			}
+			tr := tenantTaskRunNow(ctx, t, tenants)
 			cond := tr.Status.GetCondition(apis.ConditionSucceeded)
 			if cond == nil || cond.Reason != tc.wantReason {
 				t.Errorf("the TaskRun's condition is %+v, want reason %s", cond, tc.wantReason)
 			}
-			if got := placement.Of(&tr); got != tc.wantCluster {
+			if got := placement.Of(tr); got != tc.wantCluster {
 				t.Errorf("the TaskRun is placed on %q, want %q", got, tc.wantCluster)
 			}
 			pods, err := workloads.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
@@ -243,6 +236,19 @@ func TestReconcileKeyFollowsThePod(t *testing.T) {
 	if _, err := c.skeleton.Reconcile(ctx, key); err != nil {
 		t.Fatalf("second reconcile: %v", err)
 	}
+	tr := tenantTaskRunNow(ctx, t, tenants)
+	if cond := tr.Status.GetCondition(apis.ConditionSucceeded); cond == nil || cond.Status != corev1.ConditionTrue || cond.Reason != "Succeeded" {
+		t.Errorf("the TaskRun's condition is %+v, want True/Succeeded", cond)
+	}
+	if tr.Status.CompletionTime == nil || len(tr.Status.Steps) != 1 || tr.Status.Steps[0].Terminated == nil {
+		t.Errorf("the TaskRun's status has completion %v and steps %+v, want both from the pod", tr.Status.CompletionTime, tr.Status.Steps)
+	}
+}
+
+// tenantTaskRunNow is the TaskRun "build" as the tenant workspace holds
+// it.
+func tenantTaskRunNow(ctx context.Context, t *testing.T, tenants *kcpfakedynamic.FakeDynamicClusterClientset) *v1.TaskRun {
+	t.Helper()
 	got, err := tenants.Cluster(tenantWS.Path()).Resource(TaskRunsResource).Namespace("default").Get(ctx, "build", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -251,12 +257,7 @@ func TestReconcileKeyFollowsThePod(t *testing.T) {
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, &tr); err != nil {
 		t.Fatal(err)
 	}
-	if cond := tr.Status.GetCondition(apis.ConditionSucceeded); cond == nil || cond.Status != corev1.ConditionTrue || cond.Reason != "Succeeded" {
-		t.Errorf("the TaskRun's condition is %+v, want True/Succeeded", cond)
-	}
-	if tr.Status.CompletionTime == nil || len(tr.Status.Steps) != 1 || tr.Status.Steps[0].Terminated == nil {
-		t.Errorf("the TaskRun's status has completion %v and steps %+v, want both from the pod", tr.Status.CompletionTime, tr.Status.Steps)
-	}
+	return &tr
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
