@@ -1,5 +1,5 @@
 // Package devstack brings up the local real stack the project is developed and
-// tested against: a kcp server, Kubernetes workload clusters (each with its
+// tested against: kcp (two shards and its front-proxy), Kubernetes workload clusters (each with its
 // etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and nodes
 // that each run a containerd and a kubelet of their own, all on this machine)
 // and a local OCI registry holding images built on this machine.
