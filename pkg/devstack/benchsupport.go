@@ -64,18 +64,14 @@ func (s *Stack) KCPEtcdRSSBytes() int64 { return s.cfg.kcpEtcdProcess().rssBytes
 
 // ShardRSSBytes is a kcp shard's resident memory, 0 if it does not run.
 func (s *Stack) ShardRSSBytes(shard string) int64 {
-	if shard == SecondShard {
-		return s.cfg.kcpShardProcess().rssBytes()
-	}
-	return s.cfg.kcpProcess().rssBytes()
+	kcp, _ := s.cfg.shardProcesses(shard)
+	return kcp.rssBytes()
 }
 
 // ShardEtcdRSSBytes is the resident memory of a shard's etcd.
 func (s *Stack) ShardEtcdRSSBytes(shard string) int64 {
-	if shard == SecondShard {
-		return s.cfg.kcpShardEtcdProcess().rssBytes()
-	}
-	return s.cfg.kcpEtcdProcess().rssBytes()
+	_, etcd := s.cfg.shardProcesses(shard)
+	return etcd.rssBytes()
 }
 
 // FrontProxyRSSBytes is kcp-front-proxy's resident memory.

@@ -141,16 +141,8 @@ func (c Config) gatewayCredentials() error {
 // writeTenantKubeconfig writes a kubeconfig for a tenant user (a client
 // certificate of kcp's client CA) pointing at the gateway, in workspace.
 func (s *Stack) writeTenantKubeconfig(path, user string, workspace logicalcluster.Path) error {
-	certFile, keyFile, err := s.cfg.kcpUserCert(user)
-	if err != nil {
-		return err
-	}
 	gatewayCA, _ := (&certAuthority{dir: s.cfg.Path("gateway-pki")}).files("ca")
-	caData, err := os.ReadFile(gatewayCA)
-	if err != nil {
-		return err
-	}
-	return writeCertKubeconfig(path, s.cfg.GatewayURL()+workspace.RequestPath(), caData, certFile, keyFile, user)
+	return s.cfg.writeUserKubeconfig(path, user, s.cfg.GatewayURL()+workspace.RequestPath(), gatewayCA)
 }
 
 // UserKubeconfig writes (and returns the path of) a kubeconfig for any

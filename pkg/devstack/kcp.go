@@ -102,11 +102,16 @@ func (c Config) KCPRestConfig() (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return adminLimits(rc), nil
+}
+
+// adminLimits are the stack's admin clients' timeout and rate: its own
+// tooling creates many workspaces (tests, benchmark), which client-go's
+// default 5 QPS would throttle.
+func adminLimits(rc *rest.Config) *rest.Config {
 	rc.Timeout = 30 * time.Second
-	// The stack's own tooling creates many workspaces (tests, benchmark):
-	// client-go's default 5 QPS would throttle it.
 	rc.QPS, rc.Burst = 100, 200
-	return rc, nil
+	return rc
 }
 
 // KCPClusterClient is a cluster-aware kcp client as admin.

@@ -226,6 +226,14 @@ func (c Config) kcpShardProcess() *process {
 	return p
 }
 
+// shardProcesses are a shard's kcp and etcd processes.
+func (c Config) shardProcesses(shard string) (kcp, etcd *process) {
+	if shard == SecondShard {
+		return c.kcpShardProcess(), c.kcpShardEtcdProcess()
+	}
+	return c.kcpProcess(), c.kcpEtcdProcess()
+}
+
 func (c Config) kcpShardEtcdProcess() *process {
 	return c.etcdProcess("kcp-"+SecondShard+"-etcd", "kcp-"+SecondShard, c.Path("kcp-"+SecondShard+"-etcd"), secondShardEtcdPort)
 }
@@ -298,9 +306,7 @@ func (c Config) KCPProxyRestConfig() (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc.Timeout = 30 * time.Second
-	rc.QPS, rc.Burst = 100, 200
-	return rc, nil
+	return adminLimits(rc), nil
 }
 
 // KCPProxyBaseRestConfig is KCPProxyRestConfig without a workspace in its
@@ -312,24 +318,6 @@ func (c Config) KCPProxyBaseRestConfig() (*rest.Config, error) {
 	}
 	rc.Host = strings.TrimSuffix(rc.Host, "/clusters/root")
 	return rc, nil
-}
-
-// kcpProxyKubeconfigFor writes a kubeconfig for user at the front-proxy,
-// in workspace (the base URL when empty).
-func (c Config) kcpProxyKubeconfigFor(path, user, workspace string) error {
-	certFile, keyFile, err := c.kcpUserCert(user)
-	if err != nil {
-		return err
-	}
-	ca, err := os.ReadFile(c.KCPServingCAFile())
-	if err != nil {
-		return err
-	}
-	server := c.FrontProxyURL()
-	if workspace != "" {
-		server += "/clusters/" + workspace
-	}
-	return writeCertKubeconfig(path, server, ca, certFile, keyFile, user)
 }
 
 // ShardOf names the shard that holds the logical cluster: the one whose

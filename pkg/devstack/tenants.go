@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
@@ -140,5 +141,24 @@ func waitTenantAccess(ctx context.Context, kubeconfig string) error {
 // certificate from the kcp client CA) pointing at workspace (kcp's base URL
 // when empty) through the front-proxy.
 func (s *Stack) writeKCPUserKubeconfig(path, user string, workspace logicalcluster.Path) error {
-	return s.cfg.kcpProxyKubeconfigFor(path, user, workspace.String())
+	server := s.cfg.FrontProxyURL()
+	if !workspace.Empty() {
+		server += workspace.RequestPath()
+	}
+	return s.cfg.writeUserKubeconfig(path, user, server, s.cfg.KCPServingCAFile())
+}
+
+// writeUserKubeconfig writes a kubeconfig for a kcp user, by its client
+// certificate of kcp's client CA (issued once), at server, trusting the CA
+// in caFile.
+func (c Config) writeUserKubeconfig(path, user, server, caFile string) error {
+	certFile, keyFile, err := c.kcpUserCert(user)
+	if err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	return writeCertKubeconfig(path, server, ca, certFile, keyFile, user)
 }
