@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -60,7 +61,7 @@ func (r *runner) idleScale(ctx context.Context, n int, shards []string, keep boo
 		return res, err
 	}
 	start := time.Now()
-	if err := forEach(ctx, n, 16, func(i int) error {
+	if err := r.forEach(ctx, "idle workspaces bound", n, 16, func(i int) error {
 		path, err := devstack.EnsureWorkspaceOn(ctx, clients.KCP, logicalcluster.NewPath("root"), idleWorkspace(i), shards[i%len(shards)])
 		if err != nil {
 			return err
@@ -131,7 +132,7 @@ func (r *runner) idleScale(ctx context.Context, n int, shards []string, keep boo
 		return res, nil
 	}
 	start = time.Now()
-	err = forEach(ctx, n, 16, func(i int) error {
+	err = r.forEach(ctx, "idle workspaces deleted", n, 16, func(i int) error {
 		err := clients.KCP.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces().Delete(ctx, idleWorkspace(i), metav1.DeleteOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -143,12 +144,15 @@ func (r *runner) idleScale(ctx context.Context, n int, shards []string, keep boo
 }
 
 // forEach runs fn for 0..n-1 on workers goroutines; the first error wins.
-func forEach(ctx context.Context, n, workers int, fn func(i int) error) error {
+// Every 30 s it logs how many of the n (what) are done, as binding
+// hundreds of workspaces takes minutes.
+func (r *runner) forEach(ctx context.Context, what string, n, workers int, fn func(i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan int)
 	var once sync.Once
 	var first error
+	var done atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -158,9 +162,22 @@ func forEach(ctx context.Context, n, workers int, fn func(i int) error) error {
 				if err := fn(i); err != nil {
 					once.Do(func() { first = err; cancel() })
 				}
+				done.Add(1)
 			}
 		}()
 	}
+	go func() {
+		tick := time.NewTicker(30 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				r.log.Infow("bench: still working", "what", what, "done", done.Load(), "of", n)
+			}
+		}
+	}()
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		next <- i
 	}

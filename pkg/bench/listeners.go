@@ -117,7 +117,7 @@ func (r *runner) listenerScale(ctx context.Context, n, w, events int) (Listeners
 	objects := listenerObjects(n / w)
 	workspaces := make([]logicalcluster.Path, w)
 	start := time.Now()
-	if err := forEach(ctx, w, 8, func(i int) error {
+	if err := r.forEach(ctx, "listener workspaces set up", w, 8, func(i int) error {
 		path, err := devstack.EnsureWorkspace(ctx, clients.KCP, logicalcluster.NewPath("root"), idleWorkspace(i))
 		if err != nil {
 			return err
@@ -154,7 +154,7 @@ func (r *runner) listenerScale(ctx context.Context, n, w, events int) (Listeners
 	res.Events = len(latencies)
 	res.WebhookToRunP50, res.WebhookToRunP99 = percentile(latencies, 50), percentile(latencies, 99)
 	start = time.Now()
-	err = forEach(ctx, w, 8, func(i int) error {
+	err = r.forEach(ctx, "listener workspaces cleaned up", w, 8, func(i int) error {
 		return deleteListeners(ctx, kcp.ForCluster(base, logicalcluster.Name(workspaces[i].String())), n/w)
 	})
 	res.CleanupSeconds = time.Since(start).Seconds()
