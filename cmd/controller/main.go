@@ -17,6 +17,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/command"
 	"github.com/pipelines-service/pipelines-service/pkg/controller"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 )
 
 func main() {
@@ -28,11 +29,11 @@ func main() {
 			return fmt.Errorf("invalid configuration: %w", err)
 		}
 		err = controller.Run(ctx, log, cfg)
-		if errors.Is(err, controller.ErrLostLease) {
+		if errors.Is(err, controller.ErrLostLease) || errors.Is(err, partition.ErrLostPart) {
 			// Another replica may lead already: nothing of this process
 			// may go on. The same process (PID, pod) starts afresh as a
 			// candidate instead of waiting to be restarted.
-			log.Warnw("lost the leader Lease; starting again as a candidate")
+			log.Warnw("lost a Lease; starting again as a candidate", "error", err)
 			_ = log.Sync()
 			return reexec()
 		}

@@ -16,8 +16,10 @@ import (
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	"github.com/kcp-dev/logicalcluster/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -28,6 +30,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/pac"
 	"github.com/pipelines-service/pipelines-service/pkg/pac/runner"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/provider"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
@@ -249,6 +252,17 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	}
 	debug.fleet.Store(workloads)
 	m.Register(m.Admission(workloads.Admission().State))
+	parts, err := newPartition(cfg.LeaderElection, kcpRest, logicalcluster.Name(cfg.ProviderWorkspace), m, workloads.Admission().Demand, log)
+	if err != nil {
+		return err
+	}
+	if !cfg.LeaderElection.Disabled {
+		// Replicas that split the workspaces split each cluster's limit too.
+		workloads.Admission().SetShare(parts.Share)
+	}
+	debug.parts.Store(parts)
+	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pipelines_service_parts_held",
+		Help: "The parts of the tenant workspaces this replica reconciles now."}, func() float64 { return float64(len(parts.Held())) }))
 	tenantInformers := kcpdynamicinformer.NewDynamicSharedInformerFactory(tenants, 0)
 	tektonConfig := tenantconfig.New(tenants, workload.ManagedByValue, cfg.Resolution.Defaults)
 	workspaces, err := kcp.NewWorkspaceClients(tenants)
@@ -263,6 +277,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	}
 	events := reconciler.NewEvents(ctx, log.Named("events"), workspaces.Kube)
 	taskRuns, err := taskrun.New(taskrun.Options{
+		Gate:            parts,
 		Tenants:         tenants,
 		TenantInformers: tenantInformers,
 		Fleet:           workloads,
@@ -279,6 +294,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return err
 	}
 	pipelineRuns, err := pipelinerun.New(pipelinerun.Options{
+		Gate:            parts,
 		Tenants:         tenants,
 		TenantInformers: tenantInformers,
 		Config:          tektonConfig,
@@ -293,6 +309,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		return err
 	}
 	claims, err := persistentvolumeclaim.New(persistentvolumeclaim.Options{
+		Gate:            parts,
 		Tenants:         tenants,
 		TenantInformers: tenantInformers,
 		Fleet:           workloads,
@@ -302,11 +319,11 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	recording, err := newRecorder(cfg, tenants, tenantInformers, workloads, tektonConfig, events, m, log)
+	recording, err := newRecorder(cfg, parts, tenants, tenantInformers, workloads, tektonConfig, events, m, log)
 	if err != nil {
 		return err
 	}
-	listeners, err := eventlistener.New(eventlistener.Options{Tenants: tenants, TenantInformers: tenantInformers,
+	listeners, err := eventlistener.New(eventlistener.Options{Gate: parts, Tenants: tenants, TenantInformers: tenantInformers,
 		Workspaces: workspaces, URL: cfg.TriggersURL, Metrics: m, Log: log.Named("eventlistener")})
 	if err != nil {
 		return err
@@ -315,7 +332,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	customRuns, err := customrun.New(customrun.Options{Tenants: tenants, TenantInformers: tenantInformers, Metrics: m, Log: log.Named("customrun")})
+	customRuns, err := customrun.New(customrun.Options{Gate: parts, Tenants: tenants, TenantInformers: tenantInformers, Metrics: m, Log: log.Named("customrun")})
 	if err != nil {
 		return err
 	}
@@ -330,38 +347,55 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err := startTenantInformers(ctx, tenantInformers); err != nil {
 		return err
 	}
+	for _, h := range []interface{ Parts() partition.Handler }{taskRuns, pipelineRuns, claims, listeners, customRuns} {
+		parts.Handle(h.Parts())
+	}
+	if recording != nil {
+		parts.Handle(recording.Parts())
+	}
 	// A standby replica keeps its caches and its view of the workload
-	// clusters warm, and writes nothing.
+	// clusters warm, and writes no WorkloadCluster status.
 	workloads.SetStandby(!cfg.LeaderElection.Disabled)
 	if err := workloads.Start(ctx); err != nil {
 		return err
 	}
 	debug.ready.Store(true)
 	log.Infow("informers synced")
-	return lead(ctx, log, kcpRest, logicalcluster.Name(cfg.ProviderWorkspace), cfg.LeaderElection, m, func(ctx context.Context) error {
-		workloads.SetStandby(false)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return parts.Run(ctx) })
+	// Every replica reconciles the workspaces of the parts it holds.
+	g.Go(func() error {
 		go pipelineRuns.Run(ctx, cfg.Workers)
 		go claims.Run(ctx, cfg.Workers)
-		go collector.Run(ctx)
-		go namespaces.Run(ctx, 1)
 		go listeners.Run(ctx, 2)
 		go customRuns.Run(ctx, 1)
-		if pacs != nil {
-			if err := pacs.start(ctx); err != nil {
-				return err
-			}
-		}
 		if recording != nil {
 			go recording.Run(ctx, 2)
 		}
 		taskRuns.Run(ctx, cfg.Workers)
 		return nil
 	})
+	// The leader does the platform's own work.
+	g.Go(func() error {
+		return lead(ctx, log, kcpRest, logicalcluster.Name(cfg.ProviderWorkspace), cfg.LeaderElection, m, func(ctx context.Context) error {
+			workloads.SetStandby(false)
+			go collector.Run(ctx)
+			go namespaces.Run(ctx, 1)
+			if pacs != nil {
+				if err := pacs.start(ctx); err != nil {
+					return err
+				}
+			}
+			<-ctx.Done()
+			return nil
+		})
+	})
+	return g.Wait()
 }
 
 // newRecorder is the Results recorder, nil when no Results API is
 // configured.
-func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, events *reconciler.Events, m *metrics.Metrics, log *zap.SugaredLogger) (*recorder.Controller, error) {
+func newRecorder(cfg Config, gate reconciler.Gate, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory, workloads *fleet.Fleet, tenantConfig *tenantconfig.Store, events *reconciler.Events, m *metrics.Metrics, log *zap.SugaredLogger) (*recorder.Controller, error) {
 	if cfg.ResultsAPI == "" {
 		log.Infow("no Results API configured; runs are not archived")
 		return nil, nil
@@ -370,7 +404,7 @@ func newRecorder(cfg Config, tenants kcpdynamic.ClusterInterface, informers kcpd
 	if err != nil {
 		return nil, err
 	}
-	return recorder.New(recorder.Options{Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients,
+	return recorder.New(recorder.Options{Gate: gate, Tenants: tenants, TenantInformers: informers, Fleet: workloads, Results: clients,
 		Retention: cfg.ResultsRetention, RetentionSource: tenantConfig, Events: events, Metrics: m, Log: log.Named("recorder")})
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 )
 
 // debugServer serves /readyz (200 once the informers have synced),
@@ -33,6 +34,8 @@ type debugServer struct {
 	// fleet serves its admission state at /debug/admission, and the
 	// policies and limits it acts on at /debug/fleet.
 	fleet atomic.Pointer[fleet.Fleet]
+	// parts serves this replica's parts at /debug/parts.
+	parts atomic.Pointer[partition.Partition]
 
 	mu      sync.Mutex
 	profile *bytes.Buffer
@@ -122,6 +125,15 @@ func (d *debugServer) debugHandlers(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/admission", d.serveFleet(func(f *fleet.Fleet) any { return f.Admission().State() }))
 	mux.HandleFunc("/debug/fleet", d.serveFleet(func(f *fleet.Fleet) any { return f.View() }))
 	mux.Handle("/debug/trace", d.metrics.TraceHandler())
+	mux.HandleFunc("/debug/parts", func(w http.ResponseWriter, _ *http.Request) {
+		p := d.parts.Load()
+		if p == nil {
+			http.Error(w, "the parts are not set up yet", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(p.State())
+	})
 	mux.HandleFunc("/debug/cpuprofile/start", d.startProfile)
 	mux.HandleFunc("/debug/cpuprofile/stop", d.stopProfile)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

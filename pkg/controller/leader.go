@@ -19,6 +19,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 )
 
 // LeaderElectionConfig is how replicas of the controller choose the one
@@ -46,6 +47,15 @@ type LeaderElectionConfig struct {
 	LeaseDuration metav1.Duration `json:"leaseDuration,omitempty"`
 	RenewDeadline metav1.Duration `json:"renewDeadline,omitempty"`
 	RetryPeriod   metav1.Duration `json:"retryPeriod,omitempty"`
+	// Parts is how many parts the tenant workspaces are split into among
+	// the replicas (default 8; see pkg/partition). Each part has a Lease
+	// of its own, <leaseName>-part-<n>, with the durations above, and the
+	// replica holding it reconciles the part's workspaces; the leader
+	// alone does the platform's own work (WorkloadCluster status, workload
+	// namespaces and garbage, the Pipelines as Code intake). Every replica
+	// must have the same Parts: a replica that meets another number takes
+	// no part until that replica is gone.
+	Parts int `json:"parts,omitempty"`
 }
 
 func (c *LeaderElectionConfig) defaults() error {
@@ -70,6 +80,12 @@ func (c *LeaderElectionConfig) defaults() error {
 			d.v.Duration = d.def
 		}
 	}
+	if c.Parts == 0 {
+		c.Parts = 8
+	}
+	if c.Parts < 1 {
+		return fmt.Errorf("leaderElection: parts must be at least 1, not %d", c.Parts)
+	}
 	if c.RenewDeadline.Duration >= c.LeaseDuration.Duration {
 		return fmt.Errorf("leaderElection: renewDeadline %s must be shorter than leaseDuration %s", c.RenewDeadline.Duration, c.LeaseDuration.Duration)
 	}
@@ -78,6 +94,33 @@ func (c *LeaderElectionConfig) defaults() error {
 		return fmt.Errorf("leaderElection: renewDeadline %s must be longer than %.1f x retryPeriod %s", c.RenewDeadline.Duration, leaderelection.JitterFactor, c.RetryPeriod.Duration)
 	}
 	return nil
+}
+
+// newPartition is this replica's share of the tenant workspaces: the parts
+// whose Leases it holds, or every workspace when it runs alone.
+func newPartition(cfg LeaderElectionConfig, kcpRest *rest.Config, provider logicalcluster.Name, m *metrics.Metrics, demand func() map[string]partition.Demand, log *zap.SugaredLogger) (*partition.Partition, error) {
+	if cfg.Disabled {
+		return partition.Whole(), nil
+	}
+	// Each part's elector renews (or tries) every RetryPeriod, a get and
+	// an update at most; the member Lease is applied as often.
+	client, err := leaseClient(kcpRest, provider, m, float32(2*cfg.Parts+2))
+	if err != nil {
+		return nil, err
+	}
+	return partition.New(partition.Config{
+		Parts: cfg.Parts, Identity: cfg.Identity, LeaseNamespace: cfg.LeaseNamespace, LeasePrefix: cfg.LeaseName,
+		LeaseDuration: cfg.LeaseDuration.Duration, RenewDeadline: cfg.RenewDeadline.Duration, RetryPeriod: cfg.RetryPeriod.Duration,
+	}, client, demand, log.Named("partition").With("identity", cfg.Identity))
+}
+
+// leaseClient is a client of the provider workspace for Leases: its own,
+// so that renewals never wait behind the reconcilers' requests in a
+// shared rate limiter.
+func leaseClient(kcpRest *rest.Config, provider logicalcluster.Name, m *metrics.Metrics, qps float32) (kubernetes.Interface, error) {
+	rc := rest.CopyConfig(kcp.ForCluster(kcpRest, provider))
+	rc.QPS, rc.Burst, rc.WrapTransport = qps, int(2*qps), m.WrapTransport("kcp")
+	return kubernetes.NewForConfig(rc)
 }
 
 // ErrLostLease ends a replica that stopped leading: its work queues are
@@ -96,11 +139,7 @@ func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, pro
 		m.SetLeading(true)
 		return work(ctx)
 	}
-	// Its own client: renewals never wait behind the reconcilers' requests
-	// in a shared rate limiter.
-	rc := rest.CopyConfig(kcp.ForCluster(kcpRest, provider))
-	rc.QPS, rc.Burst, rc.WrapTransport = 5, 10, m.WrapTransport("kcp")
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := leaseClient(kcpRest, provider, m, 5)
 	if err != nil {
 		return err
 	}

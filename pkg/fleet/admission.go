@@ -2,8 +2,11 @@ package fleet
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 )
 
 // staleWaiter is how long a waiting TaskRun counts without asking again
@@ -22,6 +25,7 @@ type Admission struct {
 	now            func() time.Time
 
 	mu      sync.Mutex
+	share   func(cluster string, limit int) int
 	running map[string]slot
 	waiting map[string]waiter
 	wake    func(keys []string)
@@ -47,6 +51,16 @@ func (a *Admission) OnWake(wake func(keys []string)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.wake = wake
+}
+
+// SetShare caps each workload cluster that has a limit at share(cluster,
+// limit): this replica's part of the limit, when replicas of the
+// controller split the workspaces (partition.Partition.Share). share is
+// called with the Admission locked.
+func (a *Admission) SetShare(share func(cluster string, limit int) int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.share = share
 }
 
 // MarkRunning records a TaskRun that already runs (its pod exists), e.g.
@@ -109,6 +123,14 @@ func (a *Admission) mustWait(key string, me waiter) string {
 		return ""
 	}
 	onCluster := a.countRunning(func(s slot) bool { return s.cluster == me.cluster })
+	if a.share != nil {
+		if share := a.share(me.cluster, limit); share < limit {
+			if onCluster >= share {
+				return fmt.Sprintf("workload cluster %s is shared by the controller's replicas: %d of this replica's %d of the cluster's %d TaskRuns are running", me.cluster, onCluster, share, limit)
+			}
+			limit = share
+		}
+	}
 	if onCluster >= limit {
 		return fmt.Sprintf("workload cluster %s runs its limit of %d TaskRuns", me.cluster, limit)
 	}
@@ -245,6 +267,40 @@ func (a *Admission) Running(workspace string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.countRunning(func(s slot) bool { return s.workspace == workspace })
+}
+
+// Demand is what the admitted and waiting TaskRuns ask of each workload
+// cluster: the ones running there, and each workspace's running and
+// waiting ones (at most its limit). Replicas that split the workspaces
+// publish it to share the clusters' limits (partition.Caps).
+func (a *Admission) Demand() map[string]partition.Demand {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	type at struct{ workspace, cluster string }
+	asks := map[at]int{}
+	demand := map[string]partition.Demand{}
+	for _, s := range a.running {
+		asks[at(s)]++
+		d := demand[s.cluster]
+		d.Running++
+		demand[s.cluster] = d
+	}
+	for _, w := range a.waiting {
+		asks[at(w.slot)]++
+	}
+	for k, n := range asks {
+		if limit := a.workspaceLimit(k.workspace); limit > 0 {
+			n = min(n, limit)
+		}
+		d := demand[k.cluster]
+		d.Workspaces = append(d.Workspaces, n)
+		demand[k.cluster] = d
+	}
+	for c, d := range demand {
+		slices.Sort(d.Workspaces)
+		demand[c] = d
+	}
+	return demand
 }
 
 // AdmissionState is what the Admission holds: the admitted TaskRuns and

@@ -66,3 +66,13 @@ func onEvery(fn func(metav1.Object)) cache.ResourceEventHandlerFuncs {
 		DeleteFunc: handle,
 	}
 }
+
+// EnqueueWorkspaces queues the key of every object in store whose
+// workspace in says: the workspaces of a part this replica took.
+func EnqueueWorkspaces(queue workqueue.TypedRateLimitingInterface[string], store cache.Store, in func(workspace string) bool) {
+	for _, key := range store.ListKeys() {
+		if cluster, _, _, err := kcpcache.SplitMetaClusterNamespaceKey(key); err == nil && in(cluster.String()) {
+			queue.Add(key)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	kcpcache "github.com/kcp-dev/apimachinery/v2/pkg/cache"
 	"go.uber.org/zap"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -27,29 +28,66 @@ func NewQueue(name string, m *metrics.Metrics) workqueue.TypedRateLimitingInterf
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: name, MetricsProvider: m.QueueProvider()})
 }
 
-// RunWorkers processes queue with reconcile in workers goroutines until
-// ctx ends, then shuts the queue down. Errors are retried with backoff.
-// Each reconcile's duration is observed in m (may be nil) under name, and
-// traced with the requests it makes.
-func RunWorkers(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], workers int, reconcile ReconcileFunc, m *metrics.Metrics, name string) {
+// Gate says which workspaces this replica of the controller reconciles
+// now (partition.Partition).
+type Gate interface {
+	// Enter says whether this replica reconciles workspace now; if so,
+	// the workspace stays its own until done is called.
+	Enter(workspace string) (done func(), ok bool)
+}
+
+// Workers process a queue's keys with a reconcile.
+type Workers struct {
+	// Name names the reconciles in metrics and traces.
+	Name      string
+	Queue     workqueue.TypedRateLimitingInterface[string]
+	Reconcile ReconcileFunc
+	// Metrics observes each reconcile (may be nil).
+	Metrics *metrics.Metrics
+	Log     *zap.SugaredLogger
+	// Gate, when set, drops the keys of workspaces another replica
+	// reconciles: that replica queued them all when it took them.
+	Gate Gate
+	// WorkspaceOf is the workspace of a key (default: the cluster of a
+	// cluster-aware key).
+	WorkspaceOf func(key string) string
+}
+
+// Run processes the queue in count goroutines until ctx ends, then shuts
+// the queue down. Errors are retried with backoff. Each reconcile's
+// duration is observed, and traced with the requests it makes.
+func (w Workers) Run(ctx context.Context, count int) {
+	m, name := w.Metrics, w.Name
 	timed := func(ctx context.Context, key string) (requeueAfter time.Duration, err error) {
 		start := time.Now()
 		defer func() {
 			m.ObserveReconcile(name, time.Since(start), err)
 			m.TraceReconcile(name, key, start, time.Since(start))
 		}()
-		return reconcileSafely(metrics.WithReconcile(ctx, name, key), key, reconcile)
+		return reconcileSafely(metrics.WithReconcile(ctx, name, key), key, w.Reconcile)
 	}
 	defer utilruntime.HandleCrash()
-	defer queue.ShutDown()
-	log.Infow("starting workers", "workers", workers)
-	for i := 0; i < workers; i++ {
+	defer w.Queue.ShutDown()
+	w.Log.Infow("starting workers", "workers", count)
+	for i := 0; i < count; i++ {
 		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for processNext(ctx, log, queue, timed) {
+			for w.processNext(ctx, timed) {
 			}
 		}, time.Second)
 	}
 	<-ctx.Done()
+}
+
+// workspaceOf is the workspace of key.
+func (w Workers) workspaceOf(key string) string {
+	if w.WorkspaceOf != nil {
+		return w.WorkspaceOf(key)
+	}
+	cluster, _, _, err := kcpcache.SplitMetaClusterNamespaceKey(key)
+	if err != nil {
+		return ""
+	}
+	return cluster.String()
 }
 
 // reconcileSafely turns a panic in one reconcile into an error for that
@@ -65,12 +103,21 @@ func reconcileSafely(ctx context.Context, key string, reconcile ReconcileFunc) (
 
 // processNext serves one key with reconcile (which must not panic: see
 // reconcileSafely).
-func processNext(ctx context.Context, log *zap.SugaredLogger, queue workqueue.TypedRateLimitingInterface[string], reconcile ReconcileFunc) bool {
+func (w Workers) processNext(ctx context.Context, reconcile ReconcileFunc) bool {
+	queue, log := w.Queue, w.Log
 	key, quit := queue.Get()
 	if quit {
 		return false
 	}
 	defer queue.Done(key)
+	if w.Gate != nil {
+		done, ok := w.Gate.Enter(w.workspaceOf(key))
+		if !ok {
+			queue.Forget(key)
+			return true
+		}
+		defer done()
+	}
 	requeueAfter, err := reconcile(ctx, key)
 	switch {
 	case err != nil:

@@ -30,7 +30,10 @@ func TestAPanickingReconcileDoesNotStopTheWorkers(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { RunWorkers(ctx, zap.NewNop().Sugar(), queue, 1, reconcile, m, "test"); close(done) }()
+	go func() {
+		Workers{Name: "test", Queue: queue, Reconcile: reconcile, Metrics: m, Log: zap.NewNop().Sugar()}.Run(ctx, 1)
+		close(done)
+	}()
 	queue.Add("bad")
 	queue.Add("good")
 	deadline := time.Now().Add(5 * time.Second)

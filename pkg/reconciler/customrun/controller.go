@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
@@ -29,6 +30,9 @@ var CustomRunsResource = v1beta1.SchemeGroupVersion.WithResource("customruns")
 type Options struct {
 	Tenants         kcpdynamic.ClusterInterface
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
+	// Gate, when set, keeps the reconciles to the workspaces of the parts
+	// this replica holds (partition.Partition).
+	Gate reconciler.Gate
 	// Metrics exports the work queue and the reconciles (may be nil).
 	Metrics *metrics.Metrics
 	Log     *zap.SugaredLogger
@@ -39,6 +43,7 @@ type Controller struct {
 	log        *zap.SugaredLogger
 	metrics    *metrics.Metrics
 	queue      workqueue.TypedRateLimitingInterface[string]
+	gate       reconciler.Gate
 	objects    reconciler.Objects
 	customRuns kcpinformers.GenericClusterInformer
 	// skeleton reconciles a CustomRun: get, decode, mark (kind), write.
@@ -51,6 +56,7 @@ func New(opts Options) (*Controller, error) {
 		log:     opts.Log,
 		metrics: opts.Metrics,
 		queue:   reconciler.NewQueue(ControllerName, opts.Metrics),
+		gate:    opts.Gate,
 		objects: reconciler.Objects{Client: opts.Tenants, Resource: CustomRunsResource},
 	}
 	c.customRuns = opts.TenantInformers.ForResource(CustomRunsResource)
@@ -63,5 +69,12 @@ func New(opts Options) (*Controller, error) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "CustomRun")
+	reconciler.Workers{Name: "CustomRun", Queue: c.queue, Reconcile: c.skeleton.Reconcile, Metrics: c.metrics, Log: c.log, Gate: c.gate}.Run(ctx, workers)
+}
+
+// Parts queues every object of a part this replica takes.
+func (c *Controller) Parts() partition.Handler {
+	return partition.Handler{Taken: func(in func(string) bool) {
+		reconciler.EnqueueWorkspaces(c.queue, c.customRuns.Informer().GetStore(), in)
+	}}
 }

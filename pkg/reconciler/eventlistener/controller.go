@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/triggers"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	// reached from outside (e.g. https://gateway/hooks); empty: no sink
 	// serves this platform, and listeners say so.
 	URL string
+	// Gate, when set, keeps the reconciles to the workspaces of the parts
+	// this replica holds (partition.Partition).
+	Gate reconciler.Gate
 	// Metrics exports the work queue and the reconciles (may be nil).
 	Metrics *metrics.Metrics
 	Log     *zap.SugaredLogger
@@ -53,6 +57,7 @@ type Controller struct {
 	log        *zap.SugaredLogger
 	metrics    *metrics.Metrics
 	queue      workqueue.TypedRateLimitingInterface[string]
+	gate       reconciler.Gate
 	workspaces Workspaces
 	objects    reconciler.Objects
 	// skeleton reconciles a listener: get, decode, check (kind), write.
@@ -68,6 +73,7 @@ func New(opts Options) (*Controller, error) {
 		log:        opts.Log,
 		metrics:    opts.Metrics,
 		queue:      reconciler.NewQueue(ControllerName, opts.Metrics),
+		gate:       opts.Gate,
 		workspaces: opts.Workspaces,
 		objects:    reconciler.Objects{Client: opts.Tenants, Resource: triggers.EventListeners},
 		url:        opts.URL,
@@ -106,5 +112,12 @@ func (c *Controller) workspaceHandler() cache.ResourceEventHandler {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "EventListener")
+	reconciler.Workers{Name: "EventListener", Queue: c.queue, Reconcile: c.skeleton.Reconcile, Metrics: c.metrics, Log: c.log, Gate: c.gate}.Run(ctx, workers)
+}
+
+// Parts queues every object of a part this replica takes.
+func (c *Controller) Parts() partition.Handler {
+	return partition.Handler{Taken: func(in func(string) bool) {
+		reconciler.EnqueueWorkspaces(c.queue, c.listeners.Informer().GetStore(), in)
+	}}
 }

@@ -110,7 +110,7 @@ func (c *Controller) enqueue(obj any) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "Pipelines as Code run")
+	reconciler.Workers{Name: "Pipelines as Code run", Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log}.Run(ctx, workers)
 }
 
 // reconcileKey starts the run of key when it is queued and admitted,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
@@ -49,6 +50,9 @@ type Options struct {
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	// Fleet is the set of workload clusters claims are synced to.
 	Fleet Fleet
+	// Gate, when set, keeps the reconciles to the workspaces of the parts
+	// this replica holds (partition.Partition).
+	Gate reconciler.Gate
 	// Metrics exports the work queue and the reconciles (may be nil).
 	Metrics *metrics.Metrics
 	Log     *zap.SugaredLogger
@@ -59,6 +63,7 @@ type Controller struct {
 	log     *zap.SugaredLogger
 	metrics *metrics.Metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
+	gate    reconciler.Gate
 	tenants kcpdynamic.ClusterInterface
 	fleet   Fleet
 	placer  placement.Placer
@@ -82,6 +87,7 @@ func New(opts Options) (*Controller, error) {
 		log:        opts.Log,
 		metrics:    opts.Metrics,
 		queue:      reconciler.NewQueue(ControllerName, opts.Metrics),
+		gate:       opts.Gate,
 		tenants:    opts.Tenants,
 		fleet:      opts.Fleet,
 		deleted:    reconciler.NewTombstones(),
@@ -113,5 +119,12 @@ func New(opts Options) (*Controller, error) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "PersistentVolumeClaim")
+	reconciler.Workers{Name: "PersistentVolumeClaim", Queue: c.queue, Reconcile: c.skeleton.Reconcile, Metrics: c.metrics, Log: c.log, Gate: c.gate}.Run(ctx, workers)
+}
+
+// Parts queues every object of a part this replica takes.
+func (c *Controller) Parts() partition.Handler {
+	return partition.Handler{Taken: func(in func(string) bool) {
+		reconciler.EnqueueWorkspaces(c.queue, c.claims.Informer().GetStore(), in)
+	}}
 }

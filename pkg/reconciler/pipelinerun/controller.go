@@ -26,6 +26,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/customrun"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
@@ -67,6 +68,9 @@ type Options struct {
 	Workspaces *kcp.WorkspaceClients
 	// Events records the runs' Kubernetes events.
 	Events *reconciler.Events
+	// Gate, when set, keeps the reconciles to the workspaces of the parts
+	// this replica holds (partition.Partition).
+	Gate reconciler.Gate
 	// Metrics exports the work queue and the reconciles (may be nil).
 	Metrics *metrics.Metrics
 	Log     *zap.SugaredLogger
@@ -77,6 +81,7 @@ type Controller struct {
 	log     *zap.SugaredLogger
 	metrics *metrics.Metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
+	gate    reconciler.Gate
 	tenants kcpdynamic.ClusterInterface
 	config  *tenantconfig.Store
 	fleet   Fleet
@@ -110,6 +115,7 @@ func New(opts Options) (*Controller, error) {
 		metrics:    opts.Metrics,
 		events:     opts.Events,
 		queue:      reconciler.NewQueue(ControllerName, opts.Metrics),
+		gate:       opts.Gate,
 		tenants:    opts.Tenants,
 		config:     opts.Config,
 		fleet:      opts.Fleet,
@@ -175,5 +181,12 @@ func parentKey(tr metav1.Object) (string, bool) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "PipelineRun")
+	reconciler.Workers{Name: "PipelineRun", Queue: c.queue, Reconcile: c.skeleton.Reconcile, Metrics: c.metrics, Log: c.log, Gate: c.gate}.Run(ctx, workers)
+}
+
+// Parts queues every object of a part this replica takes.
+func (c *Controller) Parts() partition.Handler {
+	return partition.Handler{Taken: func(in func(string) bool) {
+		reconciler.EnqueueWorkspaces(c.queue, c.pipelineRuns.Informer().GetStore(), in)
+	}}
 }

@@ -22,6 +22,7 @@ import (
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	kcpinformers "github.com/kcp-dev/client-go/informers"
+	"github.com/kcp-dev/logicalcluster/v3"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	watcherconfig "github.com/tektoncd/results/pkg/watcher/reconciler"
 	watcherresults "github.com/tektoncd/results/pkg/watcher/results"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/results"
 )
@@ -75,6 +77,9 @@ type Options struct {
 	RetentionSource RetentionSource
 	// Events records Events into workspaces (nil: none).
 	Events *reconciler.Events
+	// Gate, when set, keeps the reconciles to the workspaces of the parts
+	// this replica holds (partition.Partition).
+	Gate reconciler.Gate
 	// Metrics exports the work queue and the reconciles (may be nil).
 	Metrics *metrics.Metrics
 	Log     *zap.SugaredLogger
@@ -85,6 +90,7 @@ type Controller struct {
 	log     *zap.SugaredLogger
 	metrics *metrics.Metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
+	gate    reconciler.Gate
 	client  *watcherresults.Client
 	records recordReader
 	// logReader reads stored Logs back.
@@ -114,6 +120,7 @@ func New(opts Options) (*Controller, error) {
 		log:             opts.Log,
 		metrics:         opts.Metrics,
 		queue:           newQueue(opts.Metrics),
+		gate:            opts.Gate,
 		client:          watcherresults.NewClient(opts.Results.Results, opts.Results.Logs, cfg),
 		records:         opts.Results.Results,
 		logReader:       opts.Results.Logs,
@@ -179,7 +186,34 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if c.retentionSource != nil {
 		go c.runPruner(ctx)
 	}
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "record")
+	reconciler.Workers{Name: "record", Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log, Gate: c.gate, WorkspaceOf: workspaceOf}.Run(ctx, workers)
+}
+
+// workspaceOf is the workspace of a queued key (kind|cluster|namespace/name).
+func workspaceOf(key string) string {
+	_, objectKey := splitKey(key)
+	cluster, _, _, err := kcpcache.SplitMetaClusterNamespaceKey(objectKey)
+	if err != nil {
+		return ""
+	}
+	return cluster.String()
+}
+
+// Parts queues the runs to record of a part this replica takes.
+func (c *Controller) Parts() partition.Handler {
+	return partition.Handler{Taken: func(in func(string) bool) {
+		for name, k := range c.kinds {
+			for _, obj := range k.informer.Informer().GetStore().List() {
+				u, ok := obj.(*unstructured.Unstructured)
+				if !ok || !in(logicalcluster.From(u).String()) || !needsRecording(u) {
+					continue
+				}
+				if key, err := kcpcache.MetaClusterNamespaceKeyFunc(u); err == nil {
+					c.queue.Add(name + "|" + key)
+				}
+			}
+		}
+	}}
 }
 
 func splitKey(key string) (kindName, objectKey string) {

@@ -186,6 +186,15 @@ func (c *Controller) pruneOnce(ctx context.Context, state *pruneState, now time.
 		}
 	}
 	for ws, runs := range byWorkspace {
+		if c.gate != nil {
+			done, ok := c.gate.Enter(ws.String())
+			if !ok {
+				continue // another replica prunes it
+			}
+			// Held only to the end of this pass: giving the part up waits
+			// for it, and a pass prunes a few runs.
+			defer done()
+		}
 		log := c.log.With("workspace", ws)
 		from, seen := state.last[ws]
 		if !seen {

@@ -125,5 +125,5 @@ func (c *Controller) requeueClaims(urls []string) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, "Repository")
+	reconciler.Workers{Name: "Repository", Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log}.Run(ctx, workers)
 }

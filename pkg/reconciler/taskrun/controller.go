@@ -29,6 +29,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/images"
 	"github.com/pipelines-service/pipelines-service/pkg/kcp"
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
@@ -84,6 +85,9 @@ type Options struct {
 	Workspaces *kcp.WorkspaceClients
 	// Events records the runs' Kubernetes events.
 	Events *reconciler.Events
+	// Gate, when set, keeps the reconciles to the workspaces of the parts
+	// this replica holds (partition.Partition).
+	Gate reconciler.Gate
 	// Metrics exports the work queue and the reconciles (may be nil).
 	Metrics *metrics.Metrics
 	Log     *zap.SugaredLogger
@@ -94,6 +98,7 @@ type Controller struct {
 	log      *zap.SugaredLogger
 	metrics  *metrics.Metrics
 	queue    workqueue.TypedRateLimitingInterface[string]
+	gate     reconciler.Gate
 	tenants  kcpdynamic.ClusterInterface
 	fleet    Fleet
 	placer   placement.Placer
@@ -134,6 +139,7 @@ func New(opts Options) (*Controller, error) {
 		metrics:    opts.Metrics,
 		events:     opts.Events,
 		queue:      reconciler.NewQueue(ControllerName, opts.Metrics),
+		gate:       opts.Gate,
 		tenants:    opts.Tenants,
 		fleet:      opts.Fleet,
 		images:     opts.Images,
@@ -190,12 +196,13 @@ func (c *Controller) enqueueUnfinished(*fleet.Member) {
 	}
 }
 
-// seedAdmission counts the TaskRuns that run (a pod, not done) as
-// admitted, so that a restarted controller does not admit past a limit.
-func (c *Controller) seedAdmission() {
+// seedAdmission counts the TaskRuns of the workspaces in that run (a pod,
+// not done) as admitted, so that a restarted controller, or one taking a
+// part from another replica, does not admit past a limit.
+func (c *Controller) seedAdmission(in func(workspace string) bool) {
 	for _, obj := range c.taskRuns.Informer().GetStore().List() {
 		u, ok := obj.(*unstructured.Unstructured)
-		if !ok || runDone(u) || placement.Of(u) == "" {
+		if !ok || runDone(u) || placement.Of(u) == "" || !in(logicalcluster.From(u).String()) {
 			continue
 		}
 		if pod, _, _ := unstructured.NestedString(u.Object, "status", "podName"); pod == "" {
@@ -257,7 +264,28 @@ func unfinishedIn(store cache.Store) func(key string) bool {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	c.seedAdmission()
 	go c.auditAdmission(ctx)
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.skeleton.Reconcile, c.metrics, "TaskRun")
+	reconciler.Workers{Name: "TaskRun", Queue: c.queue, Reconcile: c.skeleton.Reconcile, Metrics: c.metrics, Log: c.log, Gate: c.gate}.Run(ctx, workers)
+}
+
+// Parts counts the running TaskRuns of a part this replica takes as
+// admitted (before any of them is reconciled here, so that no limit is
+// admitted past), queues them all, and frees their admission when it
+// gives the part up.
+func (c *Controller) Parts() partition.Handler {
+	return partition.Handler{
+		Taking: c.seedAdmission,
+		Taken: func(in func(string) bool) {
+			reconciler.EnqueueWorkspaces(c.queue, c.taskRuns.Informer().GetStore(), in)
+		},
+		Given: func(in func(string) bool) {
+			c.fleet.Admission().Retain(func(key string) bool { return !in(workspaceOf(key)) })
+		},
+	}
+}
+
+// workspaceOf is the workspace of a cluster-aware key.
+func workspaceOf(key string) string {
+	cluster, _, _, _ := kcpcache.SplitMetaClusterNamespaceKey(key)
+	return cluster.String()
 }

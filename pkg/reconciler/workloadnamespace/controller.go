@@ -70,7 +70,7 @@ func New(f *fleet.Fleet, m *metrics.Metrics, log *zap.SugaredLogger) *Controller
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.RunWorkers(ctx, c.log, c.queue, workers, c.reconcileKey, c.metrics, ControllerName)
+	reconciler.Workers{Name: ControllerName, Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log}.Run(ctx, workers)
 }
 
 // reconcileKey puts back the labels and the isolation policy of the

@@ -1,0 +1,215 @@
+package partition
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+const (
+	// memberLabel marks the members' Leases.
+	memberLabel = "pipelines-service.dev/controller-member"
+	// partsAnnotation is the member's Parts: members that differ take
+	// no part (PartOf would put a workspace in two parts at once).
+	partsAnnotation = "pipelines-service.dev/parts"
+	// demandAnnotation is the member's Demand per workload cluster.
+	demandAnnotation = "pipelines-service.dev/demand"
+	fieldManager     = "pipelines-service-controller"
+)
+
+// stand starts the part's elector (pt.mu held).
+func (pt *part) stand() {
+	cfg := pt.p.cfg
+	// Not ctx's child: the Lease is released only once the part's
+	// reconciles have drained (giveUp), also when the replica stops.
+	ctx, stop := context.WithCancel(context.Background())
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: &resourcelock.LeaseLock{
+			LeaseMeta:  metav1.ObjectMeta{Namespace: cfg.LeaseNamespace, Name: fmt.Sprintf("%s-part-%d", cfg.LeasePrefix, pt.index)},
+			Client:     pt.p.client.CoordinationV1(),
+			LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
+		},
+		LeaseDuration:   cfg.LeaseDuration,
+		RenewDeadline:   cfg.RenewDeadline,
+		RetryPeriod:     cfg.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            fmt.Sprintf("part-%d", pt.index),
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) { pt.take() },
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil { // only for a config New has checked
+		stop()
+		pt.p.log.Errorw("part elector", "part", pt.index, "error", err)
+		return
+	}
+	pt.state, pt.stop, pt.ended = standing, stop, make(chan struct{})
+	go func() {
+		elector.Run(ctx)
+		pt.electorEnded()
+	}()
+}
+
+// memberLease is the name of identity's member Lease.
+func (p *Partition) memberLease() string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(p.cfg.Identity))
+	return fmt.Sprintf("%s-member-%016x", p.cfg.LeasePrefix, h.Sum64())
+}
+
+// heartbeat renews this replica's member Lease with its demand.
+func (p *Partition) heartbeat(ctx context.Context) error {
+	demand, err := json.Marshal(p.demand())
+	if err != nil {
+		return err
+	}
+	lease := coordinationv1ac.Lease(p.memberLease(), p.cfg.LeaseNamespace).
+		WithLabels(map[string]string{memberLabel: "true"}).
+		WithAnnotations(map[string]string{partsAnnotation: strconv.Itoa(p.cfg.Parts), demandAnnotation: string(demand)}).
+		WithSpec(coordinationv1ac.LeaseSpec().
+			WithHolderIdentity(p.cfg.Identity).
+			WithLeaseDurationSeconds(int32(p.cfg.LeaseDuration.Seconds())).
+			WithRenewTime(metav1.NowMicro()))
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RenewDeadline)
+	defer cancel()
+	_, err = p.client.CoordinationV1().Leases(p.cfg.LeaseNamespace).Apply(ctx, lease, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
+	return err
+}
+
+// leave deletes this replica's member Lease, so that the others take its
+// parts at once instead of after LeaseDuration.
+func (p *Partition) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.RenewDeadline)
+	defer cancel()
+	err := p.client.CoordinationV1().Leases(p.cfg.LeaseNamespace).Delete(ctx, p.memberLease(), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		p.log.Warnw("deleting this replica's member Lease failed; it expires", "error", err)
+	}
+}
+
+// memberWatch follows the members' Leases. A member is live while its
+// renew time keeps changing: what counts is when this replica saw it
+// change, not the time written, so that clocks need not agree (as in
+// client-go's leader election).
+type memberWatch struct {
+	lister cache.Indexer
+	mu     sync.Mutex
+	seen   map[string]observed
+	self   string
+	ttl    time.Duration
+}
+
+type observed struct {
+	renew string
+	at    time.Time
+}
+
+// watchMembers starts the informer on the members' Leases.
+func (p *Partition) watchMembers(ctx context.Context) (*memberWatch, error) {
+	factory := informers.NewSharedInformerFactoryWithOptions(p.client, 0, informers.WithNamespace(p.cfg.LeaseNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = memberLabel + "=true" }))
+	informer := factory.Coordination().V1().Leases().Informer()
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return nil, fmt.Errorf("member Leases did not sync: %w", ctx.Err())
+	}
+	return &memberWatch{lister: informer.GetIndexer(), seen: map[string]observed{}, self: p.cfg.Identity, ttl: p.cfg.LeaseDuration}, nil
+}
+
+// view is the live members, as of now.
+func (w *memberWatch) view(now time.Time) *view {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v := &view{demands: map[string]map[string]Demand{}, parts: map[string]int{}}
+	names := map[string]bool{}
+	for _, obj := range w.lister.List() {
+		lease, ok := obj.(*coordinationv1.Lease)
+		// The label is checked again: a watch through a proxy, or a fake,
+		// may not filter as asked, and a part's Lease is no member.
+		if !ok || lease.Labels[memberLabel] != "true" || lease.Spec.HolderIdentity == nil || lease.Spec.RenewTime == nil {
+			continue
+		}
+		names[lease.Name] = true
+		renew := lease.Spec.RenewTime.String()
+		o, ok := w.seen[lease.Name]
+		if !ok || o.renew != renew {
+			o = observed{renew: renew, at: now}
+			w.seen[lease.Name] = o
+		}
+		identity := *lease.Spec.HolderIdentity
+		if identity != w.self && now.Sub(o.at) > w.ttl {
+			continue
+		}
+		parts, _ := strconv.Atoi(lease.Annotations[partsAnnotation])
+		var demand map[string]Demand
+		_ = json.Unmarshal([]byte(lease.Annotations[demandAnnotation]), &demand) // a member's bad demand counts as none
+		v.parts[identity], v.demands[identity] = parts, demand
+	}
+	for name := range w.seen {
+		if !names[name] {
+			delete(w.seen, name)
+		}
+	}
+	if _, ok := v.parts[w.self]; !ok {
+		v.parts[w.self] = -1 // not published yet: it still runs
+	}
+	return v
+}
+
+// view is the live members: the parts count and demand each published.
+type view struct {
+	parts    map[string]int
+	demands  map[string]map[string]Demand
+	disagree []string
+}
+
+func (v *view) identities() []string {
+	return slices.Sorted(func(yield func(string) bool) {
+		for id := range v.parts {
+			if !yield(id) {
+				return
+			}
+		}
+	})
+}
+
+// owners assigns the parts over the live members, or none to anyone while
+// a live member splits the workspaces into another number of parts.
+func (v *view) owners(self string, parts int) []string {
+	v.disagree = nil
+	for id, n := range v.parts {
+		if n != parts && n != -1 {
+			v.disagree = append(v.disagree, fmt.Sprintf("%s has %d parts", id, n))
+		}
+	}
+	if len(v.disagree) > 0 {
+		return make([]string, parts)
+	}
+	return Assign(parts, v.identities())
+}
+
+// mine lists the parts owners gives self, for the log.
+func (v *view) mine(owners []string, self string) []string {
+	var mine []string
+	for i, o := range owners {
+		if o == self {
+			mine = append(mine, strconv.Itoa(i))
+		}
+	}
+	return mine
+}

@@ -1,0 +1,356 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+)
+
+// ErrLostPart ends a replica that could not renew a part's Lease: another
+// replica may reconcile the part already, so nothing of this one may go
+// on (the controller starts afresh, as for the leader Lease).
+var ErrLostPart = errors.New("lost a part's Lease")
+
+// Config is how the replicas split the work.
+type Config struct {
+	// Parts is how many parts the workspaces are split into; every
+	// replica must have the same. More parts spread the work more evenly
+	// over more replicas, and cost one Lease renewal per part and second.
+	Parts int
+	// Identity names this replica in the Leases (the leader election's).
+	Identity string
+	// LeaseNamespace is the namespace of the Leases in the provider
+	// workspace; LeasePrefix starts their names: <prefix>-part-<n> for
+	// the parts, <prefix>-member-<hash of identity> for the replicas.
+	LeaseNamespace, LeasePrefix string
+	// LeaseDuration, RenewDeadline and RetryPeriod are the leader
+	// election's, for every part, and for the members' Leases (renewed
+	// every RetryPeriod, gone after LeaseDuration).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// Handler is told of the parts this replica takes and gives up. in says
+// whether a workspace is in the part.
+type Handler struct {
+	// Taking is called once the part's Lease is held, before any of its
+	// workspaces is reconciled here (to count their running TaskRuns).
+	Taking func(in func(workspace string) bool)
+	// Taken is called once the part's workspaces are reconciled here (to
+	// queue them all).
+	Taken func(in func(workspace string) bool)
+	// Given is called once no reconcile of the part is in flight here any
+	// more, before its Lease is released.
+	Given func(in func(workspace string) bool)
+}
+
+// Partition is this replica's share of the workspaces.
+type Partition struct {
+	cfg      Config
+	client   kubernetes.Interface
+	demand   func() map[string]Demand
+	log      *zap.SugaredLogger
+	handlers []Handler
+	parts    []*part
+	// whole: one replica, no Leases: every workspace is reconciled here,
+	// once Run has told the handlers (wholeHeld).
+	whole     bool
+	wholeHeld atomic.Bool
+	// members is the last view of the live replicas.
+	members atomic.Pointer[view]
+	lost    chan int
+}
+
+// Whole is the Partition of a controller that runs alone (no leader
+// election): every workspace is its own.
+func Whole() *Partition { return &Partition{whole: true} }
+
+// New is a replica's Partition: client reaches the provider workspace,
+// demand says what this replica's TaskRuns ask of each workload cluster
+// (published for the others, see Caps).
+func New(cfg Config, client kubernetes.Interface, demand func() map[string]Demand, log *zap.SugaredLogger) (*Partition, error) {
+	if cfg.Parts < 1 {
+		return nil, fmt.Errorf("parts must be at least 1, not %d", cfg.Parts)
+	}
+	if cfg.Identity == "" || cfg.LeaseNamespace == "" || cfg.LeasePrefix == "" {
+		return nil, errors.New("identity, lease namespace and lease prefix are required")
+	}
+	p := &Partition{cfg: cfg, client: client, demand: demand, log: log, lost: make(chan int, cfg.Parts)}
+	for i := range cfg.Parts {
+		p.parts = append(p.parts, newPart(i, p))
+	}
+	return p, nil
+}
+
+// Handle adds a handler; all are added before Run.
+func (p *Partition) Handle(h Handler) { p.handlers = append(p.handlers, h) }
+
+// Enter says whether this replica reconciles workspace now. If so, the
+// part is not given up until done is called.
+func (p *Partition) Enter(workspace string) (done func(), ok bool) {
+	if p.whole {
+		return func() {}, p.wholeHeld.Load()
+	}
+	return p.parts[PartOf(workspace, p.cfg.Parts)].enter()
+}
+
+// Owns says whether this replica reconciles workspace now.
+func (p *Partition) Owns(workspace string) bool {
+	if p.whole {
+		return p.wholeHeld.Load()
+	}
+	return p.parts[PartOf(workspace, p.cfg.Parts)].held()
+}
+
+// Held are the parts this replica reconciles now.
+func (p *Partition) Held() []int {
+	var held []int
+	for _, pt := range p.parts {
+		if pt.held() {
+			held = append(held, pt.index)
+		}
+	}
+	if p.whole && p.wholeHeld.Load() {
+		held = []int{0}
+	}
+	return held
+}
+
+// Run takes and gives up parts as the members come and go, until ctx ends
+// (then it gives up every part, releasing its Lease) or a part's Lease is
+// lost (ErrLostPart).
+func (p *Partition) Run(ctx context.Context) error {
+	if p.whole {
+		all := func(string) bool { return true }
+		p.notify(func(h Handler) func(func(string) bool) { return h.Taking }, all)
+		p.wholeHeld.Store(true)
+		p.notify(func(h Handler) func(func(string) bool) { return h.Taken }, all)
+		<-ctx.Done()
+		return nil
+	}
+	members, err := p.watchMembers(ctx)
+	if err != nil {
+		return err
+	}
+	p.log.Infow("standing for parts", "parts", p.cfg.Parts)
+	err = p.balance(ctx, members)
+	p.giveUpAll()
+	p.leave()
+	return err
+}
+
+// balance renews this replica's member Lease and stands for the parts
+// Assign gives it, every RetryPeriod, until ctx ends or a part is lost.
+func (p *Partition) balance(ctx context.Context, members *memberWatch) error {
+	ticker := time.NewTicker(p.cfg.RetryPeriod)
+	defer ticker.Stop()
+	var last []string
+	for {
+		if err := p.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warnw("renewing this replica's member Lease failed", "error", err)
+		}
+		v := members.view(time.Now())
+		p.members.Store(v)
+		want := v.owners(p.cfg.Identity, p.cfg.Parts)
+		if mine := v.mine(want, p.cfg.Identity); !equal(mine, last) {
+			p.log.Infow("parts assigned to this replica", "parts", mine, "members", v.identities(), "disagree", v.disagree)
+			last = mine
+		}
+		for i, pt := range p.parts {
+			pt.want(ctx, want[i] == p.cfg.Identity)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case i := <-p.lost:
+			return fmt.Errorf("part %d: %w", i, ErrLostPart)
+		case <-ticker.C:
+		}
+	}
+}
+
+// giveUpAll gives up every part (its reconciles drained, its Lease
+// released) and waits, at most a LeaseDuration: a part that cannot drain
+// by then keeps its Lease until it expires.
+func (p *Partition) giveUpAll() {
+	var g errgroup.Group
+	for _, pt := range p.parts {
+		g.Go(func() error {
+			pt.want(context.Background(), false)
+			pt.waitIdle(p.cfg.LeaseDuration)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// notify calls one hook of every handler with in.
+func (p *Partition) notify(hook func(Handler) func(func(string) bool), in func(string) bool) {
+	for _, h := range p.handlers {
+		if f := hook(h); f != nil {
+			f(in)
+		}
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// part is one part's Lease, as this replica stands for it.
+type part struct {
+	index int
+	p     *Partition
+
+	mu       sync.Mutex
+	drained  *sync.Cond
+	state    partState
+	inflight int
+	stop     context.CancelFunc // ends the elector
+	ended    chan struct{}      // closed when the elector has ended
+}
+
+type partState int
+
+const (
+	idle     partState = iota // no elector
+	standing                  // the elector tries for the Lease
+	holding                   // the Lease is held, the part reconciled here
+	stopping                  // the elector is being stopped; never reconciled again
+)
+
+func newPart(index int, p *Partition) *part {
+	pt := &part{index: index, p: p}
+	pt.drained = sync.NewCond(&pt.mu)
+	return pt
+}
+
+func (pt *part) in(workspace string) bool { return PartOf(workspace, pt.p.cfg.Parts) == pt.index }
+
+func (pt *part) enter() (func(), bool) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if pt.state != holding {
+		return nil, false
+	}
+	pt.inflight++
+	return func() {
+		pt.mu.Lock()
+		defer pt.mu.Unlock()
+		pt.inflight--
+		if pt.inflight == 0 {
+			pt.drained.Broadcast()
+		}
+	}, true
+}
+
+func (pt *part) held() bool {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.state == holding
+}
+
+// want stands for the part, or gives it up.
+func (pt *part) want(ctx context.Context, want bool) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	switch {
+	case want && pt.state == idle && ctx.Err() == nil:
+		pt.stand()
+	case !want && pt.state == standing:
+		pt.state = stopping
+		pt.stop()
+	case !want && pt.state == holding:
+		pt.state = stopping
+		go pt.giveUp()
+	}
+}
+
+// giveUp waits for the reconciles in flight, tells the handlers and
+// releases the Lease (the elector, cancelled, releases it).
+func (pt *part) giveUp() {
+	pt.mu.Lock()
+	for pt.inflight > 0 {
+		pt.drained.Wait()
+	}
+	pt.mu.Unlock()
+	pt.p.notify(func(h Handler) func(func(string) bool) { return h.Given }, pt.in)
+	pt.p.log.Infow("giving up part", "part", pt.index)
+	pt.mu.Lock()
+	pt.stop()
+	pt.mu.Unlock()
+}
+
+// take makes the part this replica's, unless it was given up meanwhile.
+func (pt *part) take() {
+	pt.mu.Lock()
+	if pt.state != standing {
+		pt.mu.Unlock()
+		return
+	}
+	pt.p.notify(func(h Handler) func(func(string) bool) { return h.Taking }, pt.in)
+	pt.state = holding
+	pt.mu.Unlock()
+	pt.p.log.Infow("took part", "part", pt.index)
+	pt.p.notify(func(h Handler) func(func(string) bool) { return h.Taken }, pt.in)
+}
+
+// electorEnded is called when the part's elector has ended: given up, or
+// its Lease lost while the part was reconciled here.
+func (pt *part) electorEnded() {
+	pt.mu.Lock()
+	lost := pt.state == holding
+	pt.state = idle
+	close(pt.ended)
+	pt.mu.Unlock()
+	if lost {
+		pt.p.log.Errorw("lost the Lease of a part this replica reconciles", "part", pt.index)
+		pt.p.lost <- pt.index
+	}
+}
+
+// waitIdle waits until the part's elector has ended, at most timeout.
+func (pt *part) waitIdle(timeout time.Duration) {
+	pt.mu.Lock()
+	ended := pt.ended
+	pt.mu.Unlock()
+	if ended == nil {
+		return
+	}
+	select {
+	case <-ended:
+	case <-time.After(timeout):
+		pt.p.log.Warnw("a part's reconciles did not end in time; its Lease is left to expire", "part", pt.index)
+	}
+}
+
+// State is what /debug/parts shows of a replica's Partition.
+type State struct {
+	Identity string   `json:"identity,omitempty"`
+	Parts    int      `json:"parts"`
+	Held     []int    `json:"held"`
+	Members  []string `json:"members,omitempty"`
+}
+
+// State returns this replica's view.
+func (p *Partition) State() State {
+	s := State{Identity: p.cfg.Identity, Parts: max(p.cfg.Parts, 1), Held: p.Held()}
+	if v := p.members.Load(); v != nil {
+		s.Members = v.identities()
+	}
+	return s
+}
