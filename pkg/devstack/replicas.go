@@ -126,3 +126,51 @@ func (s *Stack) WaitControllerLeader(ctx context.Context, replica int, timeout t
 	}
 	return nil
 }
+
+// ControllerParts is how many parts the stack's controller replicas split
+// the tenant workspaces into (the controller's default).
+const ControllerParts = 8
+
+// PartLease is one part's Lease: who holds it and when it was renewed.
+type PartLease struct {
+	Part   int
+	Holder string
+	// Replica is the stack replica holding it (0: none, or another).
+	Replica int
+	Renewed time.Time
+}
+
+// ControllerParts reads the Leases of the parts the replicas split the
+// tenant workspaces into, by part.
+func (s *Stack) ControllerParts(ctx context.Context) ([]PartLease, error) {
+	rc, err := s.cfg.KCPBaseRestConfig()
+	if err != nil {
+		return nil, err
+	}
+	rc.Host += providerPath().RequestPath()
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]PartLease, ControllerParts)
+	for i := range parts {
+		parts[i].Part = i
+		lease, err := client.CoordinationV1().Leases(ControllerLease[0]).Get(ctx, fmt.Sprintf("%s-part-%d", ControllerLease[1], i), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		parts[i].Holder = leaseHolder(lease)
+		if lease.Spec.RenewTime != nil {
+			parts[i].Renewed = lease.Spec.RenewTime.Time
+		}
+		for n := 1; n <= MaxControllerReplicas; n++ {
+			if parts[i].Holder == ControllerReplicaIdentity(n) {
+				parts[i].Replica = n
+			}
+		}
+	}
+	return parts, nil
+}

@@ -5,6 +5,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,14 +13,15 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
 // TestKoDeployedControllerServesTenants deploys the controller into the
 // workload cluster with ko (the host controller stops), runs a TaskRun in
-// a new tenant workspace through it (one of its two replicas leads), and
-// switches back.
+// a new tenant workspace through it (its three replicas split the
+// workspaces' parts, one of them leads), and switches back.
 func TestKoDeployedControllerServesTenants(t *testing.T) {
 	ctx := context.Background()
 	stack := env.Stack
@@ -41,7 +43,7 @@ func TestKoDeployedControllerServesTenants(t *testing.T) {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		return d.Status.AvailableReplicas == 2 && d.Status.UpdatedReplicas == 2, "not both replicas available yet", nil
+		return d.Status.AvailableReplicas == deployedReplicas && d.Status.UpdatedReplicas == deployedReplicas, "not all replicas available yet", nil
 	})
 
 	tn := env.NewTenant(ctx, t, "e2e-ko")
@@ -59,7 +61,8 @@ func TestKoDeployedControllerServesTenants(t *testing.T) {
 	if status, reason := framework.Condition(done); status != "True" || len(done.Status.Results) != 1 || done.Status.Results[0].Value.StringVal != "in-cluster" {
 		t.Fatalf("TaskRun through the in-cluster controller ended %s/%s with results %v", status, reason, done.Status.Results)
 	}
-	// One of the two pods leads, and says so on its metrics port.
+	partsSplit(ctx, t)
+	// One of the pods leads, and says so on its metrics port.
 	holder, _, err := stack.ControllerLeader(ctx)
 	if err != nil || !strings.HasPrefix(holder, "pipelines-service-controller-") {
 		t.Fatalf("Lease held by %q (%v), want one of the Deployment's pods", holder, err)
@@ -82,6 +85,39 @@ func TestKoDeployedControllerServesTenants(t *testing.T) {
 	tenantCannotScrape(ctx, t, tn)
 }
 
+// deployedReplicas are config/'s replicas of the controller.
+const deployedReplicas = 3
+
+// partsSplit: the replicas hold every part between them, on their
+// metrics port, and more than one of them holds some.
+func partsSplit(ctx context.Context, t *testing.T) {
+	t.Helper()
+	framework.Eventually(t, time.Minute, "parts split over the replicas", func() (bool, string, error) {
+		pods, err := env.Workload.CoreV1().Pods("pipelines-service").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=pipelines-service-controller"})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		total, holding := 0.0, 0
+		held := map[string]float64{}
+		for _, p := range pods.Items {
+			data, err := env.Workload.CoreV1().Pods("pipelines-service").ProxyGet("http", p.Name, "9090", "/metrics", nil).DoRaw(ctx)
+			if err != nil {
+				return false, fmt.Sprintf("%s /metrics: %v", p.Name, err), nil
+			}
+			families, err := metrics.Parse(bytes.NewReader(data))
+			if err != nil {
+				return false, "", err
+			}
+			n := families.Total("pipelines_service_parts_held", nil)
+			held[p.Name], total = n, total+n
+			if n > 0 {
+				holding++
+			}
+		}
+		return total == devstack.ControllerParts && holding >= 2, fmt.Sprintf("parts held per pod: %v", held), nil
+	})
+}
+
 // tenantCannotScrape: the metrics port, open to the apiserver's proxy
 // above, is closed to a tenant's step (the metrics name every workspace).
 func tenantCannotScrape(ctx context.Context, t *testing.T, tn *framework.Tenant) {
@@ -96,8 +132,8 @@ func tenantCannotScrape(ctx context.Context, t *testing.T, tn *framework.Tenant)
 			targets = append(targets, p.Status.PodIP+" 9090")
 		}
 	}
-	if len(targets) != 2 {
-		t.Fatalf("controller pods with an IP: %v, want 2", targets)
+	if len(targets) != deployedReplicas {
+		t.Fatalf("controller pods with an IP: %v, want %d", targets, deployedReplicas)
 	}
 	probe := &v1.TaskRun{
 		ObjectMeta: metav1.ObjectMeta{Name: "scrape"},

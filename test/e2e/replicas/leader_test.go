@@ -5,6 +5,7 @@ package replicas
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,9 +13,11 @@ import (
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/test/e2e/framework"
 )
 
@@ -76,11 +79,13 @@ func (p *podsPerTaskRun) count() (map[string]int, int) {
 	return out, total
 }
 
-// TestLeaderKilledEveryTenSeconds runs three replicas of the controller
-// under a burst of 20 PipelineRuns across 4 tenants and kills the leader
-// with SIGKILL every 10 s, five times: a standby leads within 15 s each
-// time, every run succeeds with its three TaskRuns, and no TaskRun ever
-// had two pods.
+// TestLeaderKilledEveryTenSeconds runs three replicas of the controller,
+// which split the tenant workspaces into parts, under a burst of 20
+// PipelineRuns across 4 tenants, and kills a replica with SIGKILL every
+// 10 s, five times: the leader, then the owner of parts that does not
+// lead, in turn. Each time another replica leads within 15 s, and every
+// part is held (its Lease renewed) by a live replica within 15 s; every run
+// succeeds with its three TaskRuns, and no TaskRun ever had two pods.
 func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 	ctx := context.Background()
 	stack := env.Stack
@@ -95,6 +100,8 @@ func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 			t.Fatalf("start replica %d: %v", n, err)
 		}
 	}
+
+	waitPartsSpread(ctx, t)
 
 	seen := &podsPerTaskRun{pods: map[string]map[string]bool{}}
 	stop := make(chan struct{})
@@ -123,25 +130,37 @@ func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 	var restarts sync.WaitGroup
 	for k := 1; k <= kills; k++ {
 		start := time.Now()
-		holder, n, err := stack.ControllerLeader(ctx)
-		if err != nil || n == 0 {
-			t.Fatalf("kill %d: no replica leads (holder %q): %v", k, holder, err)
+		_, leader, err := stack.ControllerLeader(ctx)
+		if err != nil || leader == 0 {
+			t.Fatalf("kill %d: no replica leads: %v", k, err)
+		}
+		n := leader
+		if k%2 == 0 {
+			n = partOwnerNotLeading(ctx, t, leader)
 		}
 		if err := stack.KillControllerReplica(n); err != nil {
 			t.Fatalf("kill %d: %v", k, err)
 		}
 		killed := time.Now()
-		next := waitOtherLeader(ctx, t, n, killed)
-		t.Logf("kill %d: replica %d killed, replica %d leads after %.1f s", k, n, next, time.Since(killed).Seconds())
+		if n == leader {
+			next := waitOtherLeader(ctx, t, n, killed)
+			t.Logf("kill %d: leader, replica %d, killed; replica %d leads after %.1f s", k, n, next, time.Since(killed).Seconds())
+		} else {
+			t.Logf("kill %d: replica %d, which holds parts and does not lead, killed", k, n)
+		}
 		// As a Deployment's kubelet would, start the killed replica again;
-		// it stands by.
-		restarts.Add(1)
+		// it stands again for the leader Lease and for its parts.
+		restarts.Add(2)
 		go func(n int) {
 			defer restarts.Done()
 			if _, err := stack.StartControllerReplica(context.Background(), n); err != nil {
 				t.Errorf("restart replica %d: %v", n, err)
 			}
 		}(n)
+		go func(k int) {
+			defer restarts.Done()
+			waitPartsHeldSince(context.Background(), t, k, killed)
+		}(k)
 		if k < kills {
 			time.Sleep(time.Until(start.Add(killEvery)))
 		}
@@ -213,4 +232,102 @@ func restoreReplicaOne(t *testing.T) {
 	if err := stack.WaitControllerLeader(ctx, 1, time.Minute); err != nil {
 		t.Errorf("after the test: %v", err)
 	}
+	// The other packages expect the stack's one controller to reconcile
+	// every workspace again.
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		parts, err := stack.ControllerParts(ctx)
+		if err != nil {
+			return false, nil
+		}
+		for _, p := range parts {
+			if p.Replica != 1 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Errorf("after the test, replica 1 does not hold every part: %v", err)
+	}
+}
+
+// waitPartsSpread waits until the three replicas hold the parts between
+// them, each at least two of the eight: the work is split.
+func waitPartsSpread(ctx context.Context, t *testing.T) {
+	t.Helper()
+	var last []devstack.PartLease
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		parts, err := env.Stack.ControllerParts(ctx)
+		if err != nil {
+			return false, nil
+		}
+		last = parts
+		held := map[int]int{}
+		for _, p := range parts {
+			held[p.Replica]++
+		}
+		for n := 1; n <= replicas; n++ {
+			if held[n] < 2 {
+				return false, nil
+			}
+		}
+		return held[0] == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("the replicas did not split the parts within a minute: %v", describeParts(last))
+	}
+	t.Logf("parts split over the replicas: %s", describeParts(last))
+}
+
+// partOwnerNotLeading is a replica holding parts that does not lead.
+func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int) int {
+	t.Helper()
+	parts, err := env.Stack.ControllerParts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if p.Replica != 0 && p.Replica != leader && env.Stack.ControllerReplicaRunning(p.Replica) {
+			return p.Replica
+		}
+	}
+	t.Fatalf("no replica but the leader (%d) holds a part: %s", leader, describeParts(parts))
+	return 0
+}
+
+// waitPartsHeldSince waits until every part's Lease was renewed after the
+// kill by a running replica, within takeover of it.
+func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time.Time) {
+	var last []devstack.PartLease
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		parts, err := env.Stack.ControllerParts(ctx)
+		if err != nil {
+			return false, nil
+		}
+		last = parts
+		for _, p := range parts {
+			if p.Replica == 0 || !p.Renewed.After(killed) || !env.Stack.ControllerReplicaRunning(p.Replica) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	d := time.Since(killed)
+	switch {
+	case err != nil:
+		t.Errorf("kill %d: parts without a live holder 2 minutes after it: %s", kill, describeParts(last))
+	case d > takeover:
+		t.Errorf("kill %d: every part held again %.1f s after it, want within %s: %s", kill, d.Seconds(), takeover, describeParts(last))
+	default:
+		t.Logf("kill %d: every part held by a live replica %.1f s after it: %s", kill, d.Seconds(), describeParts(last))
+	}
+}
+
+// describeParts says which replica holds each part.
+func describeParts(parts []devstack.PartLease) string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, fmt.Sprintf("%d:%d", p.Part, p.Replica))
+	}
+	return strings.Join(out, " ")
 }
