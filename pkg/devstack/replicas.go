@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
@@ -173,4 +174,50 @@ func (s *Stack) ControllerParts(ctx context.Context) ([]PartLease, error) {
 		}
 	}
 	return parts, nil
+}
+
+// PartsSpread says every part is held by one of replicas 1 to n, and each
+// of them holds at least least parts.
+func PartsSpread(n, least int) func(held map[int]int) bool {
+	return func(held map[int]int) bool {
+		total := 0
+		for r := 1; r <= n; r++ {
+			if held[r] < least {
+				return false
+			}
+			total += held[r]
+		}
+		return total == ControllerParts
+	}
+}
+
+// WaitControllerParts waits until the parts held per replica (0: none or
+// another holder) satisfy ok, and returns the Leases last read.
+func (s *Stack) WaitControllerParts(ctx context.Context, timeout time.Duration, ok func(held map[int]int) bool) ([]PartLease, error) {
+	var last []PartLease
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		parts, err := s.ControllerParts(ctx)
+		if err != nil {
+			return false, nil
+		}
+		last = parts
+		held := map[int]int{}
+		for _, p := range parts {
+			held[p.Replica]++
+		}
+		return ok(held), nil
+	})
+	if err != nil {
+		return last, fmt.Errorf("parts held %s, not as wanted within %s: %w", DescribeParts(last), timeout, err)
+	}
+	return last, nil
+}
+
+// DescribeParts says which replica holds each part (part:replica).
+func DescribeParts(parts []PartLease) string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, fmt.Sprintf("%d:%d", p.Part, p.Replica))
+	}
+	return strings.Join(out, " ")
 }

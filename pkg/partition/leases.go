@@ -125,8 +125,12 @@ func (p *Partition) watchMembers(ctx context.Context) (*memberWatch, error) {
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = memberLabel + "=true" }))
 	informer := factory.Coordination().V1().Leases().Informer()
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		return nil, fmt.Errorf("member Leases did not sync: %w", ctx.Err())
+	// Bounded: a replica that cannot list the Leases (its RBAC, say) must
+	// say so, not wait holding nothing.
+	syncing, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncing.Done(), informer.HasSynced) {
+		return nil, fmt.Errorf("the members' Leases did not sync within a minute (can this replica list and watch Leases?): %w", syncing.Err())
 	}
 	return &memberWatch{lister: informer.GetIndexer(), seen: map[string]observed{}, self: p.cfg.Identity, ttl: p.cfg.LeaseDuration}, nil
 }

@@ -130,8 +130,10 @@ func ensureControllerRBAC(ctx context.Context, c Clients, provider logicalcluste
 			{APIGroups: []string{fleetv1alpha1.Group}, Resources: []string{"workloadclusters", "tenantpolicies"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{fleetv1alpha1.Group}, Resources: []string{"workloadclusters/status"}, Verbs: []string{"get", "update", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
-			// The replicas' leader election.
-			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+			// The replicas' leader election, their parts' Leases (get,
+			// create, update) and their member Leases (applied, watched,
+			// deleted on the way out: pkg/partition).
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 		},
 	}
 	return ensureRBAC(ctx, c, provider, role, bindingTo(ControllerUser, ControllerUser))

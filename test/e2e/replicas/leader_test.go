@@ -5,7 +5,6 @@ package replicas
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,19 +233,7 @@ func restoreReplicaOne(t *testing.T) {
 	}
 	// The other packages expect the stack's one controller to reconcile
 	// every workspace again.
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		parts, err := stack.ControllerParts(ctx)
-		if err != nil {
-			return false, nil
-		}
-		for _, p := range parts {
-			if p.Replica != 1 {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
+	if _, err := stack.WaitControllerParts(ctx, time.Minute, devstack.PartsSpread(1, devstack.ControllerParts)); err != nil {
 		t.Errorf("after the test, replica 1 does not hold every part: %v", err)
 	}
 }
@@ -255,28 +242,11 @@ func restoreReplicaOne(t *testing.T) {
 // them, each at least two of the eight: the work is split.
 func waitPartsSpread(ctx context.Context, t *testing.T) {
 	t.Helper()
-	var last []devstack.PartLease
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		parts, err := env.Stack.ControllerParts(ctx)
-		if err != nil {
-			return false, nil
-		}
-		last = parts
-		held := map[int]int{}
-		for _, p := range parts {
-			held[p.Replica]++
-		}
-		for n := 1; n <= replicas; n++ {
-			if held[n] < 2 {
-				return false, nil
-			}
-		}
-		return held[0] == 0, nil
-	})
+	parts, err := env.Stack.WaitControllerParts(ctx, time.Minute, devstack.PartsSpread(replicas, 2))
 	if err != nil {
-		t.Fatalf("the replicas did not split the parts within a minute: %v", describeParts(last))
+		t.Fatalf("the replicas did not split the parts: %v", err)
 	}
-	t.Logf("parts split over the replicas: %s", describeParts(last))
+	t.Logf("parts split over the replicas: %s", devstack.DescribeParts(parts))
 }
 
 // partOwnerNotLeading is a replica holding parts that does not lead.
@@ -291,7 +261,7 @@ func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int) int {
 			return p.Replica
 		}
 	}
-	t.Fatalf("no replica but the leader (%d) holds a part: %s", leader, describeParts(parts))
+	t.Fatalf("no replica but the leader (%d) holds a part: %s", leader, devstack.DescribeParts(parts))
 	return 0
 }
 
@@ -315,19 +285,10 @@ func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time
 	d := time.Since(killed)
 	switch {
 	case err != nil:
-		t.Errorf("kill %d: parts without a live holder 2 minutes after it: %s", kill, describeParts(last))
+		t.Errorf("kill %d: parts without a live holder 2 minutes after it: %s", kill, devstack.DescribeParts(last))
 	case d > takeover:
-		t.Errorf("kill %d: every part held again %.1f s after it, want within %s: %s", kill, d.Seconds(), takeover, describeParts(last))
+		t.Errorf("kill %d: every part held again %.1f s after it, want within %s: %s", kill, d.Seconds(), takeover, devstack.DescribeParts(last))
 	default:
-		t.Logf("kill %d: every part held by a live replica %.1f s after it: %s", kill, d.Seconds(), describeParts(last))
+		t.Logf("kill %d: every part held by a live replica %.1f s after it: %s", kill, d.Seconds(), devstack.DescribeParts(last))
 	}
-}
-
-// describeParts says which replica holds each part.
-func describeParts(parts []devstack.PartLease) string {
-	var out []string
-	for _, p := range parts {
-		out = append(out, fmt.Sprintf("%d:%d", p.Part, p.Replica))
-	}
-	return strings.Join(out, " ")
 }
