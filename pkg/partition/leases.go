@@ -151,10 +151,17 @@ func (w *memberWatch) view(now time.Time) *view {
 		names[lease.Name] = true
 		renew := lease.Spec.RenewTime.String()
 		o, ok := w.seen[lease.Name]
-		if !ok || o.renew != renew {
+		switch {
+		case !ok:
+			// First seen: from the time written, if that is earlier. A
+			// Lease left by a replica killed long ago is not live for
+			// another LeaseDuration; a member whose clock is behind seems
+			// gone only until its next renewal is seen.
+			o = observed{renew: renew, at: minTime(now, lease.Spec.RenewTime.Time)}
+		case o.renew != renew:
 			o = observed{renew: renew, at: now}
-			w.seen[lease.Name] = o
 		}
+		w.seen[lease.Name] = o
 		identity := *lease.Spec.HolderIdentity
 		if identity != w.self && now.Sub(o.at) > w.ttl {
 			continue
@@ -216,4 +223,11 @@ func (v *view) mine(owners []string, self string) []string {
 		}
 	}
 	return mine
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
