@@ -15,7 +15,7 @@ import (
 )
 
 // MaxControllerReplicas is how many host controller replicas the stack
-// can run side by side (debug addresses 127.0.0.1:6061-6069).
+// can run side by side (debug addresses 127.0.0.1:6061, then 6162-6169).
 const MaxControllerReplicas = 9
 
 // ControllerLease is the Lease (namespace, name) in the provider
@@ -24,8 +24,14 @@ var ControllerLease = [2]string{"default", "pipelines-service-controller"}
 
 // ControllerReplicaDebugAddress is where replica n (1-based) serves
 // /readyz, /metrics and /debug/; replica 1's is ControllerDebugAddress.
+// The others are apart from 606x, where the gateway's and the triggers
+// sink's are (replica 2 on 6062 once met the gateway's /readyz and never
+// ran).
 func ControllerReplicaDebugAddress(replica int) string {
-	return fmt.Sprintf("127.0.0.1:%d", 6060+replica)
+	if replica == 1 {
+		return ControllerDebugAddress
+	}
+	return fmt.Sprintf("127.0.0.1:%d", 6160+replica)
 }
 
 // ControllerReplicaIdentity is replica n's identity in the Lease.
@@ -50,6 +56,11 @@ func (s *Stack) StartControllerReplica(ctx context.Context, replica int) (int, e
 	proc := s.cfg.controllerReplicaProcess(replica, "")
 	if err := waitReplicaReady(ctx, replica, 5*time.Minute); err != nil {
 		return 0, componentErr(proc.name, proc.logFile, err)
+	}
+	// Ready must have been this replica's answer, not another process's on
+	// its address.
+	if !proc.running() {
+		return 0, componentErr(proc.name, proc.logFile, fmt.Errorf("controller replica %d exited", replica))
 	}
 	return proc.pid(), nil
 }
