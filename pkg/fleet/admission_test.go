@@ -133,3 +133,38 @@ func TestAdmissionWakesWaiters(t *testing.T) {
 		t.Fatalf("after Retain woken %v, want [a/3]", woken)
 	}
 }
+
+func TestAdmissionSharedByReplicas(t *testing.T) {
+	a := NewAdmission(func(ws string) int { return map[string]int{"a": 2}[ws] }, func(string) int { return 4 })
+	share := 2
+	a.SetShare(func(cluster string, limit int) int {
+		if cluster != "c" || limit != 4 {
+			t.Errorf("share(%q, %d), want (c, 4)", cluster, limit)
+		}
+		return share
+	})
+	for _, s := range []struct {
+		key  string
+		want bool
+	}{{"b/1", true}, {"b/2", true}, {"b/3", false}} {
+		if ok, why := a.Admit(s.key, "b", "c"); ok != s.want {
+			t.Errorf("Admit(%s) = %v (%s), want %v", s.key, ok, why, s.want)
+		} else if !ok && why == "" {
+			t.Errorf("Admit(%s) refused without a reason", s.key)
+		}
+	}
+	// Another replica's demand shrank: this one's share grows.
+	share = 4
+	if ok, why := a.Admit("b/3", "b", "c"); !ok {
+		t.Errorf("Admit(b/3) after the share grew: %s", why)
+	}
+	for _, k := range []string{"a/1", "a/2", "a/3"} {
+		a.Admit(k, "a", "c") // a/1 takes the last slot; a/2 and a/3 wait
+	}
+	got := a.Demand()["c"]
+	// b: three running; a: one running and two waiting, counted at its
+	// limit of 2.
+	if got.Running != 4 || fmt.Sprint(got.Workspaces) != "[2 3]" {
+		t.Errorf("Demand()[c] = %+v, want 4 running and workspaces [2 3]", got)
+	}
+}

@@ -17,12 +17,13 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
 const (
-	// memberLabel marks the members' Leases.
-	memberLabel = "pipelines-service.dev/controller-member"
+	// leaseLabel marks the replicas' Leases: memberLabel for the
+	// members', partLabel for the parts'.
+	leaseLabel  = "pipelines-service.dev/controller-lease"
+	memberLabel = "member"
 	// partsAnnotation is the member's Parts: members that differ take
 	// no part (PartOf would put a workspace in two parts at once).
 	partsAnnotation = "pipelines-service.dev/parts"
@@ -31,21 +32,17 @@ const (
 	fieldManager     = "pipelines-service-controller"
 )
 
-// stand starts the part's elector (pt.mu held).
-func (pt *part) stand() {
+// elector is client-go's leader election for the part, on partLock.
+func (pt *part) elector(leases cache.Indexer) (*leaderelection.LeaderElector, error) {
 	cfg := pt.p.cfg
-	// Not ctx's child: the Lease is released only once the part's
-	// reconciles have drained (giveUp), also when the replica stops.
-	ctx, stop := context.WithCancel(context.Background())
-	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock: &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: cfg.LeaseNamespace, Name: fmt.Sprintf("%s-part-%d", cfg.LeasePrefix, pt.index)},
-			Client:     pt.p.client.CoordinationV1(),
-			LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
-		},
-		LeaseDuration:   cfg.LeaseDuration,
-		RenewDeadline:   cfg.RenewDeadline,
-		RetryPeriod:     cfg.RetryPeriod,
+	return leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: &partLock{namespace: cfg.LeaseNamespace, name: fmt.Sprintf("%s-part-%d", cfg.LeasePrefix, pt.index),
+			identity: cfg.Identity, client: pt.p.client.CoordinationV1(), cache: leases, may: pt.may},
+		LeaseDuration: cfg.LeaseDuration,
+		RenewDeadline: cfg.RenewDeadline,
+		RetryPeriod:   cfg.RetryPeriod,
+		// Cancelled only once the part's reconciles have drained
+		// (giveUp), also when the replica stops.
 		ReleaseOnCancel: true,
 		Name:            fmt.Sprintf("part-%d", pt.index),
 		Callbacks: leaderelection.LeaderCallbacks{
@@ -53,16 +50,6 @@ func (pt *part) stand() {
 			OnStoppedLeading: func() {},
 		},
 	})
-	if err != nil { // only for a config New has checked
-		stop()
-		pt.p.log.Errorw("part elector", "part", pt.index, "error", err)
-		return
-	}
-	pt.state, pt.stop, pt.ended = standing, stop, make(chan struct{})
-	go func() {
-		elector.Run(ctx)
-		pt.electorEnded()
-	}()
 }
 
 // memberLease is the name of identity's member Lease.
@@ -79,7 +66,7 @@ func (p *Partition) heartbeat(ctx context.Context) error {
 		return err
 	}
 	lease := coordinationv1ac.Lease(p.memberLease(), p.cfg.LeaseNamespace).
-		WithLabels(map[string]string{memberLabel: "true"}).
+		WithLabels(map[string]string{leaseLabel: memberLabel}).
 		WithAnnotations(map[string]string{partsAnnotation: strconv.Itoa(p.cfg.Parts), demandAnnotation: string(demand)}).
 		WithSpec(coordinationv1ac.LeaseSpec().
 			WithHolderIdentity(p.cfg.Identity).
@@ -119,10 +106,10 @@ type observed struct {
 	at    time.Time
 }
 
-// watchMembers starts the informer on the members' Leases.
-func (p *Partition) watchMembers(ctx context.Context) (*memberWatch, error) {
+// watchLeases starts the informer on the replicas' Leases.
+func (p *Partition) watchLeases(ctx context.Context) (cache.Indexer, error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(p.client, 0, informers.WithNamespace(p.cfg.LeaseNamespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = memberLabel + "=true" }))
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = leaseLabel }))
 	informer := factory.Coordination().V1().Leases().Informer()
 	factory.Start(ctx.Done())
 	// Bounded: a replica that cannot list the Leases (its RBAC, say) must
@@ -130,9 +117,9 @@ func (p *Partition) watchMembers(ctx context.Context) (*memberWatch, error) {
 	syncing, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncing.Done(), informer.HasSynced) {
-		return nil, fmt.Errorf("the members' Leases did not sync within a minute (can this replica list and watch Leases?): %w", syncing.Err())
+		return nil, fmt.Errorf("the replicas' Leases did not sync within a minute (can this replica list and watch Leases?): %w", syncing.Err())
 	}
-	return &memberWatch{lister: informer.GetIndexer(), seen: map[string]observed{}, self: p.cfg.Identity, ttl: p.cfg.LeaseDuration}, nil
+	return informer.GetIndexer(), nil
 }
 
 // view is the live members, as of now.
@@ -145,7 +132,7 @@ func (w *memberWatch) view(now time.Time) *view {
 		lease, ok := obj.(*coordinationv1.Lease)
 		// The label is checked again: a watch through a proxy, or a fake,
 		// may not filter as asked, and a part's Lease is no member.
-		if !ok || lease.Labels[memberLabel] != "true" || lease.Spec.HolderIdentity == nil || lease.Spec.RenewTime == nil {
+		if !ok || lease.Labels[leaseLabel] != memberLabel || lease.Spec.HolderIdentity == nil || lease.Spec.RenewTime == nil {
 			continue
 		}
 		names[lease.Name] = true

@@ -17,7 +17,7 @@ func memberLease(name, identity string, renewed time.Time, parts string, member 
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(identity), RenewTime: &metav1.MicroTime{Time: renewed}},
 	}
 	if member {
-		l.Labels = map[string]string{memberLabel: "true"}
+		l.Labels = map[string]string{leaseLabel: memberLabel}
 	}
 	return l
 }

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 // ErrLostPart ends a replica that could not renew a part's Lease: another
@@ -134,13 +135,22 @@ func (p *Partition) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	members, err := p.watchMembers(ctx)
+	leases, err := p.watchLeases(ctx)
 	if err != nil {
 		return err
 	}
+	members := &memberWatch{lister: leases, seen: map[string]observed{}, self: p.cfg.Identity, ttl: p.cfg.LeaseDuration}
+	var electors sync.WaitGroup
+	for _, pt := range p.parts {
+		electors.Add(1)
+		go func() {
+			defer electors.Done()
+			pt.run(leases)
+		}()
+	}
 	p.log.Infow("standing for parts", "parts", p.cfg.Parts)
 	err = p.balance(ctx, members)
-	p.giveUpAll()
+	p.giveUpAll(&electors)
 	p.leave()
 	return err
 }
@@ -163,7 +173,7 @@ func (p *Partition) balance(ctx context.Context, members *memberWatch) error {
 			last = mine
 		}
 		for i, pt := range p.parts {
-			pt.want(ctx, want[i] == p.cfg.Identity)
+			pt.want(want[i] == p.cfg.Identity)
 		}
 		select {
 		case <-ctx.Done():
@@ -176,18 +186,22 @@ func (p *Partition) balance(ctx context.Context, members *memberWatch) error {
 }
 
 // giveUpAll gives up every part (its reconciles drained, its Lease
-// released) and waits, at most a LeaseDuration: a part that cannot drain
-// by then keeps its Lease until it expires.
-func (p *Partition) giveUpAll() {
-	var g errgroup.Group
+// released) and waits for the electors to end, at most a LeaseDuration: a
+// part that cannot drain by then keeps its Lease until it expires.
+func (p *Partition) giveUpAll(electors *sync.WaitGroup) {
 	for _, pt := range p.parts {
-		g.Go(func() error {
-			pt.want(context.Background(), false)
-			pt.waitIdle(p.cfg.LeaseDuration)
-			return nil
-		})
+		pt.close()
 	}
-	_ = g.Wait()
+	ended := make(chan struct{})
+	go func() {
+		electors.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(p.cfg.LeaseDuration):
+		p.log.Warnw("parts' reconciles did not end in time; their Leases are left to expire")
+	}
 }
 
 // notify calls one hook of every handler with in.
@@ -211,7 +225,11 @@ func equal(a, b []string) bool {
 	return true
 }
 
-// part is one part's Lease, as this replica stands for it.
+// part is one part's Lease, as this replica stands for it. Its elector
+// runs as long as the replica does (one after another: each one that held
+// the part ends when it is given up), observing the Lease while the part is
+// assigned elsewhere, so that it can take the part the moment it is
+// assigned here and free (partLock).
 type part struct {
 	index int
 	p     *Partition
@@ -219,18 +237,18 @@ type part struct {
 	mu       sync.Mutex
 	drained  *sync.Cond
 	state    partState
+	closing  bool
 	inflight int
-	stop     context.CancelFunc // ends the elector
-	ended    chan struct{}      // closed when the elector has ended
+	stop     context.CancelFunc // ends the current elector
 }
 
 type partState int
 
 const (
-	idle     partState = iota // no elector
-	standing                  // the elector tries for the Lease
-	holding                   // the Lease is held, the part reconciled here
-	stopping                  // the elector is being stopped; never reconciled again
+	observing partState = iota // assigned elsewhere: never taken
+	standing                   // assigned here: taken when free
+	holding                    // held, its workspaces reconciled here
+	giving                     // being given up; never reconciled again
 )
 
 func newPart(index int, p *Partition) *part {
@@ -264,20 +282,46 @@ func (pt *part) held() bool {
 	return pt.state == holding
 }
 
+// may says the part may be taken: it is assigned here.
+func (pt *part) may() bool {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.state == standing && !pt.closing
+}
+
 // want stands for the part, or gives it up.
-func (pt *part) want(ctx context.Context, want bool) {
+func (pt *part) want(want bool) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	switch {
-	case want && pt.state == idle && ctx.Err() == nil:
-		pt.stand()
+	case want && pt.state == observing && !pt.closing:
+		pt.state = standing
 	case !want && pt.state == standing:
-		pt.state = stopping
-		pt.stop()
+		pt.state = observing
 	case !want && pt.state == holding:
-		pt.state = stopping
+		pt.state = giving
 		go pt.giveUp()
 	}
+}
+
+// close gives the part up for good: the replica stops.
+func (pt *part) close() {
+	pt.mu.Lock()
+	pt.closing = true
+	stop := pt.stop
+	holding := pt.state == holding
+	pt.mu.Unlock()
+	if holding {
+		pt.want(false)
+	} else if stop != nil && pt.stateIs(observing, standing) {
+		stop()
+	}
+}
+
+func (pt *part) stateIs(states ...partState) bool {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return slices.Contains(states, pt.state)
 }
 
 // giveUp waits for the reconciles in flight, tells the handlers and
@@ -295,10 +339,12 @@ func (pt *part) giveUp() {
 	pt.mu.Unlock()
 }
 
-// take makes the part this replica's, unless it was given up meanwhile.
+// take makes the part this replica's, or releases it again if it is no
+// longer assigned here.
 func (pt *part) take() {
 	pt.mu.Lock()
-	if pt.state != standing {
+	if pt.state != standing || pt.closing {
+		pt.stop()
 		pt.mu.Unlock()
 		return
 	}
@@ -309,32 +355,38 @@ func (pt *part) take() {
 	pt.p.notify(func(h Handler) func(func(string) bool) { return h.Taken }, pt.in)
 }
 
-// electorEnded is called when the part's elector has ended: given up, or
-// its Lease lost while the part was reconciled here.
-func (pt *part) electorEnded() {
-	pt.mu.Lock()
-	lost := pt.state == holding
-	pt.state = idle
-	close(pt.ended)
-	pt.mu.Unlock()
-	if lost {
-		pt.p.log.Errorw("lost the Lease of a part this replica reconciles", "part", pt.index)
-		pt.p.lost <- pt.index
-	}
-}
-
-// waitIdle waits until the part's elector has ended, at most timeout.
-func (pt *part) waitIdle(timeout time.Duration) {
-	pt.mu.Lock()
-	ended := pt.ended
-	pt.mu.Unlock()
-	if ended == nil {
-		return
-	}
-	select {
-	case <-ended:
-	case <-time.After(timeout):
-		pt.p.log.Warnw("a part's reconciles did not end in time; its Lease is left to expire", "part", pt.index)
+// run runs the part's electors until the replica stops, or the part's
+// Lease is lost while it was held (then the replica must end).
+func (pt *part) run(leases cache.Indexer) {
+	for {
+		ctx, stop := context.WithCancel(context.Background())
+		pt.mu.Lock()
+		if pt.closing {
+			pt.mu.Unlock()
+			stop()
+			return
+		}
+		pt.stop = stop
+		pt.mu.Unlock()
+		elector, err := pt.elector(leases)
+		if err != nil { // only for a config New has checked
+			stop()
+			pt.p.log.Errorw("part elector", "part", pt.index, "error", err)
+			return
+		}
+		elector.Run(ctx)
+		stop()
+		pt.mu.Lock()
+		lost := pt.state == holding
+		if pt.state == giving || lost {
+			pt.state = observing
+		}
+		pt.mu.Unlock()
+		if lost {
+			pt.p.log.Errorw("lost the Lease of a part this replica reconciles", "part", pt.index)
+			pt.p.lost <- pt.index
+			return
+		}
 	}
 }
 
