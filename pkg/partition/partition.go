@@ -140,6 +140,9 @@ func (p *Partition) Run(ctx context.Context) error {
 		return err
 	}
 	members := &memberWatch{lister: leases, seen: map[string]observed{}, self: p.cfg.Identity, ttl: p.cfg.LeaseDuration}
+	// The first assignment before the electors start: their first try
+	// takes the parts assigned here.
+	assigned := p.tick(ctx, members, nil)
 	var electors sync.WaitGroup
 	for _, pt := range p.parts {
 		electors.Add(1)
@@ -149,7 +152,7 @@ func (p *Partition) Run(ctx context.Context) error {
 		}()
 	}
 	p.log.Infow("standing for parts", "parts", p.cfg.Parts)
-	err = p.balance(ctx, members)
+	err = p.balance(ctx, members, assigned)
 	p.giveUpAll(&electors)
 	p.leave()
 	return err
@@ -157,24 +160,10 @@ func (p *Partition) Run(ctx context.Context) error {
 
 // balance renews this replica's member Lease and stands for the parts
 // Assign gives it, every RetryPeriod, until ctx ends or a part is lost.
-func (p *Partition) balance(ctx context.Context, members *memberWatch) error {
+func (p *Partition) balance(ctx context.Context, members *memberWatch, last []string) error {
 	ticker := time.NewTicker(p.cfg.RetryPeriod)
 	defer ticker.Stop()
-	var last []string
 	for {
-		if err := p.heartbeat(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warnw("renewing this replica's member Lease failed", "error", err)
-		}
-		v := members.view(time.Now())
-		p.members.Store(v)
-		want := v.owners(p.cfg.Identity, p.cfg.Parts)
-		if mine := v.mine(want, p.cfg.Identity); !equal(mine, last) {
-			p.log.Infow("parts assigned to this replica", "parts", mine, "members", v.identities(), "disagree", v.disagree)
-			last = mine
-		}
-		for i, pt := range p.parts {
-			pt.want(want[i] == p.cfg.Identity)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -182,7 +171,28 @@ func (p *Partition) balance(ctx context.Context, members *memberWatch) error {
 			return fmt.Errorf("part %d: %w", i, ErrLostPart)
 		case <-ticker.C:
 		}
+		last = p.tick(ctx, members, last)
 	}
+}
+
+// tick renews the member Lease, reads the live members, and stands for
+// the parts assigned here and no other. It returns the parts assigned
+// here, which it logs when they changed from last.
+func (p *Partition) tick(ctx context.Context, members *memberWatch, last []string) []string {
+	if err := p.heartbeat(ctx); err != nil && ctx.Err() == nil {
+		p.log.Warnw("renewing this replica's member Lease failed", "error", err)
+	}
+	v := members.view(time.Now())
+	p.members.Store(v)
+	want := v.owners(p.cfg.Identity, p.cfg.Parts)
+	mine := v.mine(want, p.cfg.Identity)
+	if !equal(mine, last) {
+		p.log.Infow("parts assigned to this replica", "parts", mine, "members", v.identities(), "disagree", v.disagree)
+	}
+	for i, pt := range p.parts {
+		pt.want(want[i] == p.cfg.Identity)
+	}
+	return mine
 }
 
 // giveUpAll gives up every part (its reconciles drained, its Lease
