@@ -56,6 +56,16 @@ type LeaderElectionConfig struct {
 	// must have the same Parts: a replica that meets another number takes
 	// no part until that replica is gone.
 	Parts int `json:"parts,omitempty"`
+	// PartLeaseDuration, PartRenewDeadline and PartRetryPeriod are the
+	// parts' (and the members') Leases' (default 15s, 10s, 2s:
+	// kube-controller-manager's). Longer than the leader's: a replica
+	// holds several parts and renews each, and one renewal not written in
+	// time ends the replica, which under a burst that keeps kcp busy for
+	// seconds, with the leader's 6 s, happened to every replica (bench).
+	// A dead replica's parts are taken within about 19 s.
+	PartLeaseDuration metav1.Duration `json:"partLeaseDuration,omitempty"`
+	PartRenewDeadline metav1.Duration `json:"partRenewDeadline,omitempty"`
+	PartRetryPeriod   metav1.Duration `json:"partRetryPeriod,omitempty"`
 }
 
 func (c *LeaderElectionConfig) defaults() error {
@@ -75,7 +85,8 @@ func (c *LeaderElectionConfig) defaults() error {
 	for _, d := range []struct {
 		v   *metav1.Duration
 		def time.Duration
-	}{{&c.LeaseDuration, 8 * time.Second}, {&c.RenewDeadline, 6 * time.Second}, {&c.RetryPeriod, time.Second}} {
+	}{{&c.LeaseDuration, 8 * time.Second}, {&c.RenewDeadline, 6 * time.Second}, {&c.RetryPeriod, time.Second},
+		{&c.PartLeaseDuration, 15 * time.Second}, {&c.PartRenewDeadline, 10 * time.Second}, {&c.PartRetryPeriod, 2 * time.Second}} {
 		if d.v.Duration == 0 {
 			d.v.Duration = d.def
 		}
@@ -85,6 +96,11 @@ func (c *LeaderElectionConfig) defaults() error {
 	}
 	if c.Parts < 1 {
 		return fmt.Errorf("leaderElection: parts must be at least 1, not %d", c.Parts)
+	}
+	if c.PartRenewDeadline.Duration >= c.PartLeaseDuration.Duration ||
+		float64(c.PartRenewDeadline.Duration) <= leaderelection.JitterFactor*float64(c.PartRetryPeriod.Duration) {
+		return fmt.Errorf("leaderElection: partRenewDeadline %s must be shorter than partLeaseDuration %s and longer than %.1f x partRetryPeriod %s",
+			c.PartRenewDeadline.Duration, c.PartLeaseDuration.Duration, leaderelection.JitterFactor, c.PartRetryPeriod.Duration)
 	}
 	if c.RenewDeadline.Duration >= c.LeaseDuration.Duration {
 		return fmt.Errorf("leaderElection: renewDeadline %s must be shorter than leaseDuration %s", c.RenewDeadline.Duration, c.LeaseDuration.Duration)
@@ -102,15 +118,15 @@ func newPartition(cfg LeaderElectionConfig, kcpRest *rest.Config, provider logic
 	if cfg.Disabled {
 		return partition.Whole(), nil
 	}
-	// Each part's elector renews (or tries) every RetryPeriod, a get and
-	// an update at most; the member Lease is applied as often.
-	client, err := leaseClient(kcpRest, provider, m, float32(2*cfg.Parts+2))
+	// Each part's holder renews every PartRetryPeriod (2 s), and tries
+	// again at once if that failed; the member Lease is applied as often.
+	client, err := leaseClient(kcpRest, provider, m, float32(cfg.Parts+2))
 	if err != nil {
 		return nil, err
 	}
 	return partition.New(partition.Config{
 		Parts: cfg.Parts, Identity: cfg.Identity, LeaseNamespace: cfg.LeaseNamespace, LeasePrefix: cfg.LeaseName,
-		LeaseDuration: cfg.LeaseDuration.Duration, RenewDeadline: cfg.RenewDeadline.Duration, RetryPeriod: cfg.RetryPeriod.Duration,
+		LeaseDuration: cfg.PartLeaseDuration.Duration, RenewDeadline: cfg.PartRenewDeadline.Duration, RetryPeriod: cfg.PartRetryPeriod.Duration,
 	}, client, demand, log.Named("partition").With("identity", cfg.Identity))
 }
 

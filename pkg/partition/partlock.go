@@ -48,11 +48,14 @@ func (l *partLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, e
 	switch {
 	case err != nil:
 		return nil, nil, err
-	case exists:
+	case exists && !l.holds():
 		lease = obj.(*coordinationv1.Lease)
 	default:
-		// Not in the informer: not created yet, or written before the
-		// Leases carried the label it selects.
+		// The holder reads what it renews from the API: an informer a
+		// write behind would fail its renewal on a conflict until the
+		// deadline.
+		// So does a lock whose Lease is not in the informer: not created
+		// yet, or written before the Leases carried the label.
 		if lease, err = l.client.Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{}); err != nil {
 			return nil, nil, err
 		}
@@ -108,6 +111,13 @@ func (l *partLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) erro
 	l.lease = updated
 	l.mu.Unlock()
 	return nil
+}
+
+// holds says this lock last read or wrote itself as the holder.
+func (l *partLock) holds() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lease != nil && l.lease.Spec.HolderIdentity != nil && *l.lease.Spec.HolderIdentity == l.identity
 }
 
 func (l *partLock) RecordEvent(string) {}
