@@ -17,7 +17,6 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/command"
 	"github.com/pipelines-service/pipelines-service/pkg/controller"
-	"github.com/pipelines-service/pipelines-service/pkg/partition"
 )
 
 func main() {
@@ -29,7 +28,7 @@ func main() {
 			return fmt.Errorf("invalid configuration: %w", err)
 		}
 		err = controller.Run(ctx, log, cfg)
-		if errors.Is(err, controller.ErrLostLease) || errors.Is(err, partition.ErrLostPart) {
+		if errors.Is(err, controller.ErrLostLease) {
 			// Another replica may lead already: nothing of this process
 			// may go on. The same process (PID, pod) starts afresh as a
 			// candidate instead of waiting to be restarted.

@@ -14,11 +14,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// ErrLostPart ends a replica that could not renew a part's Lease: another
-// replica may reconcile the part already, so nothing of this one may go
-// on (the controller starts afresh, as for the leader Lease).
-var ErrLostPart = errors.New("lost a part's Lease")
-
 // Config is how the replicas split the work.
 type Config struct {
 	// Parts is how many parts the workspaces are split into; every
@@ -65,7 +60,6 @@ type Partition struct {
 	wholeHeld atomic.Bool
 	// members is the last view of the live replicas.
 	members atomic.Pointer[view]
-	lost    chan int
 }
 
 // Whole is the Partition of a controller that runs alone (no leader
@@ -82,7 +76,7 @@ func New(cfg Config, client kubernetes.Interface, demand func() map[string]Deman
 	if cfg.Identity == "" || cfg.LeaseNamespace == "" || cfg.LeasePrefix == "" {
 		return nil, errors.New("identity, lease namespace and lease prefix are required")
 	}
-	p := &Partition{cfg: cfg, client: client, demand: demand, log: log, lost: make(chan int, cfg.Parts)}
+	p := &Partition{cfg: cfg, client: client, demand: demand, log: log}
 	for i := range cfg.Parts {
 		p.parts = append(p.parts, newPart(i, p))
 	}
@@ -93,12 +87,14 @@ func New(cfg Config, client kubernetes.Interface, demand func() map[string]Deman
 func (p *Partition) Handle(h Handler) { p.handlers = append(p.handlers, h) }
 
 // Enter says whether this replica reconciles workspace now. If so, the
-// part is not given up until done is called.
-func (p *Partition) Enter(workspace string) (done func(), ok bool) {
+// part is not given up until done is called, and the returned context,
+// ctx's child, ends if the part's Lease is lost meanwhile (so that the
+// reconcile's requests stop before another replica can take the part).
+func (p *Partition) Enter(ctx context.Context, workspace string) (context.Context, func(), bool) {
 	if p.whole {
-		return func() {}, p.wholeHeld.Load()
+		return ctx, func() {}, p.wholeHeld.Load()
 	}
-	return p.parts[PartOf(workspace, p.cfg.Parts)].enter()
+	return p.parts[PartOf(workspace, p.cfg.Parts)].enter(ctx)
 }
 
 // Owns says whether this replica reconciles workspace now.
@@ -106,14 +102,14 @@ func (p *Partition) Owns(workspace string) bool {
 	if p.whole {
 		return p.wholeHeld.Load()
 	}
-	return p.parts[PartOf(workspace, p.cfg.Parts)].held()
+	return p.parts[PartOf(workspace, p.cfg.Parts)].isHeld()
 }
 
 // Held are the parts this replica reconciles now.
 func (p *Partition) Held() []int {
 	var held []int
 	for _, pt := range p.parts {
-		if pt.held() {
+		if pt.isHeld() {
 			held = append(held, pt.index)
 		}
 	}
@@ -124,8 +120,7 @@ func (p *Partition) Held() []int {
 }
 
 // Run takes and gives up parts as the members come and go, until ctx ends
-// (then it gives up every part, releasing its Lease) or a part's Lease is
-// lost (ErrLostPart).
+// (then it gives up every part, releasing its Lease).
 func (p *Partition) Run(ctx context.Context) error {
 	if p.whole {
 		all := func(string) bool { return true }
@@ -159,7 +154,7 @@ func (p *Partition) Run(ctx context.Context) error {
 }
 
 // balance renews this replica's member Lease and stands for the parts
-// Assign gives it, every RetryPeriod, until ctx ends or a part is lost.
+// Assign gives it, every RetryPeriod, until ctx ends.
 func (p *Partition) balance(ctx context.Context, members *memberWatch, last []string) error {
 	ticker := time.NewTicker(p.cfg.RetryPeriod)
 	defer ticker.Stop()
@@ -167,8 +162,6 @@ func (p *Partition) balance(ctx context.Context, members *memberWatch, last []st
 		select {
 		case <-ctx.Done():
 			return nil
-		case i := <-p.lost:
-			return fmt.Errorf("part %d: %w", i, ErrLostPart)
 		case <-ticker.C:
 		}
 		last = p.tick(ctx, members, last)
@@ -250,6 +243,10 @@ type part struct {
 	closing  bool
 	inflight int
 	stop     context.CancelFunc // ends the current elector
+	// held ends when the part's Lease is lost: the reconciles in flight
+	// end with it.
+	held     context.Context
+	loseHeld context.CancelFunc
 }
 
 type partState int
@@ -269,14 +266,18 @@ func newPart(index int, p *Partition) *part {
 
 func (pt *part) in(workspace string) bool { return PartOf(workspace, pt.p.cfg.Parts) == pt.index }
 
-func (pt *part) enter() (func(), bool) {
+func (pt *part) enter(ctx context.Context) (context.Context, func(), bool) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	if pt.state != holding {
-		return nil, false
+		return nil, nil, false
 	}
 	pt.inflight++
-	return func() {
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(pt.held, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
 		pt.mu.Lock()
 		defer pt.mu.Unlock()
 		pt.inflight--
@@ -286,7 +287,7 @@ func (pt *part) enter() (func(), bool) {
 	}, true
 }
 
-func (pt *part) held() bool {
+func (pt *part) isHeld() bool {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	return pt.state == holding
@@ -360,13 +361,23 @@ func (pt *part) take() {
 	}
 	pt.p.notify(func(h Handler) func(func(string) bool) { return h.Taking }, pt.in)
 	pt.state = holding
+	pt.held, pt.loseHeld = context.WithCancel(context.Background())
 	pt.mu.Unlock()
 	pt.p.log.Infow("took part", "part", pt.index)
 	pt.p.notify(func(h Handler) func(func(string) bool) { return h.Taken }, pt.in)
 }
 
-// run runs the part's electors until the replica stops, or the part's
-// Lease is lost while it was held (then the replica must end).
+// run runs the part's electors until the replica stops.
+//
+// A Lease not renewed in time is lost: the part is no longer reconciled
+// here (new reconciles are refused, the ones in flight see their context
+// end), and it is taken again when the Lease is, by whichever replica it
+// is assigned to. Another replica can take the Lease only when it expires,
+// LeaseDuration after its last renewal; the loss is seen RenewDeadline
+// after it, so the reconciles in flight have the difference to end. The
+// replica goes on: under a burst that keeps kcp from answering for seconds,
+// every replica's renewals are late at once, and restarting them all would
+// only add to the load.
 func (pt *part) run(leases cache.Indexer) {
 	for {
 		ctx, stop := context.WithCancel(context.Background())
@@ -388,14 +399,16 @@ func (pt *part) run(leases cache.Indexer) {
 		stop()
 		pt.mu.Lock()
 		lost := pt.state == holding
+		if lost {
+			pt.loseHeld()
+		}
 		if pt.state == giving || lost {
 			pt.state = observing
 		}
 		pt.mu.Unlock()
 		if lost {
-			pt.p.log.Errorw("lost the Lease of a part this replica reconciles", "part", pt.index)
-			pt.p.lost <- pt.index
-			return
+			pt.p.log.Errorw("lost the Lease of a part this replica reconciled; it stands for it again", "part", pt.index)
+			pt.p.notify(func(h Handler) func(func(string) bool) { return h.Given }, pt.in)
 		}
 	}
 }

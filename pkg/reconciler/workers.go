@@ -32,8 +32,9 @@ func NewQueue(name string, m *metrics.Metrics) workqueue.TypedRateLimitingInterf
 // now (partition.Partition).
 type Gate interface {
 	// Enter says whether this replica reconciles workspace now; if so,
-	// the workspace stays its own until done is called.
-	Enter(workspace string) (done func(), ok bool)
+	// the workspace stays its own until done is called, or until the
+	// returned context (ctx's child) ends.
+	Enter(ctx context.Context, workspace string) (context.Context, func(), bool)
 }
 
 // Workers process a queue's keys with a reconcile.
@@ -111,12 +112,13 @@ func (w Workers) processNext(ctx context.Context, reconcile ReconcileFunc) bool 
 	}
 	defer queue.Done(key)
 	if w.Gate != nil {
-		done, ok := w.Gate.Enter(w.workspaceOf(key))
+		entered, done, ok := w.Gate.Enter(ctx, w.workspaceOf(key))
 		if !ok {
 			queue.Forget(key)
 			return true
 		}
 		defer done()
+		ctx = entered
 	}
 	requeueAfter, err := reconcile(ctx, key)
 	switch {

@@ -187,7 +187,7 @@ func (c *Controller) pruneOnce(ctx context.Context, state *pruneState, now time.
 	}
 	for ws, runs := range byWorkspace {
 		if c.gate != nil {
-			done, ok := c.gate.Enter(ws.String())
+			_, done, ok := c.gate.Enter(ctx, ws.String())
 			if !ok {
 				continue // another replica prunes it
 			}

@@ -31,9 +31,9 @@ const (
 	// takeover is how soon a standby must lead after the leader died.
 	takeover = 15 * time.Second
 	// partsTakeover is how soon a dead replica's parts are held again:
-	// their Leases' 15 s, then the new owner's retry (2 s, jittered up to
-	// 4.4 s).
-	partsTakeover = 20 * time.Second
+	// their Leases' 8 s, then the new owner's retry (1 s, jittered up to
+	// 2.2 s), as for the leader.
+	partsTakeover = takeover
 )
 
 // pipelineRun is a fan-out of three tasks: a, then b and c.
@@ -263,9 +263,9 @@ func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int) int {
 		t.Fatal(err)
 	}
 	for _, p := range parts {
-		// Renewed within the last 2 s: its holder runs, not a replica
+		// Renewed within the last 3 s: its holder runs, not a replica
 		// restarting under the same identity.
-		if p.Replica != 0 && p.Replica != leader && time.Since(p.Renewed) < 2*time.Second && env.Stack.ControllerReplicaRunning(p.Replica) {
+		if p.Replica != 0 && p.Replica != leader && time.Since(p.Renewed) < 3*time.Second && env.Stack.ControllerReplicaRunning(p.Replica) {
 			return p.Replica
 		}
 	}
