@@ -274,9 +274,10 @@ func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int) int {
 }
 
 // waitPartsHeldSince waits until each of the killed replica's parts has
-// its Lease renewed after the kill by a running replica, within
-// partsTakeover; the next kill, 10 s on, may hit the new owner before it
-// took the part: hence the bound of partsTakeover plus a kill interval.
+// its Lease renewed after the kill by a running replica. One takeover is
+// within partsTakeover; but the next kill, 10 s on, may hit the new owner
+// just before or after it took the part, and the part is taken a second
+// time: hence the bound of two takeovers (one run measured 23.3 s so).
 func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time.Time, theirs []int) {
 	var last []devstack.PartLease
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -297,8 +298,8 @@ func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time
 	switch {
 	case err != nil:
 		t.Errorf("kill %d: parts %v without a live holder 2 minutes after it: %s", kill, theirs, devstack.DescribeParts(last))
-	case d > partsTakeover+killEvery:
-		t.Errorf("kill %d: parts %v held again %.1f s after it, want within %s: %s", kill, theirs, d.Seconds(), partsTakeover+killEvery, devstack.DescribeParts(last))
+	case d > 2*partsTakeover:
+		t.Errorf("kill %d: parts %v held again %.1f s after it, want within %s: %s", kill, theirs, d.Seconds(), 2*partsTakeover, devstack.DescribeParts(last))
 	default:
 		t.Logf("kill %d: parts %v held by a live replica %.1f s after it: %s", kill, theirs, d.Seconds(), devstack.DescribeParts(last))
 	}
