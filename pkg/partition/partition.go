@@ -97,14 +97,6 @@ func (p *Partition) Enter(ctx context.Context, workspace string) (context.Contex
 	return p.parts[PartOf(workspace, p.cfg.Parts)].enter(ctx)
 }
 
-// Owns says whether this replica reconciles workspace now.
-func (p *Partition) Owns(workspace string) bool {
-	if p.whole {
-		return p.wholeHeld.Load()
-	}
-	return p.parts[PartOf(workspace, p.cfg.Parts)].isHeld()
-}
-
 // Held are the parts this replica reconciles now.
 func (p *Partition) Held() []int {
 	var held []int
@@ -399,7 +391,8 @@ func (pt *part) run(leases cache.Indexer) {
 		stop()
 		pt.mu.Lock()
 		lost := pt.state == holding
-		if lost {
+		if pt.loseHeld != nil {
+			// Lost, or given up with nothing in flight any more.
 			pt.loseHeld()
 		}
 		if pt.state == giving || lost {
