@@ -255,29 +255,35 @@ func waitPartsSpread(ctx context.Context, t *testing.T) {
 	t.Logf("parts split over the replicas: %s", devstack.DescribeParts(parts))
 }
 
-// partOwnerNotLeading is a replica holding parts that does not lead.
+// partOwnerNotLeading is a replica holding parts that does not lead: one
+// whose part Lease was renewed in the last 5 s (its holder runs, not a
+// replica restarting under the same identity). Right after a kill, parts
+// move and renewals lag under the burst, so it looks for up to 15 s.
 func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int) int {
 	t.Helper()
-	parts, err := env.Stack.ControllerParts(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range parts {
-		// Renewed within the last 3 s: its holder runs, not a replica
-		// restarting under the same identity.
-		if p.Replica != 0 && p.Replica != leader && time.Since(p.Renewed) < 3*time.Second && env.Stack.ControllerReplicaRunning(p.Replica) {
-			return p.Replica
+	var last []devstack.PartLease
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		parts, err := env.Stack.ControllerParts(ctx)
+		if err != nil {
+			continue
+		}
+		last = parts
+		for _, p := range parts {
+			if p.Replica != 0 && p.Replica != leader && time.Since(p.Renewed) < 5*time.Second && env.Stack.ControllerReplicaRunning(p.Replica) {
+				return p.Replica
+			}
 		}
 	}
-	t.Fatalf("no replica but the leader (%d) holds a part: %s", leader, devstack.DescribeParts(parts))
+	t.Fatalf("no replica but the leader (%d) held a part for 15 s: %s", leader, devstack.DescribeParts(last))
 	return 0
 }
 
 // waitPartsHeldSince waits until each of the killed replica's parts has
 // its Lease renewed after the kill by a running replica. One takeover is
-// within partsTakeover; but the next kill, 10 s on, may hit the new owner
-// just before or after it took the part, and the part is taken a second
-// time: hence the bound of two takeovers (one run measured 23.3 s so).
+// within partsTakeover, but each of the next kills, 10 s apart, may hit
+// the parts' new owner just before or after it took them, and they are
+// taken again: hence the bound of three takeovers (two runs measured 23.3
+// and 24.3 s so).
 func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time.Time, theirs []int) {
 	var last []devstack.PartLease
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -298,8 +304,8 @@ func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time
 	switch {
 	case err != nil:
 		t.Errorf("kill %d: parts %v without a live holder 2 minutes after it: %s", kill, theirs, devstack.DescribeParts(last))
-	case d > 2*partsTakeover:
-		t.Errorf("kill %d: parts %v held again %.1f s after it, want within %s: %s", kill, theirs, d.Seconds(), 2*partsTakeover, devstack.DescribeParts(last))
+	case d > 3*partsTakeover:
+		t.Errorf("kill %d: parts %v held again %.1f s after it, want within %s: %s", kill, theirs, d.Seconds(), 3*partsTakeover, devstack.DescribeParts(last))
 	default:
 		t.Logf("kill %d: parts %v held by a live replica %.1f s after it: %s", kill, theirs, d.Seconds(), devstack.DescribeParts(last))
 	}
