@@ -132,6 +132,7 @@ func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 	}
 
 	var restarts sync.WaitGroup
+	var restarting sync.Map // replica number -> struct{}, while it restarts
 	for k := 1; k <= kills; k++ {
 		start := time.Now()
 		_, leader, err := stack.ControllerLeader(ctx)
@@ -140,7 +141,7 @@ func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 		}
 		n := leader
 		if k%2 == 0 {
-			n = partOwnerNotLeading(ctx, t, leader)
+			n = partOwnerNotLeading(ctx, t, leader, &restarting)
 		}
 		theirs := partsOf(ctx, t, n)
 		if err := stack.KillControllerReplica(n); err != nil {
@@ -156,8 +157,10 @@ func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 		// As a Deployment's kubelet would, start the killed replica again;
 		// it stands again for the leader Lease and for its parts.
 		restarts.Add(2)
+		restarting.Store(n, struct{}{})
 		go func(n int) {
 			defer restarts.Done()
+			defer restarting.Delete(n)
 			if _, err := stack.StartControllerReplica(context.Background(), n); err != nil {
 				t.Errorf("restart replica %d: %v", n, err)
 			}
@@ -255,11 +258,11 @@ func waitPartsSpread(ctx context.Context, t *testing.T) {
 	t.Logf("parts split over the replicas: %s", devstack.DescribeParts(parts))
 }
 
-// partOwnerNotLeading is a replica holding parts that does not lead: one
-// whose part Lease was renewed in the last 5 s (its holder runs, not a
-// replica restarting under the same identity). Right after a kill, parts
-// move and renewals lag under the burst, so it looks for up to 15 s.
-func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int) int {
+// partOwnerNotLeading is a replica holding parts that does not lead and
+// is not restarting (a restarting one holds its old Leases under the same
+// identity until it takes them again). Right after a kill parts move, so
+// it looks for up to 15 s.
+func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int, restarting *sync.Map) int {
 	t.Helper()
 	var last []devstack.PartLease
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
@@ -269,7 +272,7 @@ func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int) int {
 		}
 		last = parts
 		for _, p := range parts {
-			if p.Replica != 0 && p.Replica != leader && time.Since(p.Renewed) < 5*time.Second && env.Stack.ControllerReplicaRunning(p.Replica) {
+			if _, busy := restarting.Load(p.Replica); p.Replica != 0 && p.Replica != leader && !busy && env.Stack.ControllerReplicaRunning(p.Replica) {
 				return p.Replica
 			}
 		}
