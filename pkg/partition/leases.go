@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -177,13 +178,7 @@ type view struct {
 }
 
 func (v *view) identities() []string {
-	return slices.Sorted(func(yield func(string) bool) {
-		for id := range v.parts {
-			if !yield(id) {
-				return
-			}
-		}
-	})
+	return slices.Sorted(maps.Keys(v.parts))
 }
 
 // owners assigns the parts over the live members, or none to anyone while

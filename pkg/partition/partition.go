@@ -171,7 +171,7 @@ func (p *Partition) tick(ctx context.Context, members *memberWatch, last []strin
 	p.members.Store(v)
 	want := v.owners(p.cfg.Identity, p.cfg.Parts)
 	mine := v.mine(want, p.cfg.Identity)
-	if !equal(mine, last) {
+	if !slices.Equal(mine, last) {
 		p.log.Infow("parts assigned to this replica", "parts", mine, "members", v.identities(), "disagree", v.disagree)
 	}
 	for i, pt := range p.parts {
@@ -206,18 +206,6 @@ func (p *Partition) notify(hook func(Handler) func(func(string) bool), in func(s
 			f(in)
 		}
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // part is one part's Lease, as this replica stands for it. Its elector

@@ -62,9 +62,7 @@ func (l *partLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, e
 	}
 	// The informer may lag this lock's last write by a moment: an update
 	// from an older version meets a conflict, and the elector tries again.
-	l.mu.Lock()
-	l.lease = lease.DeepCopy()
-	l.mu.Unlock()
+	_ = l.keep(lease.DeepCopy(), nil)
 	record := rl.LeaseSpecToLeaderElectionRecord(&lease.Spec)
 	raw, err := json.Marshal(*record)
 	return record, raw, err
@@ -76,14 +74,7 @@ func (l *partLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) erro
 	}
 	lease := &coordinationv1.Lease{Spec: rl.LeaderElectionRecordToLeaseSpec(&ler)}
 	lease.Namespace, lease.Name, lease.Labels = l.namespace, l.name, map[string]string{leaseLabel: partLabel}
-	created, err := l.client.Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{})
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	l.lease = created
-	l.mu.Unlock()
-	return nil
+	return l.keep(l.client.Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{}))
 }
 
 func (l *partLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) error {
@@ -103,12 +94,16 @@ func (l *partLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) erro
 		lease.Labels = map[string]string{}
 	}
 	lease.Labels[leaseLabel] = partLabel
-	updated, err := l.client.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
+	return l.keep(l.client.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{}))
+}
+
+// keep remembers the Lease a write returned, for the next Update.
+func (l *partLock) keep(written *coordinationv1.Lease, err error) error {
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
-	l.lease = updated
+	l.lease = written
 	l.mu.Unlock()
 	return nil
 }

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"maps"
 	"slices"
 	"sort"
 )
@@ -28,13 +29,7 @@ type Demand struct {
 // than the cluster's limit between them.
 func Caps(limit int, demands map[string]Demand) map[string]int {
 	caps := map[string]int{}
-	members := slices.Sorted(func(yield func(string) bool) {
-		for m := range demands {
-			if !yield(m) {
-				return
-			}
-		}
-	})
+	members := slices.Sorted(maps.Keys(demands))
 	if limit <= 0 || len(members) == 0 {
 		return caps
 	}
@@ -43,20 +38,16 @@ func Caps(limit int, demands map[string]Demand) map[string]int {
 		demand int
 	}
 	var entries []entry
+	var asked []int
 	for _, m := range members {
 		for _, d := range demands[m].Workspaces {
 			if d > 0 {
 				entries = append(entries, entry{m, d})
+				asked = append(asked, d)
 			}
 		}
 	}
-	level := waterLevel(limit, func(yield func(int) bool) {
-		for _, e := range entries {
-			if !yield(e.demand) {
-				return
-			}
-		}
-	})
+	level := waterLevel(limit, asked)
 	given := 0
 	for _, e := range entries {
 		n := min(e.demand, level)
@@ -83,8 +74,7 @@ func Caps(limit int, demands map[string]Demand) map[string]int {
 
 // waterLevel is the highest level such that the demands, each cut at it,
 // add up to at most limit.
-func waterLevel(limit int, demands func(func(int) bool)) int {
-	ds := slices.Collect(demands)
+func waterLevel(limit int, ds []int) int {
 	top := slices.Max(append(ds, 0))
 	// The first level too high, less one.
 	return sort.Search(top+1, func(level int) bool {
