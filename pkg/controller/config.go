@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
@@ -328,7 +329,7 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	pacs, err := newPipelinesAsCode(cfg.PipelinesAsCode, tenants, tenantInformers, workspaces, egress, workloads, m, log)
+	pacs, err := newPipelinesAsCode(cfg.PipelinesAsCode, parts, tenants, tenantInformers, workspaces, egress, workloads, m, log)
 	if err != nil {
 		return err
 	}
@@ -336,7 +337,9 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	namespaces := workloadnamespace.New(workloads, m, log.Named("workloadnamespace"))
+	leader := &leaderGate{}
+	namespaces := workloadnamespace.New(workloads, leader, m, log.Named("workloadnamespace"))
+	leader.OnTerm(namespaces.Resync)
 	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers, Log: log.Named("workloadgc")})
 	if err := watchRuns(m, tenantInformers); err != nil {
 		return err
@@ -349,6 +352,10 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	}
 	for _, h := range []interface{ Parts() partition.Handler }{taskRuns, pipelineRuns, claims, listeners, customRuns} {
 		parts.Handle(h.Parts())
+	}
+	if pacs != nil {
+		parts.Handle(pacs.repositories.Parts())
+		parts.Handle(pacs.runs.Parts())
 	}
 	if recording != nil {
 		parts.Handle(recording.Parts())
@@ -369,24 +376,35 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 		go claims.Run(ctx, cfg.Workers)
 		go listeners.Run(ctx, 2)
 		go customRuns.Run(ctx, 1)
+		go namespaces.Run(ctx, 1) // gated by the leader's terms
 		if recording != nil {
 			go recording.Run(ctx, 2)
+		}
+		if pacs != nil {
+			go pacs.repositories.Run(ctx, 2)
+			go pacs.runs.Run(ctx, 2)
 		}
 		taskRuns.Run(ctx, cfg.Workers)
 		return nil
 	})
 	// The leader does the platform's own work.
 	g.Go(func() error {
-		return lead(ctx, log, kcpRest, logicalcluster.Name(cfg.ProviderWorkspace), cfg.LeaderElection, m, func(ctx context.Context) error {
+		return lead(ctx, log, kcpRest, logicalcluster.Name(cfg.ProviderWorkspace), cfg.LeaderElection, m, func(term context.Context) error {
 			workloads.SetStandby(false)
-			go collector.Run(ctx)
-			go namespaces.Run(ctx, 1)
+			defer workloads.SetStandby(!cfg.LeaderElection.Disabled)
+			closed := leader.open(term)
+			defer closed()
+			var collecting sync.WaitGroup
+			defer collecting.Wait()
+			collecting.Go(func() { collector.Run(term) })
 			if pacs != nil {
-				if err := pacs.start(ctx); err != nil {
+				served, err := pacs.serve(term)
+				if err != nil {
 					return err
 				}
+				defer served()
 			}
-			<-ctx.Done()
+			<-term.Done()
 			return nil
 		})
 	})
@@ -443,7 +461,7 @@ type pipelinesAsCode struct {
 
 // newPipelinesAsCode wires Pipelines as Code (nil when not configured);
 // its informers must be registered before the tenant informers start.
-func newPipelinesAsCode(cfg PipelinesAsCodeConfig, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory,
+func newPipelinesAsCode(cfg PipelinesAsCodeConfig, gate reconciler.Gate, tenants kcpdynamic.ClusterInterface, informers kcpdynamicinformer.DynamicSharedInformerFactory,
 	workspaces *kcp.WorkspaceClients, egress resolution.Egress, workloads *fleet.Fleet, m *metrics.Metrics, log *zap.SugaredLogger) (*pipelinesAsCode, error) {
 	if cfg.Listen == "" {
 		log.Infow("no Pipelines as Code intake configured; Repositories are not served")
@@ -453,41 +471,41 @@ func newPipelinesAsCode(cfg PipelinesAsCodeConfig, tenants kcpdynamic.ClusterInt
 	index := pac.NewIndex()
 	run := runner.New(runner.Options{Workspaces: workspaces, Egress: egress, ConsoleURL: cfg.ConsoleURL, Log: log,
 		PodLogs: pacrun.PodLogs{Fleet: workloads, TenantInformers: informers}})
-	repos, err := repository.New(repository.Options{Tenants: tenants, TenantInformers: informers, Workspaces: workspaces,
+	repos, err := repository.New(repository.Options{Gate: gate, Tenants: tenants, TenantInformers: informers, Workspaces: workspaces,
 		Index: index, Egress: egress, Metrics: m, Log: log.Named("repository")})
 	if err != nil {
 		return nil, err
 	}
-	runs, err := pacrun.New(pacrun.Options{TenantInformers: informers, Runs: run, Metrics: m, Log: log.Named("runs")})
+	runs, err := pacrun.New(pacrun.Options{Gate: gate, TenantInformers: informers, Runs: run, Metrics: m, Log: log.Named("runs")})
 	if err != nil {
 		return nil, err
 	}
 	return &pipelinesAsCode{listen: cfg.Listen, index: index, runner: run, repositories: repos, runs: runs, log: log}, nil
 }
 
-// start runs the reconcilers and serves the intake (the informers have
-// synced, so the index holds every Repository).
-func (p *pipelinesAsCode) start(ctx context.Context) error {
-	go p.repositories.Run(ctx, 2)
-	go p.runs.Run(ctx, 2)
-	intake := pac.NewIntake(ctx, p.index, p.runner, 4, 100, p.log.Named("intake"))
+// serve serves the intake until ctx ends (the informers have synced, so
+// the index holds every Repository); stopped waits for the intake to end.
+func (p *pipelinesAsCode) serve(ctx context.Context) (stopped func(), err error) {
 	ln, err := net.Listen("tcp", p.listen)
 	if err != nil {
-		return fmt.Errorf("pipelinesAsCode.listen: %w", err)
+		return nil, fmt.Errorf("pipelinesAsCode.listen: %w", err)
 	}
+	intake := pac.NewIntake(ctx, p.index, p.runner, 4, 100, p.log.Named("intake"))
 	srv := &http.Server{Handler: intake, ReadHeaderTimeout: 30 * time.Second}
+	served := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-		intake.Wait()
-	}()
-	go func() {
+		defer close(served)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.log.Errorw("Pipelines as Code intake stopped", "error", err)
 		}
 	}()
 	p.log.Infow("Pipelines as Code intake serving", "listen", p.listen)
-	return nil
+	return func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+		<-served
+		intake.Wait()
+	}, nil
 }

@@ -2,10 +2,9 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -137,17 +136,13 @@ func leaseClient(kcpRest *rest.Config, provider logicalcluster.Name, m *metrics.
 	return kubernetes.NewForConfig(rc)
 }
 
-// ErrLostLease ends a replica that stopped leading: its work queues are
-// shut down, and a fresh process (cmd/controller executes itself again)
-// is a clean candidate.
-var ErrLostLease = errors.New("lost the leader Lease")
-
-// lead runs work while this replica holds the Lease; work returns when
-// its ctx ends, or with an error that ends the replica. lead returns nil
-// when ctx ends (the Lease is released, so that a successor need not wait
-// it out), work's error, and ErrLostLease when the Lease could not be
-// renewed: another replica may be leading already, so nothing of this one
-// may go on.
+// lead runs work for every term this replica holds the Lease: work gets
+// the term's context and must return once it ends, having stopped what it
+// started. A term ends when ctx ends (the Lease is released, so that a
+// successor need not wait it out) or when a renewal is late: another
+// replica may lead already, so the term's work stops, and this replica
+// stands again, as a part's holder does (pkg/partition). lead returns nil
+// when ctx ends, and work's error, which ends the replica.
 func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, provider logicalcluster.Name, cfg LeaderElectionConfig, m *metrics.Metrics, work func(context.Context) error) error {
 	if cfg.Disabled {
 		m.SetLeading(true)
@@ -157,10 +152,33 @@ func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, pro
 	if err != nil {
 		return err
 	}
+	return leadOn(ctx, log, client, cfg, m, work)
+}
+
+// leadOn is lead with the Lease's client.
+func leadOn(ctx context.Context, log *zap.SugaredLogger, client kubernetes.Interface, cfg LeaderElectionConfig, m *metrics.Metrics, work func(context.Context) error) error {
 	log = log.With("identity", cfg.Identity, "lease", cfg.LeaseNamespace+"/"+cfg.LeaseName)
 	electing, stop := context.WithCancel(ctx)
 	defer stop()
-	var workErr atomic.Pointer[error]
+	for {
+		err := term(electing, log, client, cfg, m, work)
+		switch {
+		case err != nil:
+			return err
+		case ctx.Err() != nil:
+			return nil
+		}
+		log.Warnw("the leader Lease was not renewed in time; standing again")
+	}
+}
+
+// term stands for the Lease with a new elector (client-go's keeps what it
+// observed of the last term), and runs work while it holds the Lease.
+func term(ctx context.Context, log *zap.SugaredLogger, client kubernetes.Interface, cfg LeaderElectionConfig, m *metrics.Metrics, work func(context.Context) error) error {
+	// The elector calls OnStartedLeading in a goroutine of its own and
+	// returns without waiting for it: work runs here instead, so that a
+	// term has ended before the next one may start.
+	leading := make(chan context.Context, 1)
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: &resourcelock.LeaseLock{
 			LeaseMeta:  metav1.ObjectMeta{Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName},
@@ -173,14 +191,7 @@ func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, pro
 		ReleaseOnCancel: true,
 		Name:            cfg.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				log.Infow("leading: reconciling")
-				m.SetLeading(true)
-				if err := work(ctx); err != nil {
-					workErr.Store(&err)
-					stop()
-				}
-			},
+			OnStartedLeading: func(term context.Context) { leading <- term },
 			OnStoppedLeading: func() { m.SetLeading(false) },
 			OnNewLeader: func(identity string) {
 				if identity != cfg.Identity {
@@ -192,13 +203,77 @@ func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, pro
 	if err != nil {
 		return err
 	}
+	electing, stop := context.WithCancel(ctx)
+	defer stop()
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		elector.Run(electing)
+	}()
 	log.Infow("standing for leader")
-	elector.Run(electing)
-	switch {
-	case workErr.Load() != nil:
-		return *workErr.Load()
-	case ctx.Err() != nil:
+	select {
+	case <-ran:
 		return nil
+	case t := <-leading:
+		log.Infow("leading: reconciling")
+		m.SetLeading(true)
+		err := work(t)
+		stop() // work failed before the term ended: release the Lease
+		<-ran
+		return err
 	}
-	return ErrLostLease
+}
+
+// leaderGate admits the leader's reconciles (reconciler.Gate): the
+// platform's own controllers run on every replica, and a standby drops
+// their keys. Each term queues them all again (resync), and at its end
+// waits for the reconciles in flight, whose contexts it cancels.
+type leaderGate struct {
+	mu       sync.Mutex
+	term     context.Context // nil while standing by
+	inflight sync.WaitGroup
+	resync   []func()
+}
+
+// Enter admits a reconcile while a term lasts; the reconcile's context
+// ends with the term.
+func (g *leaderGate) Enter(ctx context.Context, _ string) (context.Context, func(), bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.term == nil || g.term.Err() != nil {
+		return ctx, func() {}, false
+	}
+	g.inflight.Add(1)
+	entered, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(g.term, cancel)
+	return entered, func() {
+		unhook()
+		cancel()
+		g.inflight.Done()
+	}, true
+}
+
+// OnTerm adds a resync, called at the start of each term.
+func (g *leaderGate) OnTerm(resync func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.resync = append(g.resync, resync)
+}
+
+// open admits reconciles until term ends, and queues every key again;
+// closed waits for the term's reconciles in flight.
+func (g *leaderGate) open(term context.Context) (closed func()) {
+	g.mu.Lock()
+	g.term = term
+	resync := g.resync
+	g.mu.Unlock()
+	for _, f := range resync {
+		f()
+	}
+	return func() {
+		g.mu.Lock()
+		g.term = nil
+		g.mu.Unlock()
+		g.inflight.Wait()
+	}
 }

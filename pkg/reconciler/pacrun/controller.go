@@ -37,6 +37,7 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/pac"
 	"github.com/pipelines-service/pipelines-service/pkg/pac/runner"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler/placement"
 	"github.com/pipelines-service/pipelines-service/pkg/workload"
@@ -60,6 +61,10 @@ const recheck = 5 * time.Second
 type Options struct {
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	Runs            Runs
+	// Gate, when set, keeps the reconciles to the workspaces of the parts
+	// this replica holds (partition.Partition). A Repository is in one
+	// workspace, so its concurrency_limit is kept by one replica.
+	Gate reconciler.Gate
 	// Metrics exports the work queue and the reconciles (may be nil).
 	Metrics *metrics.Metrics
 	Log     *zap.SugaredLogger
@@ -74,12 +79,13 @@ type Controller struct {
 	repositories kcpinformers.GenericClusterInformer
 	runs         Runs
 	admission    *fleet.Admission
+	gate         reconciler.Gate
 }
 
 // New wires the informers (runs PaC created on Gitea only), the admission
 // and the queue.
 func New(opts Options) (*Controller, error) {
-	c := &Controller{log: opts.Log, metrics: opts.Metrics, queue: reconciler.NewQueue(ControllerName, opts.Metrics), runs: opts.Runs}
+	c := &Controller{log: opts.Log, metrics: opts.Metrics, queue: reconciler.NewQueue(ControllerName, opts.Metrics), runs: opts.Runs, gate: opts.Gate}
 	c.repositories = opts.TenantInformers.ForResource(pac.Repositories)
 	c.admission = fleet.NewAdmission(c.concurrencyLimit, func(string) int { return 0 })
 	c.admission.OnWake(func(keys []string) {
@@ -89,10 +95,7 @@ func New(opts Options) (*Controller, error) {
 	})
 	c.pipelineRuns = opts.TenantInformers.ForResource(v1.SchemeGroupVersion.WithResource("pipelineruns"))
 	_, err := c.pipelineRuns.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
-		FilterFunc: func(obj any) bool {
-			m, err := meta.Accessor(obj)
-			return err == nil && m.GetAnnotations()[keys.GitProvider] == pac.GitProvider
-		},
+		FilterFunc: ofPipelinesAsCode,
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { c.enqueue(obj) },
 			UpdateFunc: func(_, obj any) { c.enqueue(obj) },
@@ -100,6 +103,12 @@ func New(opts Options) (*Controller, error) {
 		},
 	})
 	return c, err
+}
+
+// ofPipelinesAsCode says obj is a PipelineRun PaC created on Gitea.
+func ofPipelinesAsCode(obj any) bool {
+	m, err := meta.Accessor(obj)
+	return err == nil && m.GetAnnotations()[keys.GitProvider] == pac.GitProvider
 }
 
 func (c *Controller) enqueue(obj any) {
@@ -110,7 +119,55 @@ func (c *Controller) enqueue(obj any) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.Workers{Name: "Pipelines as Code run", Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log}.Run(ctx, workers)
+	reconciler.Workers{Name: "Pipelines as Code run", Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log, Gate: c.gate}.Run(ctx, workers)
+}
+
+// Parts keeps the books of a part this replica takes or gives: the runs
+// of its Repositories that hold a slot are counted before any queued one
+// is admitted, then all its runs are queued; a part given away leaves
+// the books.
+func (c *Controller) Parts() partition.Handler {
+	return partition.Handler{
+		Taking: c.seedAdmission,
+		Taken: func(in func(string) bool) {
+			for _, key := range c.keys(in) {
+				c.queue.Add(key)
+			}
+		},
+		Given: func(in func(string) bool) {
+			c.admission.Retain(func(key string) bool {
+				cluster, _, _, _ := kcpcache.SplitMetaClusterNamespaceKey(key)
+				return !in(cluster.String())
+			})
+		},
+	}
+}
+
+// seedAdmission marks the started runs of the workspaces in as running.
+func (c *Controller) seedAdmission(in func(workspace string) bool) {
+	for _, key := range c.keys(in) {
+		pr := &v1.PipelineRun{}
+		obj, err := reconciler.Get(c.pipelineRuns.Lister(), key, pr)
+		if obj == nil || err != nil || stepOf(pr) != stepRunning {
+			continue
+		}
+		c.admission.MarkRunning(key, kcpcache.ToClusterAwareKey(obj.Cluster.String(), obj.Namespace, pr.Labels[keys.Repository]), "")
+	}
+}
+
+// keys are the keys of the PaC runs of the workspaces in.
+func (c *Controller) keys(in func(workspace string) bool) []string {
+	var out []string
+	for _, obj := range c.pipelineRuns.Informer().GetStore().List() {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok || !ofPipelinesAsCode(u) || !in(logicalcluster.From(u).String()) {
+			continue
+		}
+		if key, err := kcpcache.MetaClusterNamespaceKeyFunc(u); err == nil {
+			out = append(out, key)
+		}
+	}
+	return out
 }
 
 // reconcileKey starts the run of key when it is queued and admitted,

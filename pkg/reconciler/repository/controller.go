@@ -24,6 +24,7 @@ import (
 
 	"github.com/pipelines-service/pipelines-service/pkg/metrics"
 	"github.com/pipelines-service/pipelines-service/pkg/pac"
+	"github.com/pipelines-service/pipelines-service/pkg/partition"
 	"github.com/pipelines-service/pipelines-service/pkg/reconciler"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	TenantInformers kcpdynamicinformer.DynamicSharedInformerFactory
 	Workspaces      Workspaces
 	Index           *pac.Index
+	// Gate, when set, keeps the reconciles to the workspaces of the parts
+	// this replica holds (partition.Partition). Every replica keeps the
+	// index of every Repository (the intake reads it).
+	Gate reconciler.Gate
 	// Egress checks git_provider.url against the platform's allow-list.
 	Egress interface {
 		CheckURL(component, raw string) error
@@ -64,6 +69,7 @@ type Controller struct {
 	index        *pac.Index
 	secrets      secretReader
 	egress       interface{ CheckURL(string, string) error }
+	gate         reconciler.Gate
 }
 
 // New wires the informer, the index and the work queue.
@@ -76,6 +82,7 @@ func New(opts Options) (*Controller, error) {
 		index:   opts.Index,
 		secrets: workspaceSecrets{opts.Workspaces},
 		egress:  opts.Egress,
+		gate:    opts.Gate,
 	}
 	c.repositories = opts.TenantInformers.ForResource(pac.Repositories)
 	if _, err := c.repositories.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -125,5 +132,12 @@ func (c *Controller) requeueClaims(urls []string) {
 
 // Run runs workers until ctx ends; the informers must have synced.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.Workers{Name: "Repository", Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log}.Run(ctx, workers)
+	reconciler.Workers{Name: "Repository", Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log, Gate: c.gate}.Run(ctx, workers)
+}
+
+// Parts queues every Repository of a part this replica takes.
+func (c *Controller) Parts() partition.Handler {
+	return partition.Handler{Taken: func(in func(string) bool) {
+		reconciler.EnqueueWorkspaces(c.queue, c.repositories.Informer().GetStore(), in)
+	}}
 }

@@ -35,11 +35,14 @@ type Controller struct {
 	metrics *metrics.Metrics
 	queue   workqueue.TypedRateLimitingInterface[string]
 	fleet   *fleet.Fleet
+	gate    reconciler.Gate
 }
 
-// New watches the workload namespaces of every member of the fleet.
-func New(f *fleet.Fleet, m *metrics.Metrics, log *zap.SugaredLogger) *Controller {
-	c := &Controller{log: log, metrics: m, queue: reconciler.NewQueue(ControllerName, m), fleet: f}
+// New watches the workload namespaces of every member of the fleet. Only
+// the replica that gate admits (the leader) reconciles; the others drop
+// the keys, and Resync queues them all again when gate opens here.
+func New(f *fleet.Fleet, gate reconciler.Gate, m *metrics.Metrics, log *zap.SugaredLogger) *Controller {
+	c := &Controller{log: log, metrics: m, queue: reconciler.NewQueue(ControllerName, m), fleet: f, gate: gate}
 	f.Listen(fleet.Listener{Added: func(member *fleet.Member) {
 		enqueue := func(obj any) {
 			if ns, ok := obj.(*corev1.Namespace); ok {
@@ -70,7 +73,17 @@ func New(f *fleet.Fleet, m *metrics.Metrics, log *zap.SugaredLogger) *Controller
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	reconciler.Workers{Name: ControllerName, Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log}.Run(ctx, workers)
+	reconciler.Workers{Name: ControllerName, Queue: c.queue, Reconcile: c.reconcileKey, Metrics: c.metrics, Log: c.log,
+		Gate: c.gate, WorkspaceOf: func(string) string { return "" }}.Run(ctx, workers)
+}
+
+// Resync queues every workload namespace of every member.
+func (c *Controller) Resync() {
+	for _, member := range c.fleet.Members() {
+		for _, key := range member.Informers.Core().V1().Namespaces().Informer().GetStore().ListKeys() {
+			c.queue.Add(member.Name + "|" + key)
+		}
+	}
 }
 
 // reconcileKey puts back the labels and the isolation policy of the

@@ -18,11 +18,13 @@ import (
 )
 
 // TestLeaderThatLosesItsLeaseStandsAgain takes the Lease from the leading
-// controller while its CPU is being profiled (as the benchmark does): it
-// stops leading, starts afresh as a candidate in the same process (its
-// profile is gone with the old run), leads again once the Lease is free,
-// and reconciles. A profiling timer that followed the re-execution used
-// to kill the new process before it logged a line.
+// controller while its CPU is being profiled (as the benchmark does): the
+// replica stops leading (its leader gauge goes to 0) but goes on in the
+// same process, its profile still running, leads again once the Lease is
+// free, and reconciles. The process used to execute itself again, and a
+// profiling timer that followed the re-execution killed the new process
+// before it logged a line; the bench's 1-replica runs restarted whenever
+// kcp answered a renewal late under the burst.
 func TestLeaderThatLosesItsLeaseStandsAgain(t *testing.T) {
 	ctx := context.Background()
 	stack := env.Stack
@@ -48,6 +50,7 @@ func TestLeaderThatLosesItsLeaseStandsAgain(t *testing.T) {
 	leases := kubernetes.NewForConfigOrDie(rc).CoordinationV1().Leases(devstack.ControllerLease[0])
 	// Another holder renews the Lease for 12 s: longer than the leader's
 	// renew deadline (6 s).
+	stoppedLeading := false
 	for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			lease, err := leases.Get(ctx, devstack.ControllerLease[1], metav1.GetOptions{})
@@ -63,18 +66,25 @@ func TestLeaderThatLosesItsLeaseStandsAgain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("take the Lease: %v", err)
 		}
+		if families, err := framework.ControllerMetrics(); err == nil && len(families.Samples("pipelines_service_leader", nil)) == 1 &&
+			families.Total("pipelines_service_leader", nil) == 0 {
+			stoppedLeading = true
+		}
+	}
+	if !stoppedLeading {
+		t.Errorf("the controller never stopped leading while another identity held its Lease (pipelines_service_leader never 0)")
 	}
 	if err := stack.WaitControllerLeader(ctx, 1, time.Minute); err != nil {
 		t.Fatalf("the controller did not lead again once the Lease was free: %v (still running: %v)", err, stack.ControllerReplicaRunning(1))
 	}
-	// The profile was the old run's: the process started afresh.
+	// The profile is still the one started before: the process went on.
 	resp, err = http.Get(profile + "stop")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusConflict {
-		t.Errorf("the CPU profile survived losing the Lease (%s): the process did not start afresh", resp.Status)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("stopping the CPU profile answered %s: the process did not go on through the lost Lease", resp.Status)
 	}
 
 	tn := env.NewTenant(ctx, t, "e2e-lease")
