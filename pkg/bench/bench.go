@@ -58,6 +58,10 @@ type Options struct {
 	// many replicas (they split the workspaces' parts), for the throughput
 	// ratio to one replica.
 	Replicas int
+	// IsolationRounds, above 0, also runs upstream Tekton's PipelineRuns in
+	// plain and in isolated namespaces, that many rounds each, for what
+	// tenant isolation costs (IsolationResult).
+	IsolationRounds int
 	// Timeout bounds each controller's run.
 	Timeout time.Duration
 	// JSON is where the report is written; empty: <state>/bench/bench.json.
@@ -66,7 +70,7 @@ type Options struct {
 
 // DefaultOptions are `make bench`'s.
 func DefaultOptions() Options {
-	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, IdleShards: devstack.Shards(), Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, Timeout: 10 * time.Minute}
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, IdleShards: devstack.Shards(), Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, IsolationRounds: 3, Timeout: 10 * time.Minute}
 }
 
 // Report is the benchmark's JSON output.
@@ -78,6 +82,8 @@ type Report struct {
 	Runs    []ThroughputResult `json:"runs"`
 	Ratios  map[string]float64 `json:"ratiosOursToUpstream"`
 	Idle    *IdleResult        `json:"idle,omitempty"`
+	// Isolation is what tenant isolation costs in throughput.
+	Isolation *IsolationResult `json:"isolation,omitempty"`
 	// Listeners are the figures of idle EventListeners.
 	Listeners *ListenersResult `json:"listeners,omitempty"`
 	Gateway   *GatewayResult   `json:"gateway,omitempty"`
@@ -399,6 +405,13 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 	if err != nil {
 		upstream.Error = err.Error()
 	}
+	if opts.IsolationRounds > 0 {
+		isolation, err := r.measureIsolation(ctx, opts, upstreamPID, opts.IsolationRounds)
+		if err != nil {
+			isolation.Error = err.Error()
+		}
+		report.Isolation = &isolation
+	}
 	return ours, upstream, nil
 }
 
@@ -516,6 +529,7 @@ func printReport(out io.Writer, r Report) {
 			fmt.Fprintf(tw, "%s\t%s\n", t.Controller, formatStackCPU(t.StackCPUSeconds))
 		}
 	}
+	printIsolation(tw, r.Isolation)
 	if g := r.Gateway; g != nil {
 		fmt.Fprintf(tw, "\ngateway: %d requests each way (a list of TaskRuns as the demo tenant)\n", g.Requests)
 		fmt.Fprintln(tw, "KCP p50\tGATEWAY p50\tADDED p50\tKCP p99\tGATEWAY p99\tLOG LINES\tLOG LAG p50\tLOG LAG max")
