@@ -163,7 +163,7 @@ func benchOptions(args []string) (bench.Options, error) {
 	fs.IntVar(&opts.GatewayRequests, "gateway-requests", opts.GatewayRequests, "requests timing the gateway against kcp (0 skips the gateway's figures)")
 	fs.BoolVar(&opts.RecorderOverhead, "recorder-overhead", opts.RecorderOverhead, "also run our controller without its Tekton Results recorder (what recording costs)")
 	fs.IntVar(&opts.Replicas, "replicas", opts.Replicas, "also run our controller's PipelineRuns with this many replicas (they split the workspaces' parts; 0 or 1 skips)")
-	fs.IntVar(&opts.IsolationRounds, "isolation-rounds", opts.IsolationRounds, "also run upstream Tekton's PipelineRuns in plain and in isolated namespaces, alternating, this many rounds each (what tenant isolation costs; 0 skips)")
+	fs.IntVar(&opts.IsolationRounds, "isolation-rounds", opts.IsolationRounds, "also run our controller's PipelineRuns with the tenant isolation off and on, alternating, this many rounds each (what isolation costs; 0 skips)")
 	fs.StringVar(&opts.JSON, "json", opts.JSON, "report file (default <state>/bench/bench.json)")
 	return opts, fs.Parse(args)
 }

@@ -58,9 +58,9 @@ type Options struct {
 	// many replicas (they split the workspaces' parts), for the throughput
 	// ratio to one replica.
 	Replicas int
-	// IsolationRounds, above 0, also runs upstream Tekton's PipelineRuns in
-	// plain and in isolated namespaces, that many rounds each, for what
-	// tenant isolation costs (IsolationResult).
+	// IsolationRounds, above 0, also runs our controller's PipelineRuns
+	// with the tenant isolation off and on, that many rounds each, for
+	// what it costs (IsolationResult).
 	IsolationRounds int
 	// Timeout bounds each controller's run.
 	Timeout time.Duration
@@ -374,6 +374,13 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 	if err := clearRuns(ctx, oursTarget); err != nil {
 		return ours, upstream, err
 	}
+	if opts.IsolationRounds > 0 {
+		isolation, err := r.measureIsolation(ctx, opts, oursTarget, pid, opts.IsolationRounds)
+		if err != nil {
+			isolation.Error = err.Error()
+		}
+		report.Isolation = &isolation
+	}
 
 	if err := r.stack.StopController(); err != nil {
 		return ours, upstream, err
@@ -404,13 +411,6 @@ func (r *runner) compareControllers(ctx context.Context, opts Options, dir strin
 	}
 	if err != nil {
 		upstream.Error = err.Error()
-	}
-	if opts.IsolationRounds > 0 {
-		isolation, err := r.measureIsolation(ctx, opts, upstreamPID, opts.IsolationRounds)
-		if err != nil {
-			isolation.Error = err.Error()
-		}
-		report.Isolation = &isolation
 	}
 	return ours, upstream, nil
 }

@@ -6,33 +6,37 @@ import (
 	"io"
 	"sort"
 	"testing"
+	"time"
 
-	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
+	"github.com/kcp-dev/logicalcluster/v3"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/utils/ptr"
 
+	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
-	"github.com/pipelines-service/pipelines-service/pkg/workload"
 )
 
-// IsolationResult is what tenant isolation costs in throughput. The
-// isolation acts at two places:
-//   - on the workload cluster: Pod Security admission, the isolation
-//     NetworkPolicy (enforced by the network policy agent), and pods in
-//     user namespaces where the nodes support them. The same controller
-//     (upstream Tekton, so that kcp's latency is not in the figure) runs
-//     the same PipelineRuns in plain namespaces and in namespaces isolated
-//     as ours are, in alternating rounds: the drift of a 2-core machine
-//     (upstream alone moved between 8 and 27 runs/min from one bench to
-//     the next) then weighs on both alike, and each round's ratio compares
-//     neighbours;
-//   - in our controller: the Pod Security check of every pod before it is
-//     created, timed on its own (testing.Benchmark).
+// IsolationResult is what tenant isolation costs our controller in
+// throughput. The same PipelineRuns go through our controller in the
+// benchmark's tenant workspaces, in alternating rounds:
+//   - isolated, as every tenant is: the default Pod Security level
+//     (baseline, pods in user namespaces where the nodes support them) and
+//     the network policy agents enforcing each namespace's isolation
+//     policy;
+//   - plain: the workspaces at the privileged level (no user namespaces)
+//     and the agents stopped (their rules stay, but no new pod gets a
+//     filter), which is the platform without its isolation.
+//
+// Alternating rounds of neighbours: the drift of a 2-core machine (one
+// controller moved between 8 and 27 runs/min from one bench to the next)
+// weighs on both alike. The agents' CPU is the isolation's main cost here:
+// they share the two cores with kcp, which bounds our throughput. The
+// controller's own Pod Security check of every pod is timed apart
+// (testing.Benchmark).
 type IsolationResult struct {
 	Rounds []IsolationRound `json:"rounds"`
 	// RatioMedian is the median of the rounds' isolated/plain throughput.
@@ -53,97 +57,100 @@ type IsolationRound struct {
 	Ratio    float64          `json:"ratio"`
 }
 
-// measureIsolation runs rounds pairs of upstream Tekton's (pid) runs,
-// plain and isolated, the order alternating from round to round.
-func (r *runner) measureIsolation(ctx context.Context, opts Options, pid int, rounds int) (IsolationResult, error) {
-	var res IsolationResult
-	check, err := podSecurityCheckMicroseconds()
+// measureIsolation runs rounds pairs of our controller's runs in target,
+// plain and isolated, the order alternating from round to round. The
+// workspaces and the agents are left isolated.
+func (r *runner) measureIsolation(ctx context.Context, opts Options, target runTarget, pid int, rounds int) (res IsolationResult, err error) {
+	if res.CheckMicroseconds, err = podSecurityCheckMicroseconds(); err != nil {
+		return res, err
+	}
+	kube, err := r.cfg.WorkloadClient()
 	if err != nil {
 		return res, err
 	}
-	res.CheckMicroseconds = check
-	plain, err := r.upstreamTarget(ctx, opts.Workspaces)
+	if res.UserNamespaces, err = nodesSupportUserNamespaces(ctx, kube); err != nil {
+		return res, err
+	}
+	workspaces, err := r.benchWorkspaces(ctx, opts.Workspaces)
 	if err != nil {
 		return res, err
 	}
-	isolated, err := r.isolatedTarget(ctx, opts.Workspaces)
-	if err != nil {
-		return res, err
+	// Isolated is the default policy (no TenantPolicy of its own), plain
+	// the privileged level.
+	isolate := func(on bool) error {
+		for _, ws := range workspaces {
+			err := r.stack.DeleteTenantPolicy(ctx, ws)
+			if !on {
+				err = r.stack.SetTenantPolicy(ctx, ws, fleetv1alpha1.TenantPolicySpec{PodSecurity: string(psaapi.LevelPrivileged)})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if on {
+			return r.stack.StartNetworkPolicyAgents(ctx)
+		}
+		return r.stack.StopNetworkPolicyAgents()
 	}
-	res.UserNamespaces = isolated.podTemplate.HostUsers != nil
+	defer func() {
+		if ierr := isolate(true); ierr != nil && err == nil {
+			err = fmt.Errorf("isolate the bench workspaces again: %w", ierr)
+		}
+	}()
 	var ratios []float64
 	for i := range rounds {
-		targets := []*runTarget{&plain, &isolated}
+		order := []bool{false, true}
 		if i%2 == 1 {
-			targets[0], targets[1] = targets[1], targets[0]
+			order = []bool{true, false}
 		}
-		results := map[string]ThroughputResult{}
-		for _, t := range targets {
-			if err := clearRuns(ctx, *t); err != nil {
+		var round IsolationRound
+		for _, isolated := range order {
+			if err := isolate(isolated); err != nil {
 				return res, err
 			}
-			tp, err := r.measureThroughput(ctx, *t, pid, opts.Runs, opts.Tasks, opts.Timeout)
+			// The controller reads TenantPolicies from its informer.
+			time.Sleep(2 * time.Second)
+			if err := clearRuns(ctx, target); err != nil {
+				return res, err
+			}
+			tp, err := r.measureThroughput(ctx, target, pid, opts.Runs, opts.Tasks, opts.Timeout)
 			if err != nil {
 				return res, fmt.Errorf("isolation round %d: %w", i+1, err)
 			}
-			results[t.name] = tp
+			if isolated {
+				round.Isolated = tp
+			} else {
+				round.Plain = tp
+			}
 		}
-		round := IsolationRound{Plain: results[plain.name], Isolated: results[isolated.name]}
 		round.Ratio = ratio(round.Isolated.PerMinute, round.Plain.PerMinute)
 		r.log.Infow("isolation round", "round", i+1, "plain", round.Plain.PerMinute, "isolated", round.Isolated.PerMinute, "ratio", round.Ratio)
 		res.Rounds = append(res.Rounds, round)
 		ratios = append(ratios, round.Ratio)
 	}
-	for _, t := range []runTarget{plain, isolated} {
-		if err := clearRuns(ctx, t); err != nil {
-			return res, err
-		}
-	}
 	sort.Float64s(ratios)
 	if n := len(ratios); n > 0 {
 		res.RatioMedian = (ratios[(n-1)/2] + ratios[n/2]) / 2
 	}
-	return res, nil
+	return res, clearRuns(ctx, target)
 }
 
-// isolatedTarget is upstream's target in namespaces isolated as our
-// controller isolates a tenant's at the default level: the Pod Security
-// labels, the isolation NetworkPolicy, and user namespaces where every
-// node supports them.
-func (r *runner) isolatedTarget(ctx context.Context, w int) (runTarget, error) {
-	t, err := r.upstreamTarget(ctx, 0)
+// benchWorkspaces are the logical clusters of the benchmark's w tenant
+// workspaces (oursTarget's).
+func (r *runner) benchWorkspaces(ctx context.Context, w int) ([]string, error) {
+	client, err := r.cfg.KCPClusterClient()
 	if err != nil {
-		return t, err
+		return nil, err
 	}
-	t.name = "tekton (upstream), isolated"
-	t.ns = func(i int) string { return fmt.Sprintf("bench-isolated-%d", i) }
-	kube, err := r.cfg.WorkloadClient()
-	if err != nil {
-		return t, err
-	}
-	userNamespaces, err := nodesSupportUserNamespaces(ctx, kube)
-	if err != nil {
-		return t, err
-	}
-	t.podTemplate = &pod.PodTemplate{}
-	if userNamespaces {
-		t.podTemplate.HostUsers = ptr.To(false)
-	}
-	client, err := benchClient(r.cfg.WorkloadAdminKubeconfig())
-	if err != nil {
-		return t, err
-	}
+	var out []string
 	for i := range w {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: t.ns(i), Labels: podsecurity.NamespaceLabels(psaapi.LevelBaseline)}}
-		if _, err := kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return t, err
+		ws, err := client.Cluster(logicalcluster.NewPath("root")).TenancyV1alpha1().Workspaces().Get(ctx, fmt.Sprintf("bench-%d", i), metav1.GetOptions{})
+		if err != nil {
+			return nil, err
 		}
-		if err := (workload.Isolation{}).Ensure(ctx, kube, ns.Name); err != nil {
-			return t, fmt.Errorf("isolation policy of %s: %w", ns.Name, err)
-		}
-		t.clients = append(t.clients, client)
+		out = append(out, ws.Spec.Cluster)
 	}
-	return t, nil
+	return out, nil
 }
 
 // nodesSupportUserNamespaces is the fleet's rule: every node says so.
@@ -198,7 +205,7 @@ func printIsolation(out io.Writer, iso *IsolationResult) {
 	if iso == nil {
 		return
 	}
-	fmt.Fprintf(out, "\nisolation: upstream Tekton, plain namespaces and namespaces isolated as ours (Pod Security, NetworkPolicy, user namespaces: %v), alternating\n", iso.UserNamespaces)
+	fmt.Fprintf(out, "\nisolation: our controller, the bench workspaces plain (privileged, policy agents stopped) and isolated (baseline, agents running, user namespaces: %v), alternating\n", iso.UserNamespaces)
 	fmt.Fprintln(out, "ROUND\tPLAIN RUNS/MIN\tISOLATED RUNS/MIN\tISOLATED/PLAIN\tFIRST POD p50 PLAIN\tISOLATED")
 	for i, round := range iso.Rounds {
 		fmt.Fprintf(out, "%d\t%.1f\t%.1f\t%.2f\t%.2f s\t%.2f s\n", i+1, round.Plain.PerMinute, round.Isolated.PerMinute, round.Ratio, round.Plain.FirstPodP50, round.Isolated.FirstPodP50)

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tektoncd/pipeline/pkg/apis/pipeline/pod"
 	v1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
@@ -69,8 +68,6 @@ type runTarget struct {
 	// recorded: the runs are archived in Tekton Results (our controller
 	// with its recorder), and the time to that is measured.
 	recorded bool
-	// podTemplate, when set, is the runs' pod template.
-	podTemplate *pod.PodTemplate
 }
 
 const benchPipelineRunLabel = "tekton.dev/pipelineRunUID"
@@ -123,9 +120,7 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 		go func(i int, client tektonclient.Interface) {
 			defer wg.Done()
 			for range runs {
-				run := benchPipelineRun("bench-", tasks)
-				run.Spec.TaskRunTemplate.PodTemplate = target.podTemplate
-				pr, err := client.TektonV1().PipelineRuns(target.ns(i)).Create(ctx, run, metav1.CreateOptions{})
+				pr, err := client.TektonV1().PipelineRuns(target.ns(i)).Create(ctx, benchPipelineRun("bench-", tasks), metav1.CreateOptions{})
 				if err != nil {
 					errs <- fmt.Errorf("%s: create PipelineRun: %w", target.name, err)
 					return

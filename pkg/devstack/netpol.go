@@ -127,3 +127,36 @@ func applyNetworkPolicyAgentRBAC(ctx context.Context, client kubernetes.Interfac
 	_, err := client.RbacV1().ClusterRoleBindings().Apply(ctx, binding, opts)
 	return err
 }
+
+// StopNetworkPolicyAgents stops every node's agent (the benchmark's
+// isolation A/B): the rules they installed stay, but no new pod gets its
+// filter until they run again.
+func (s *Stack) StopNetworkPolicyAgents() error {
+	c := s.cfg
+	for _, cl := range c.Clusters {
+		for _, n := range c.clusterNodes(cl) {
+			if err := c.networkPolicyAgentProcess(cl, n).stop(10 * time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// StartNetworkPolicyAgents starts every node's agent that is not running
+// and waits for its chains: a full sync at start brings every pod's
+// filter up to date.
+func (s *Stack) StartNetworkPolicyAgents(ctx context.Context) error {
+	c := s.cfg
+	for _, cl := range c.Clusters {
+		for _, n := range c.clusterNodes(cl) {
+			if c.networkPolicyAgentProcess(cl, n).running() {
+				continue
+			}
+			if err := c.startNetworkPolicyAgent(ctx, cl, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
