@@ -158,10 +158,8 @@ func lead(ctx context.Context, log *zap.SugaredLogger, kcpRest *rest.Config, pro
 // leadOn is lead with the Lease's client.
 func leadOn(ctx context.Context, log *zap.SugaredLogger, client kubernetes.Interface, cfg LeaderElectionConfig, m *metrics.Metrics, work func(context.Context) error) error {
 	log = log.With("identity", cfg.Identity, "lease", cfg.LeaseNamespace+"/"+cfg.LeaseName)
-	electing, stop := context.WithCancel(ctx)
-	defer stop()
 	for {
-		err := term(electing, log, client, cfg, m, work)
+		err := term(ctx, log, client, cfg, m, work)
 		switch {
 		case err != nil:
 			return err
