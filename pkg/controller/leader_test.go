@@ -58,7 +58,8 @@ func TestLeaderStandsAgainAfterALateRenewal(t *testing.T) {
 	var failing atomic.Bool
 	client.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		lease := action.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
-		if failing.Load() && ptr.Deref(lease.Spec.HolderIdentity, "") == "a" {
+		// a's renewals and its release (no holder) go unanswered.
+		if holder := ptr.Deref(lease.Spec.HolderIdentity, ""); failing.Load() && (holder == "a" || holder == "") {
 			return true, nil, errors.New("kcp did not answer in time")
 		}
 		return false, nil, nil
