@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -100,4 +101,29 @@ func removeCgroupRoot(root string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// podLeftovers are the processes still in a node's pod cgroups once its
+// containerd and shims are gone, with their executables: a container's
+// `runc init` whose start the tear-down cut short sleeps on, orphaned,
+// in the node's network namespace, which then outlives the node (with
+// the host's end of the node link) and fails the next bring-up.
+func podLeftovers(root string) map[int]string {
+	out := map[int]string{}
+	for _, dir := range cgroupRootDirs(filepath.Join(root, "kubepods")) {
+		data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(data)) {
+			pid, err := strconv.Atoi(field)
+			if err != nil {
+				continue
+			}
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+				out[pid] = strings.TrimSuffix(exe, " (deleted)")
+			}
+		}
+	}
+	return out
 }

@@ -50,6 +50,13 @@ func (c Config) ensureNodeNetwork(n workloadNode) error {
 			return fail(err)
 		}
 	}
+	if _, err := net.InterfaceByName(n.hostVeth()); err == nil && ipCommand("-n", n.netnsName(), "link", "show", "eth0") != nil {
+		// The link's other end is in a namespace no longer at its path
+		// (a leftover process still holds it): a new link.
+		if err := ipCommand("link", "del", n.hostVeth()); err != nil {
+			return fail(err)
+		}
+	}
 	if _, err := net.InterfaceByName(n.hostVeth()); err != nil {
 		if err := ipCommand("link", "add", n.hostVeth(), "type", "veth", "peer", "name", "eth0", "netns", n.netnsName()); err != nil {
 			return fail(err)

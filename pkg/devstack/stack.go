@@ -319,6 +319,11 @@ func (s *Stack) Down(ctx context.Context) error {
 				errs = append(errs, componentErr("containerd shim of "+n.name, "", err))
 			}
 		}
+		for pid, exe := range podLeftovers(n.cgroupRoot) {
+			if err := killAndWait(pid, exe, 5*time.Second); err != nil {
+				errs = append(errs, componentErr("a container process left on "+n.name, "", err))
+			}
+		}
 	}
 	if err := c.unmountAll(); err != nil {
 		errs = append(errs, err)
