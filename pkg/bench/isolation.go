@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"testing"
 	"time"
@@ -11,11 +13,13 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/utils/ptr"
 
 	fleetv1alpha1 "github.com/pipelines-service/pipelines-service/apis/fleet/v1alpha1"
+	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 	"github.com/pipelines-service/pipelines-service/pkg/fleet"
 	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 )
@@ -108,8 +112,10 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 			if err := isolate(isolated); err != nil {
 				return res, err
 			}
-			// The controller reads TenantPolicies from its informer.
-			time.Sleep(2 * time.Second)
+			if err := waitPoliciesInForce(ctx, workspaces, isolated); err != nil {
+				return res, err
+			}
+			r.log.Infow("isolation round: measuring", "round", i+1, "isolated", isolated)
 			if err := clearRuns(ctx, target); err != nil {
 				return res, err
 			}
@@ -133,6 +139,34 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 		res.RatioMedian = (ratios[(n-1)/2] + ratios[n/2]) / 2
 	}
 	return res, clearRuns(ctx, target)
+}
+
+// waitPoliciesInForce waits until the controller acts on the workspaces'
+// policies (it reads them from an informer, /debug/fleet shows what it
+// acts on): their own privileged one, or none when isolated.
+func waitPoliciesInForce(ctx context.Context, workspaces []string, isolated bool) error {
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		resp, err := http.Get("http://" + devstack.ControllerDebugAddress + "/debug/fleet")
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close()
+		var view fleet.View
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&view) != nil {
+			return false, nil
+		}
+		for _, ws := range workspaces {
+			policy, ok := view.Policies[ws]
+			inForce := !ok
+			if !isolated {
+				inForce = ok && policy.PodSecurity == string(psaapi.LevelPrivileged)
+			}
+			if !inForce {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 // benchWorkspaces are the logical clusters of the benchmark's w tenant
