@@ -81,10 +81,12 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 	}
 	// Isolated is the default policy (no TenantPolicy of its own), plain
 	// the privileged level.
-	isolate := func(on bool) error {
+	isolate := func(ctx context.Context, on bool) error {
 		for _, ws := range workspaces {
-			err := r.stack.DeleteTenantPolicy(ctx, ws)
-			if !on {
+			var err error
+			if on {
+				err = r.stack.DeleteTenantPolicy(ctx, ws)
+			} else {
 				err = r.stack.SetTenantPolicy(ctx, ws, fleetv1alpha1.TenantPolicySpec{PodSecurity: string(psaapi.LevelPrivileged)})
 			}
 			if err != nil {
@@ -97,7 +99,9 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 		return r.stack.StopNetworkPolicyAgents()
 	}
 	defer func() {
-		if ierr := isolate(true); ierr != nil && err == nil {
+		// Also when the bench is interrupted: no stack is left without its
+		// isolation.
+		if ierr := isolate(context.WithoutCancel(ctx), true); ierr != nil && err == nil {
 			err = fmt.Errorf("isolate the bench workspaces again: %w", ierr)
 		}
 	}()
@@ -109,7 +113,7 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 		}
 		var round IsolationRound
 		for _, isolated := range order {
-			if err := isolate(isolated); err != nil {
+			if err := isolate(ctx, isolated); err != nil {
 				return res, err
 			}
 			if err := waitPoliciesInForce(ctx, workspaces, isolated); err != nil {
