@@ -211,37 +211,43 @@ func waitStored(ctx context.Context, target runTarget, tracker *runTracker, time
 }
 
 // watchFirstPods records when a pod of each PipelineRun (by UID label) is
-// first seen on the workload cluster.
+// first seen on a workload cluster.
 func (r *runner) watchFirstPods(ctx context.Context) (func(types.UID) (time.Time, bool), func(), error) {
-	client, err := r.cfg.WorkloadClient()
-	if err != nil {
-		return nil, nil, err
-	}
 	var mu sync.Mutex
 	seen := map[types.UID]time.Time{}
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.LabelSelector = benchPipelineRunLabel
-	}))
-	inf := factory.Core().V1().Pods().Informer()
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj interface{}) {
-		pod, ok := obj.(*corev1.Pod)
-		if !ok {
-			return
-		}
-		uid := types.UID(pod.Labels[benchPipelineRunLabel])
-		mu.Lock()
-		defer mu.Unlock()
-		if _, ok := seen[uid]; !ok {
-			seen[uid] = time.Now()
-		}
-	}}); err != nil {
-		return nil, nil, err
-	}
 	stop := make(chan struct{})
-	factory.Start(stop)
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		close(stop)
-		return nil, nil, fmt.Errorf("pod watch did not sync")
+	// Every workload cluster: our runs are placed on either, and a run
+	// whose pods went elsewhere would have no first pod.
+	for _, cl := range r.cfg.WorkloadClusters() {
+		client, err := r.cfg.WorkloadClusterClient(cl.Name)
+		if err != nil {
+			close(stop)
+			return nil, nil, err
+		}
+		factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = benchPipelineRunLabel
+		}))
+		inf := factory.Core().V1().Pods().Informer()
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj interface{}) {
+			pod, ok := obj.(*corev1.Pod)
+			if !ok {
+				return
+			}
+			uid := types.UID(pod.Labels[benchPipelineRunLabel])
+			mu.Lock()
+			defer mu.Unlock()
+			if _, ok := seen[uid]; !ok {
+				seen[uid] = time.Now()
+			}
+		}}); err != nil {
+			close(stop)
+			return nil, nil, err
+		}
+		factory.Start(stop)
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			close(stop)
+			return nil, nil, fmt.Errorf("pod watch of %s did not sync", cl.Name)
+		}
 	}
 	get := func(uid types.UID) (time.Time, bool) {
 		mu.Lock()
