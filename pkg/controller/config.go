@@ -63,6 +63,11 @@ type Config struct {
 	// the runs placed there move (not started) or fail (running), e.g.
 	// "15s".
 	FailoverAfter metav1.Duration `json:"failoverAfter,omitempty"`
+	// WorkloadSweepInterval is how often the leader sweeps every workload
+	// cluster for what no tenant object accounts for any more: pods of
+	// deleted or moved runs, then their emptied namespaces (default 1m).
+	// A sweep reads only the informers' caches.
+	WorkloadSweepInterval metav1.Duration `json:"workloadSweepInterval,omitempty"`
 	// TektonImages are Tekton's helper images, built with ko.
 	TektonImages pipeline.Images `json:"tektonImages"`
 	// ImageMap is the mapping step images resolve through.
@@ -340,7 +345,8 @@ func Run(ctx context.Context, log *zap.SugaredLogger, cfg Config) error {
 	leader := &leaderGate{}
 	namespaces := workloadnamespace.New(workloads, leader, m, log.Named("workloadnamespace"))
 	leader.OnTerm(namespaces.Resync)
-	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers, Log: log.Named("workloadgc")})
+	collector := workloadgc.New(workloadgc.Options{Fleet: workloads, TenantInformers: tenantInformers,
+		Interval: cfg.WorkloadSweepInterval.Duration, Log: log.Named("workloadgc")})
 	if err := watchRuns(m, tenantInformers); err != nil {
 		return err
 	}

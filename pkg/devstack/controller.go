@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
@@ -226,6 +227,11 @@ func (c Config) controllerConfig(ctx context.Context, replica int) (controller.C
 		// A stable identity: the stack's controller, restarted after a
 		// crash, takes its Lease back at once instead of waiting it out.
 		LeaderElection: controller.LeaderElectionConfig{Identity: ControllerReplicaIdentity(replica)},
+		// A run's pod collected on a workload cluster takes its grace
+		// period to go, and only the next sweep deletes its emptied
+		// namespace: every 15 s rather than every minute, so that the
+		// failover e2e does not wait minutes for it.
+		WorkloadSweepInterval: metav1.Duration{Duration: 15 * time.Second},
 	}
 	if replica == 1 {
 		cfg.PipelinesAsCode = controller.PipelinesAsCodeConfig{Listen: PipelinesAsCodeAddress, ConsoleURL: c.GatewayURL()}

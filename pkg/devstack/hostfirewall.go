@@ -7,63 +7,66 @@ import (
 	"strings"
 )
 
-// The host's packet filter holds one rule of the stack's, in a chain of
-// its own jumped to from INPUT: the Tekton Results API, which listens on
-// every interface (it has no address setting) and authorises no one
-// itself, answers on loopback only. Its clients (the controller's
-// recorder, the gateway) use 127.0.0.1; tenant pods are kept off the
-// host's addresses by their namespaces' policy anyway. What this rule
-// adds: the forge's webhooks may be allowed to reach HostIP (the gateway,
-// where Pipelines as Code's intake is), without reaching the Results API
-// there.
+// The stack owns a few chains in packet filters it shares with others:
+// the host's (with whatever else runs there) and each node's (with
+// kube-router and kube-proxy, which rewrite their own chains but keep the
+// rest of the table). Each is a chain of the stack's own, holding exactly
+// its rules, and jumped to from built-in chains.
 
-// hostInputChain is the stack's chain in the host's filter table.
-func (c Config) hostInputChain() string { return "PS-INPUT-" + c.BridgeName }
-
-func (c Config) hostFirewallRules() [][]string {
-	ports := strconv.Itoa(ResultsPort) + "," + strconv.Itoa(ResultsMetricsPort)
-	return [][]string{
-		{"-p", "tcp", "-m", "multiport", "--dports", ports, "!", "-d", "127.0.0.0/8", "-j", "REJECT", "--reject-with", "tcp-reset"},
-	}
+// filterChain is one of the stack's chains in a filter table.
+type filterChain struct {
+	name  string
+	rules [][]string
+	// from are the built-in chains that jump to it; first puts the jump
+	// before their other rules, otherwise it comes after them.
+	from  []string
+	first bool
 }
 
-// ensureHostFirewall makes the chain hold exactly the stack's rules and
-// INPUT jump to it first.
-func (c Config) ensureHostFirewall() error {
-	chain := c.hostInputChain()
-	if err := iptables("-S", chain); err != nil {
-		if err := iptables("-N", chain); err != nil {
-			return componentErr("host firewall", "", err)
+// ensure makes the chain hold exactly its rules and the built-in chains
+// jump to it. Run it in the filter's network namespace.
+func (f filterChain) ensure() error {
+	if err := iptables("-S", f.name); err != nil {
+		if err := iptables("-N", f.name); err != nil {
+			return err
 		}
 	}
-	if err := iptables("-F", chain); err != nil {
-		return componentErr("host firewall", "", err)
+	if err := iptables("-F", f.name); err != nil {
+		return err
 	}
-	for _, rule := range c.hostFirewallRules() {
-		if err := iptables(append([]string{"-A", chain}, rule...)...); err != nil {
-			return componentErr("host firewall", "", err)
+	for _, rule := range f.rules {
+		if err := iptables(append([]string{"-A", f.name}, rule...)...); err != nil {
+			return err
 		}
 	}
-	if iptables("-C", "INPUT", "-j", chain) != nil {
-		if err := iptables("-I", "INPUT", "1", "-j", chain); err != nil {
-			return componentErr("host firewall", "", err)
+	for _, builtin := range f.from {
+		if iptables("-C", builtin, "-j", f.name) == nil {
+			continue
+		}
+		add := []string{"-A", builtin}
+		if f.first {
+			add = []string{"-I", builtin, "1"}
+		}
+		if err := iptables(append(add, "-j", f.name)...); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// deleteHostFirewall removes the jump and the chain.
-func (c Config) deleteHostFirewall() error {
-	chain := c.hostInputChain()
-	if iptables("-S", chain) != nil {
+// delete removes the jumps and the chain.
+func (f filterChain) delete() error {
+	if iptables("-S", f.name) != nil {
 		return nil
 	}
-	for iptables("-D", "INPUT", "-j", chain) == nil {
+	for _, builtin := range f.from {
+		for iptables("-D", builtin, "-j", f.name) == nil {
+		}
 	}
-	if err := iptables("-F", chain); err != nil {
-		return componentErr("host firewall", "", err)
+	if err := iptables("-F", f.name); err != nil {
+		return err
 	}
-	return componentErr("host firewall", "", iptables("-X", chain))
+	return iptables("-X", f.name)
 }
 
 func iptables(args ...string) error {
@@ -71,4 +74,31 @@ func iptables(args ...string) error {
 		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return nil
+}
+
+// The host's filter holds one rule of the stack's, jumped to first from
+// INPUT: the Tekton Results API, which listens on every interface (it has
+// no address setting) and authorises no one itself, answers on loopback
+// only. Its clients (the controller's recorder, the gateway) use
+// 127.0.0.1; tenant pods are kept off the host's addresses by their
+// namespaces' policy anyway. What this rule adds: the forge's webhooks may
+// be allowed to reach HostIP (the gateway, where Pipelines as Code's
+// intake is), without reaching the Results API there.
+func (c Config) hostFirewall() filterChain {
+	ports := strconv.Itoa(ResultsPort) + "," + strconv.Itoa(ResultsMetricsPort)
+	return filterChain{
+		name: "PS-INPUT-" + c.BridgeName,
+		rules: [][]string{
+			{"-p", "tcp", "-m", "multiport", "--dports", ports, "!", "-d", "127.0.0.0/8", "-j", "REJECT", "--reject-with", "tcp-reset"},
+		},
+		from: []string{"INPUT"}, first: true,
+	}
+}
+
+func (c Config) ensureHostFirewall() error {
+	return componentErr("host firewall", "", c.hostFirewall().ensure())
+}
+
+func (c Config) deleteHostFirewall() error {
+	return componentErr("host firewall", "", c.hostFirewall().delete())
 }

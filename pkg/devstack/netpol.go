@@ -2,9 +2,11 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -44,6 +46,49 @@ func (c Config) networkPolicyAgentKubeconfig(cl WorkloadCluster) string {
 	return c.Path(cl.Dir, "network-policy-agent.kubeconfig")
 }
 
+// podSyncInterval is how often, at most, a node's agent rewrites its
+// filter for pod events (the agent's --pod-sync-interval): the first event
+// after a quiet second at once, a burst's events as one sync at the end of
+// the second. Passed only together with the node's fail-closed rule.
+const podSyncInterval = time.Second
+
+// nodeFailClosed is the stack's chain behind kube-router's in a node's
+// filter: new connections from a pod address that kube-router's chains
+// did not accept are dropped.
+//
+// Why: kube-router filters a pod from its own chain, which it writes in a
+// full sync after it has seen the pod with its IP; until then the pod's
+// traffic passes its chains untouched, and the node would forward it.
+// kube-router ACCEPTs inside its own chains whatever a pod's chain allows
+// (mark 0x20000), and REJECTs what it refuses, so what comes back from
+// them is traffic of no pod it knows of: on this node, a pod whose chain
+// is not written yet, or another node's pod addressing this node. Dropped
+// (not rejected), a new pod's first connection is retried by TCP and goes
+// through once its chain exists. Replies (ESTABLISHED), such as a pod's
+// answer to the kubelet's probe, pass.
+//
+// It is what lets the agents batch their syncs (podSyncInterval), and it
+// closes the window that every NetworkPolicy enforcer without it has: a
+// pod's first instant before its filter. On a real cluster it is a node
+// setting, as the CNI's own is (Calico drops the traffic of a workload
+// interface that has no policy programmed yet by the same reasoning).
+func (c Config) nodeFailClosed() filterChain {
+	return filterChain{
+		name: "PS-POD-FAIL-CLOSED",
+		rules: [][]string{
+			{"-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN"},
+			{"-s", c.PodNetwork.String(), "-m", "comment", "--comment", "a pod without its network policy chain", "-j", "DROP"},
+		},
+		// After kube-router's jump, which it keeps first in each.
+		from: []string{"FORWARD", "INPUT"},
+	}
+}
+
+// ensureNodeFailClosed puts the fail-closed chain in the node's filter.
+func (c Config) ensureNodeFailClosed(n workloadNode) error {
+	return componentErr(n.name+" network", "", inNetNS(n.netns(), c.nodeFailClosed().ensure))
+}
+
 // networkPolicyAgentProcess is kube-router's network policy controller
 // alone (no BGP router, no service proxy, no health, metrics or pprof
 // port), in the node's network namespace, whose packet filter it
@@ -56,7 +101,8 @@ func (c Config) networkPolicyAgentProcess(cl WorkloadCluster, n workloadNode) *p
 		"--hostname-override="+n.name,
 		"--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
 		"--service-cluster-ip-range="+cl.ServiceCIDR.String(),
-		"--health-port=0", "--metrics-port=0")
+		"--health-port=0", "--metrics-port=0",
+		"--pod-sync-interval="+podSyncInterval.String())
 	p.env = []string{"NODE_NAME=" + n.name}
 	p.netns = n.netns()
 	return p
@@ -64,9 +110,14 @@ func (c Config) networkPolicyAgentProcess(cl WorkloadCluster, n workloadNode) *p
 
 // startNetworkPolicyAgent starts the node's agent once its node is
 // registered (the agent finds its node IP there) and waits until the
-// agent has installed its chains in the node's filter.
+// agent has installed its chains in the node's filter. The node fails
+// closed before: until the agent's first sync, no pod's new connection
+// leaves it.
 func (c Config) startNetworkPolicyAgent(ctx context.Context, cl WorkloadCluster, n workloadNode) error {
 	name := n.processName("network-policy-agent")
+	if err := c.ensureNodeFailClosed(n); err != nil {
+		return err
+	}
 	if _, err := os.Stat(ipsetBinary); err != nil {
 		return componentErr(name, "", fmt.Errorf("%s missing: install Debian's iptables and ipset (hack/install-deps.sh)", ipsetBinary))
 	}
@@ -128,15 +179,18 @@ func applyNetworkPolicyAgentRBAC(ctx context.Context, client kubernetes.Interfac
 	return err
 }
 
-// StopNetworkPolicyAgents stops every node's agent (the benchmark's
-// isolation A/B): the rules they installed stay, but no new pod gets its
-// filter until they run again.
+// StopNetworkPolicyAgents stops every node's agent and its fail-closed
+// rule (the benchmark's isolation A/B): the rules the agents installed
+// stay, but new pods are not filtered until the agents run again.
 func (s *Stack) StopNetworkPolicyAgents() error {
 	c := s.cfg
 	for _, cl := range c.Clusters {
 		for _, n := range c.clusterNodes(cl) {
 			if err := c.networkPolicyAgentProcess(cl, n).stop(10 * time.Second); err != nil {
 				return err
+			}
+			if err := inNetNS(n.netns(), c.nodeFailClosed().delete); err != nil {
+				return componentErr(n.name+" network", "", err)
 			}
 		}
 	}
@@ -159,4 +213,33 @@ func (s *Stack) StartNetworkPolicyAgents(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// PauseNetworkPolicyAgents freezes every node's agent (SIGSTOP), as an
+// agent that has not yet seen a new pod (e2e: the node fails closed);
+// resume lets them go on (SIGCONT).
+func (s *Stack) PauseNetworkPolicyAgents() (resume func() error, err error) {
+	c := s.cfg
+	var pids []int
+	resume = func() error {
+		var errs []error
+		for _, pid := range pids {
+			errs = append(errs, syscall.Kill(pid, syscall.SIGCONT))
+		}
+		return errors.Join(errs...)
+	}
+	for _, cl := range c.Clusters {
+		for _, n := range c.clusterNodes(cl) {
+			p := c.networkPolicyAgentProcess(cl, n)
+			pid := p.pid()
+			if pid == 0 {
+				return resume, componentErr(p.name, p.logFile, errors.New("not running"))
+			}
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				return resume, componentErr(p.name, p.logFile, err)
+			}
+			pids = append(pids, pid)
+		}
+	}
+	return resume, nil
 }

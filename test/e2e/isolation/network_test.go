@@ -147,15 +147,27 @@ func servingPodIP(ctx context.Context, t *testing.T, tn *framework.Tenant, taskR
 // and the triggers sink's.
 func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
 	t.Helper()
+	report, logs := probeWithoutPolicy(ctx, t, framework.CreateNamespace(ctx, t, env.Workload, "e2e-open"), "probe")
+	for what, got := range report {
+		if got != "open" {
+			t.Errorf("a pod without the isolation policy connecting to %s: %s, want open (so the policy is what closes it); logs:\n%s", what, got, logs)
+		}
+	}
+}
+
+// probeWithoutPolicy runs a pod in namespace on the first node and
+// probes from it what a pod without the isolation policy reaches (see
+// checkPlatformReachableWithoutPolicy): the result by "<host>:<port>".
+func probeWithoutPolicy(ctx context.Context, t *testing.T, namespace, name string) (report map[string]string, logs string) {
+	t.Helper()
 	c := env.Stack.Config()
 	addrs := c.NodeAddresses()
 	hostEnd, nodeIP := addrs[0], addrs[1]
 	services := c.PlatformServices() // the first cluster's kubernetes Service, ..., the triggers sink
 	want := []string{hostEnd + " 6443", hostEnd + " 6444", fmt.Sprintf("%s %d", hostEnd, devstack.FrontProxyPort), hostEnd + " 7443", hostEnd + " 5001", fmt.Sprintf("%s %d", hostEnd, devstack.GatewayPort), nodeIP + " 10250",
 		services[0], services[len(services)-1]}
-	namespace := framework.CreateNamespace(ctx, t, env.Workload, "e2e-open")
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
 			NodeName:      "workload-node", // the node whose IP is probed
@@ -163,12 +175,48 @@ func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
 				Command: []string{"sh", "-c", framework.ProbeScript(want)}}},
 		},
 	}
-	logs := framework.RunPodToCompletion(ctx, t, env.Workload, namespace, pod, 3*time.Minute)
+	logs = framework.RunPodToCompletion(ctx, t, env.Workload, namespace, pod, 3*time.Minute)
+	found := framework.ProbeReport(logs)
+	report = map[string]string{}
 	for _, w := range want {
-		if what := strings.Replace(w, " ", ":", 1); !strings.Contains(logs, "open "+what) {
-			t.Errorf("a pod without the isolation policy connecting to %s: want open (so the policy is what closes it); logs:\n%s", what, logs)
+		what := strings.Replace(w, " ", ":", 1)
+		report[what] = found[what]
+		if report[what] == "" {
+			report[what] = "not probed"
 		}
 	}
+	return report, logs
+}
+
+// TestNodeFailsClosedForAPodNotYetFiltered: a pod that the node's network
+// policy agent has not seen yet (the agents frozen, as one that is slow to
+// sync) reaches nothing, even in a namespace without the isolation policy,
+// where the same pod reaches the platform once its agent has seen it
+// (checkPlatformReachableWithoutPolicy). So a hostile step that connects
+// in its pod's first instant, before its filter exists, gets nowhere.
+// Not parallel: while frozen, no other pod of the stack gets its filter.
+func TestNodeFailsClosedForAPodNotYetFiltered(t *testing.T) {
+	ctx := context.Background()
+	namespace := framework.CreateNamespace(ctx, t, env.Workload, "e2e-unfiltered")
+	resume, err := env.Stack.PauseNetworkPolicyAgents()
+	t.Cleanup(func() {
+		if err := resume(); err != nil {
+			t.Errorf("resume the network policy agents: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("pause the network policy agents: %v", err)
+	}
+	report, logs := probeWithoutPolicy(ctx, t, namespace, "unfiltered")
+	if err := resume(); err != nil {
+		t.Fatalf("resume the network policy agents: %v", err)
+	}
+	for what, got := range report {
+		if got != "closed" {
+			t.Errorf("a pod the agent has not seen connecting to %s: %s, want closed; logs:\n%s", what, got, logs)
+		}
+	}
+	t.Logf("%d targets closed to a pod not yet filtered", len(report))
 }
 
 // checkPolicyPutBack deletes the tenant's isolation policy on the

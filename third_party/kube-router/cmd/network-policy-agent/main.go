@@ -1,14 +1,18 @@
 // Command network-policy-agent is kube-router's network policy controller
 // alone, wired as kube-router's own main wires it (pkg/cmd/kube-router.go),
-// with one difference: a pod event reaches the controller only when it
-// changes something the controller's rules are made of.
+// with two differences in how pod events become full syncs:
+//   - a pod event asks for a sync only when it changes something the
+//     controller's rules are made of (relevance.go);
+//   - pod events ask for at most one sync per --pod-sync-interval
+//     (limiter.go).
 //
 // Why: kube-router answers every pod event it finds relevant with a full
 // sync of the node's filter table (iptables-save, ipset, iptables-restore).
 // Its relevance test counts every phase change, so a Tekton pod (IP
 // assigned, Pending to Running, Succeeded, deleted) costs every node four
-// full syncs, although only two of them change a rule. On a 2-core stack
-// those syncs took more CPU than kcp during a benchmark run.
+// full syncs, although only two of them change a rule; and a burst of pods
+// costs a sync per event. On a 2-core stack those syncs took more CPU than
+// kcp during a benchmark run.
 package main
 
 import (
@@ -18,6 +22,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cloudnativelabs/kube-router/v2/pkg/cmd"
 	"github.com/cloudnativelabs/kube-router/v2/pkg/controllers/netpol"
@@ -39,6 +44,11 @@ func run() error {
 	klog.InitFlags(nil)
 	config := options.NewKubeRouterConfig()
 	config.AddFlags(pflag.CommandLine)
+	// Off unless asked for: batching is safe only on a node that fails
+	// closed (see limiter.go).
+	podSyncInterval := pflag.Duration("pod-sync-interval", 0,
+		"at most one full sync per this interval for pod events; 0 passes each on, as kube-router does. "+
+			"Only safe on a node that drops traffic from pods without a chain of their own.")
 	pflag.Parse()
 	if err := flag.Set("v", config.VLevel); err != nil {
 		return err
@@ -69,7 +79,13 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("network policy controller: %w", err)
 	}
-	if _, err := pods.AddEventHandler(ruleRelevantPodEvents(npc.PodEventHandler)); err != nil {
+	requestSync := npc.RequestFullSync
+	if *podSyncInterval > 0 {
+		limiter := newSyncLimiter(*podSyncInterval, npc.RequestFullSync)
+		go limiter.Run(stop)
+		requestSync = limiter.Request
+	}
+	if _, err := pods.AddEventHandler(ruleRelevantPodEvents(requestSync)); err != nil {
 		return err
 	}
 	if _, err := namespaces.AddEventHandler(npc.NamespaceEventHandler); err != nil {

@@ -38,10 +38,31 @@ func TestRuleRelevantPodEvents(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := false
-			h := ruleRelevantPodEvents(cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, _ interface{}) { got = true }})
+			h := ruleRelevantPodEvents(func() { got = true })
 			h.OnUpdate(tc.old, tc.new)
 			if got != tc.want {
 				t.Errorf("update passed on = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRuleRelevantPodAdds(t *testing.T) {
+	cases := []struct {
+		name string
+		pod  *corev1.Pod
+		want bool
+	}{
+		{"no IP yet", pod(corev1.PodPending, "", nil), false},
+		{"running with an IP", pod(corev1.PodRunning, "10.1.0.5", nil), true},
+		{"finished", pod(corev1.PodSucceeded, "10.1.0.5", nil), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := false
+			ruleRelevantPodEvents(func() { got = true }).OnAdd(tc.pod, false)
+			if got != tc.want {
+				t.Errorf("add passed on = %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -61,7 +82,7 @@ func TestRuleRelevantPodDeletes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := false
-			h := ruleRelevantPodEvents(cache.ResourceEventHandlerFuncs{DeleteFunc: func(interface{}) { got = true }})
+			h := ruleRelevantPodEvents(func() { got = true })
 			h.OnDelete(tc.obj)
 			if got != tc.want {
 				t.Errorf("delete passed on = %v, want %v", got, tc.want)
