@@ -22,7 +22,6 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/cloudnativelabs/kube-router/v2/pkg/cmd"
 	"github.com/cloudnativelabs/kube-router/v2/pkg/controllers/netpol"
