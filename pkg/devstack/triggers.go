@@ -17,11 +17,14 @@ import (
 	"github.com/kcp-dev/logicalcluster/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	metaapply "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingapply "k8s.io/client-go/applyconfigurations/networking/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -102,7 +105,27 @@ func (s *Stack) startTriggersSink(ctx context.Context) error {
 	if err := serverSideApply(ctx, client, "services", c.triggersSinkService()); err != nil {
 		return err
 	}
+	if _, err := client.NetworkingV1().NetworkPolicies(triggersNamespace).Apply(ctx, c.triggersSinkIngress(),
+		metav1.ApplyOptions{FieldManager: "pipelines-service-devstack", Force: true}); err != nil {
+		return fmt.Errorf("apply the triggers sink's network policy: %w", err)
+	}
 	return waitDeploymentReady(ctx, client, triggersNamespace, triggersSinkName, 3*time.Minute)
+}
+
+// triggersSinkIngress admits to the sink's pods no pod: its callers are
+// the gateway on the host, through kube-proxy (host and node addresses),
+// and the kubelet's probes. Tenant pods are kept off it by their own
+// namespace's policy already; this one also holds for a pod whose own
+// filter its node has not written yet, whose traffic kube-router judges
+// by the destination's policy alone.
+func (c Config) triggersSinkIngress() *networkingapply.NetworkPolicyApplyConfiguration {
+	return networkingapply.NetworkPolicy(triggersSinkName+"-ingress", triggersNamespace).WithSpec(
+		networkingapply.NetworkPolicySpec().
+			WithPodSelector(metaapply.LabelSelector()).
+			WithPolicyTypes(networkingv1.PolicyTypeIngress).
+			WithIngress(networkingapply.NetworkPolicyIngressRule().WithFrom(
+				networkingapply.NetworkPolicyPeer().WithIPBlock(
+					networkingapply.IPBlock().WithCIDR("0.0.0.0/0").WithExcept(c.PodNetwork.String())))))
 }
 
 func triggersSinkDeployment(image, configSum string) *appsv1.Deployment {
