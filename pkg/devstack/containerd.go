@@ -70,6 +70,16 @@ func (c Config) containerdProcess(n workloadNode) *process {
 	return p
 }
 
+// containerdPath is containerd's PATH: the stack's runc first. containerd
+// asks the runc shim for its runtime's features (`containerd-shim-runc-v2
+// -info`) on every task create; without any options, the shim looks runc up
+// on PATH, and a failed answer is not cached, so each container cost a
+// failing shim run (and an error in the log). Found, the answer is cached.
+// A fixed PATH: the caller's would restart containerd whenever it differs.
+func (c Config) containerdPath() string {
+	return filepath.Dir(c.runcBinary()) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
 // startContainerd starts the node's containerd, restarting it when its
 // configuration changed, and waits until it serves CRI.
 func (c Config) startContainerd(ctx context.Context, n workloadNode) error {
@@ -84,7 +94,7 @@ func (c Config) startContainerd(ctx context.Context, n workloadNode) error {
 		return err
 	}
 	p := c.containerdProcess(n)
-	p.env = []string{"PIPELINES_SERVICE_CONFIG=" + digest}
+	p.env = []string{"PIPELINES_SERVICE_CONFIG=" + digest, "PATH=" + c.containerdPath()}
 	if err := p.start(); err != nil {
 		return err
 	}
