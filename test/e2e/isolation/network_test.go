@@ -147,7 +147,7 @@ func servingPodIP(ctx context.Context, t *testing.T, tn *framework.Tenant, taskR
 // (The triggers sink admits no pod at all, by a policy of its own.)
 func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
 	t.Helper()
-	report, logs := probeWithoutPolicy(ctx, t, framework.CreateNamespace(ctx, t, env.Workload, "e2e-open"), "probe")
+	report, logs := probeWithoutPolicy(ctx, t, framework.CreateNamespace(ctx, t, env.Workload, "e2e-open"), "probe", nil)
 	for what, got := range report {
 		if got != "open" {
 			t.Errorf("a pod without the isolation policy connecting to %s: %s, want open (so the policy is what closes it); logs:\n%s", what, got, logs)
@@ -157,8 +157,9 @@ func checkPlatformReachableWithoutPolicy(ctx context.Context, t *testing.T) {
 
 // probeWithoutPolicy runs a pod in namespace on the first node and
 // probes from it what a pod without the isolation policy reaches (see
-// checkPlatformReachableWithoutPolicy): the result by "<host>:<port>".
-func probeWithoutPolicy(ctx context.Context, t *testing.T, namespace, name string) (report map[string]string, logs string) {
+// checkPlatformReachableWithoutPolicy), and extra: the result by
+// "<host>:<port>".
+func probeWithoutPolicy(ctx context.Context, t *testing.T, namespace, name string, extra []string) (report map[string]string, logs string) {
 	t.Helper()
 	c := env.Stack.Config()
 	addrs := c.NodeAddresses()
@@ -166,6 +167,7 @@ func probeWithoutPolicy(ctx context.Context, t *testing.T, namespace, name strin
 	services := c.PlatformServices() // the first cluster's kubernetes Service, ..., the triggers sink
 	want := []string{hostEnd + " 6443", hostEnd + " 6444", fmt.Sprintf("%s %d", hostEnd, devstack.FrontProxyPort), hostEnd + " 7443", hostEnd + " 5001", fmt.Sprintf("%s %d", hostEnd, devstack.GatewayPort), nodeIP + " 10250",
 		services[0]}
+	want = append(want, extra...)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PodSpec{
@@ -207,7 +209,11 @@ func TestNodeFailsClosedForAPodNotYetFiltered(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pause the network policy agents: %v", err)
 	}
-	report, logs := probeWithoutPolicy(ctx, t, namespace, "unfiltered")
+	// Also the triggers sink: a packet to a pod of the same node that has
+	// a filter is judged by that pod's policy alone, so what keeps the
+	// unfiltered pod off the sink is the sink's own policy.
+	services := env.Stack.Config().PlatformServices()
+	report, logs := probeWithoutPolicy(ctx, t, namespace, "unfiltered", services[len(services)-1:])
 	if err := resume(); err != nil {
 		t.Fatalf("resume the network policy agents: %v", err)
 	}
