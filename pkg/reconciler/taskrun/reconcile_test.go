@@ -71,10 +71,17 @@ const tenantWS = logicalcluster.Name("tenant-ws")
 
 func tenantTaskRun(t *testing.T, step v1.Step, annotations map[string]string) *unstructured.Unstructured {
 	t.Helper()
+	return tenantTaskRunOf(t, v1.TaskSpec{Steps: []v1.Step{step}}, annotations)
+}
+
+// tenantTaskRunOf is the TaskRun "build" of the tenant workspace, with an
+// embedded spec.
+func tenantTaskRunOf(t *testing.T, spec v1.TaskSpec, annotations map[string]string) *unstructured.Unstructured {
+	t.Helper()
 	tr := &v1.TaskRun{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "TaskRun"},
 		ObjectMeta: metav1.ObjectMeta{Name: "build", Namespace: "default", UID: "uid-1", Annotations: annotations},
-		Spec:       v1.TaskRunSpec{TaskSpec: &v1.TaskSpec{Steps: []v1.Step{step}}},
+		Spec:       v1.TaskRunSpec{TaskSpec: &spec},
 	}
 	if tr.Annotations == nil {
 		tr.Annotations = map[string]string{}

@@ -108,7 +108,7 @@ func (c *Controller) reconcile(ctx context.Context, log *zap.SugaredLogger, clus
 		}
 	}
 	if tr.IsDone() {
-		return 0, nil
+		return 0, c.stopSidecars(ctx, cluster, tr)
 	}
 	if tr.IsCancelled() {
 		return 0, c.failTaskRun(ctx, cluster, tr, v1.TaskRunReasonCancelled,

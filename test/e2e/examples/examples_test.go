@@ -117,6 +117,7 @@ func TestTektonExamples(t *testing.T) {
 					return
 				}
 				record(outcome{rel, "passed", ""})
+				deleteNamespace(ctx, t, et, ns)
 			})
 		}
 	})
@@ -232,6 +233,20 @@ func runExample(ctx context.Context, tn *exampleTenant, ns, path string) error {
 		}
 	}
 	return nil
+}
+
+// deleteNamespace deletes a passed example's namespace, as Tekton's own
+// e2e tests delete theirs, and does not wait for it to go; a failed one is
+// kept to be looked at.
+//
+// Why: its workload namespace and NetworkPolicy go with it (the
+// controller's collector), so the node's policy agents do not carry a
+// hundred finished examples' chains and ipsets in every full sync. With
+// them all kept, the agents took more CPU than kcp during this package.
+func deleteNamespace(ctx context.Context, t *testing.T, tn *exampleTenant, ns string) {
+	if err := tn.Kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		t.Errorf("delete namespace %s of a passed example: %v", ns, err)
+	}
 }
 
 func succeeded(u *unstructured.Unstructured) *apis.Condition {
