@@ -46,11 +46,19 @@ func (c Config) networkPolicyAgentKubeconfig(cl WorkloadCluster) string {
 	return c.Path(cl.Dir, "network-policy-agent.kubeconfig")
 }
 
-// podSyncInterval is how often, at most, a node's agent rewrites its
-// filter for pod events (the agent's --pod-sync-interval): the first event
-// after a quiet second at once, a burst's events as one sync at the end of
-// the second. Passed only together with the node's fail-closed rule.
-const podSyncInterval = time.Second
+// podSyncInterval is the quiet a node's agent keeps between the end of
+// one full sync for pod events and the start of the next (the agent's
+// --pod-sync-interval): the first event after a quiet interval is synced at
+// once, the events during a sync and the interval after it as one sync at
+// the interval's end. Passed only together with the node's fail-closed
+// rule, so a pod that waits has no network, not an unfiltered one.
+//
+// Why 2 s: during the examples a sync took the agent's iptables-nft
+// children about 0.7 CPU seconds, and the three agents synced without
+// pause (an interval counted from a sync's start), more CPU than kcp. A
+// pod's first connection then waits at most a sync, the quiet and a sync;
+// its SYN is retried at 1, 3 and 7 s.
+const podSyncInterval = 2 * time.Second
 
 // nodeFailClosed is the stack's chain behind kube-router's in a node's
 // filter: new connections from a pod address that kube-router's chains

@@ -4,6 +4,7 @@ go 1.25.0
 
 require (
 	github.com/cloudnativelabs/kube-router/v2 v2.1.0
+	github.com/prometheus/client_model v0.6.0
 	github.com/spf13/pflag v1.0.5
 	k8s.io/api v0.29.2
 	k8s.io/apimachinery v0.29.2
@@ -61,7 +62,6 @@ require (
 	github.com/pelletier/go-toml/v2 v2.1.1 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/prometheus/client_golang v1.19.0 // indirect
-	github.com/prometheus/client_model v0.6.0 // indirect
 	github.com/prometheus/common v0.49.0 // indirect
 	github.com/prometheus/procfs v0.12.0 // indirect
 	github.com/sagikazarmark/locafero v0.4.0 // indirect

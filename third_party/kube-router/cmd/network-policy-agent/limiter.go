@@ -2,16 +2,21 @@ package main
 
 import "time"
 
-// syncLimiter passes full-sync requests on to sync at most once per
-// interval: the first request after a quiet interval at once, and all
-// those that arrive during an interval as one at its end.
+// syncLimiter passes full-sync requests on to sync with at least an
+// interval of quiet between the end of one sync and the start of the next:
+// the first request after a quiet interval at once, and all those that
+// arrive during a sync or the interval after it as one at the interval's
+// end.
 //
 // Why: kube-router answers each relevant pod event with a full sync of the
 // node's filter table (iptables-save, ipsets, iptables-restore, and a dozen
 // iptables calls to check its top-level chains), coalesced only while a
 // sync runs. A burst of Tekton pods then costs every node a sync per pod
 // event. A sync reads every pod from the informer's cache, so one sync
-// after a burst does the work of all of them.
+// after a burst does the work of all of them. The quiet is counted from a
+// sync's end, not its start: on a loaded machine a sync takes seconds,
+// and an interval counted from its start let the next one begin as soon as
+// it ended, so the agents synced without pause for as long as pods came.
 //
 // Safe only because the node fails closed: traffic from a pod that has no
 // chain of its own yet is dropped by the stack's rule behind kube-router's
@@ -19,12 +24,19 @@ import "time"
 // network, rather than an unfiltered one.
 type syncLimiter struct {
 	interval time.Duration
-	sync     func()
-	pending  chan struct{}
+	// sync requests a sync without blocking.
+	sync func()
+	// ended is how many syncs have ended.
+	ended   func() uint64
+	pending chan struct{}
 }
 
-func newSyncLimiter(interval time.Duration, sync func()) *syncLimiter {
-	return &syncLimiter{interval: interval, sync: sync, pending: make(chan struct{}, 1)}
+// syncWait bounds how long the limiter waits for a requested sync to end
+// before it counts the interval anyway.
+const syncWait = time.Minute
+
+func newSyncLimiter(interval time.Duration, sync func(), ended func() uint64) *syncLimiter {
+	return &syncLimiter{interval: interval, sync: sync, ended: ended, pending: make(chan struct{}, 1)}
 }
 
 // Request asks for a sync without blocking; requests made before the
@@ -44,13 +56,38 @@ func (l *syncLimiter) Run(stop <-chan struct{}) {
 			return
 		case <-l.pending:
 		}
+		before := l.ended()
 		l.sync()
-		timer := time.NewTimer(l.interval)
+		if !l.waitEnded(stop, before) || !sleep(stop, l.interval) {
+			return
+		}
+	}
+}
+
+// waitEnded waits until a sync has ended since ended() was before, or
+// syncWait has passed; false if stop was closed.
+func (l *syncLimiter) waitEnded(stop <-chan struct{}, before uint64) bool {
+	tick := time.NewTicker(l.interval / 10)
+	defer tick.Stop()
+	deadline := time.Now().Add(syncWait)
+	for l.ended() == before && time.Now().Before(deadline) {
 		select {
 		case <-stop:
-			timer.Stop()
-			return
-		case <-timer.C:
+			return false
+		case <-tick.C:
 		}
+	}
+	return true
+}
+
+// sleep waits for d; false if stop was closed first.
+func sleep(stop <-chan struct{}, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-stop:
+		return false
+	case <-timer.C:
+		return true
 	}
 }

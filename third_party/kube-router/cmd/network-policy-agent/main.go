@@ -3,8 +3,8 @@
 // with two differences in how pod events become full syncs:
 //   - a pod event asks for a sync only when it changes something the
 //     controller's rules are made of (relevance.go);
-//   - pod events ask for at most one sync per --pod-sync-interval
-//     (limiter.go).
+//   - pod events ask for a sync no sooner than --pod-sync-interval after
+//     the last one ended (limiter.go).
 //
 // Why: kube-router answers every pod event it finds relevant with a full
 // sync of the node's filter table (iptables-save, ipset, iptables-restore).
@@ -26,7 +26,9 @@ import (
 	"github.com/cloudnativelabs/kube-router/v2/pkg/cmd"
 	"github.com/cloudnativelabs/kube-router/v2/pkg/controllers/netpol"
 	"github.com/cloudnativelabs/kube-router/v2/pkg/healthcheck"
+	"github.com/cloudnativelabs/kube-router/v2/pkg/metrics"
 	"github.com/cloudnativelabs/kube-router/v2/pkg/options"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/informers"
 	"k8s.io/klog/v2"
@@ -46,7 +48,7 @@ func run() error {
 	// Off unless asked for: batching is safe only on a node that fails
 	// closed (see limiter.go).
 	podSyncInterval := pflag.Duration("pod-sync-interval", 0,
-		"at most one full sync per this interval for pod events; 0 passes each on, as kube-router does. "+
+		"for pod events, at least this much quiet between the end of a full sync and the start of the next; 0 passes each on, as kube-router does. "+
 			"Only safe on a node that drops traffic from pods without a chain of their own.")
 	pflag.Parse()
 	if err := flag.Set("v", config.VLevel); err != nil {
@@ -55,6 +57,9 @@ func run() error {
 	// Only the network policy controller: no BGP router, no service proxy.
 	config.RunFirewall, config.RunRouter, config.RunServiceProxy, config.RunLoadBalancer = true, false, false, false
 
+	// The controller's metrics are on (no server serves them): the count
+	// of its sync-time histogram is how the limiter sees a sync end.
+	config.MetricsEnabled = true
 	kr, err := cmd.NewKubeRouterDefault(config)
 	if err != nil {
 		return err
@@ -80,7 +85,7 @@ func run() error {
 	}
 	requestSync := npc.RequestFullSync
 	if *podSyncInterval > 0 {
-		limiter := newSyncLimiter(*podSyncInterval, npc.RequestFullSync)
+		limiter := newSyncLimiter(*podSyncInterval, npc.RequestFullSync, syncsEnded)
 		go limiter.Run(stop)
 		requestSync = limiter.Request
 	}
@@ -113,4 +118,15 @@ func run() error {
 	close(stop)
 	wg.Wait()
 	return nil
+}
+
+// syncsEnded is how many full syncs the network policy controller has
+// ended: the sample count of its sync-time histogram, which it observes
+// when a sync returns, aborted or not.
+func syncsEnded() uint64 {
+	var m dto.Metric
+	if err := metrics.ControllerIptablesSyncTime.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetHistogram().GetSampleCount()
 }
