@@ -98,21 +98,42 @@ func (c Config) koEnv() []string {
 	return append(env, checkoutBuildEnv()...)
 }
 
+// tektonKoConfig is ko's configuration for Tekton's helper images: the
+// nop image is built on a base without a shell (the stack's static image),
+// as Tekton builds it on distroless static; the others keep the shell
+// base.
+//
+// Why: a done run's sidecars are stopped by giving them the nop image. A
+// sidecar with a script keeps its command, the script, which on the nop
+// image must fail to start. On the shell base the script ran on, and a
+// sidecar's `sleep 3600` with it.
+func (c Config) tektonKoConfig() string {
+	return "baseImageOverrides:\n  github.com/tektoncd/pipeline/cmd/nop: " + c.RegistryAddr + "/pipelines-service/static:latest\n"
+}
+
 // ensureTektonImages builds Tekton's helper images with ko unless the
-// recorded ones are still in the registry.
+// recorded ones, built with the same ko configuration, are still in the
+// registry.
 func (c Config) ensureTektonImages(ctx context.Context) (pipeline.Images, error) {
 	record := c.Path("controller", "tekton-images.json")
+	recordedConfig := c.Path("controller", "tekton-images.ko-config")
 	var imgs pipeline.Images
-	if data, err := os.ReadFile(record); err == nil && json.Unmarshal(data, &imgs) == nil && c.recordedInPlace(imgs) && c.imagesExist(ctx, imgs) {
+	built, _ := os.ReadFile(recordedConfig)
+	if data, err := os.ReadFile(record); err == nil && json.Unmarshal(data, &imgs) == nil && string(built) == c.tektonKoConfig() &&
+		c.recordedInPlace(imgs) && c.imagesExist(ctx, imgs) {
 		return imgs, nil
 	}
 	if err := c.ensureKo(ctx); err != nil {
 		return imgs, err
 	}
+	koConfig := c.Path("controller", "ko", "ko.yaml")
+	if err := writeFile(koConfig, c.tektonKoConfig()); err != nil {
+		return imgs, err
+	}
 	args := append([]string{"build", "-B", "--platform=linux/amd64"}, tektonImagePackages...)
 	cmd := exec.CommandContext(ctx, c.koBinary(), args...)
 	cmd.Dir = c.RepoRoot
-	cmd.Env = c.koEnv()
+	cmd.Env = append(c.koEnv(), "KO_CONFIG_PATH="+koConfig)
 	var out strings.Builder
 	cmd.Stdout = &out
 	if err := c.runLogged(cmd, "ko-tekton-images"); err != nil {
@@ -123,7 +144,10 @@ func (c Config) ensureTektonImages(ctx context.Context) (pipeline.Images, error)
 		return imgs, componentErr("tekton images", c.LogFile("ko-tekton-images"), err)
 	}
 	data, _ := json.MarshalIndent(imgs, "", "  ")
-	return imgs, writeFile(record, string(data))
+	if err := writeFile(record, string(data)); err != nil {
+		return imgs, err
+	}
+	return imgs, writeFile(recordedConfig, c.tektonKoConfig())
 }
 
 func (c Config) imagesExist(ctx context.Context, imgs pipeline.Images) bool {

@@ -79,6 +79,9 @@ func imageCatalogue() []baseImage {
 			{repo: "library/alpine", tags: []string{"latest", "3", "3.18", "3.19", "3.20", "3.21", "3.22", "edge"}, cmd: []string{"/bin/sh"}},
 			{repo: "pipelines-service/shell", tags: []string{"latest"}, cmd: []string{"sh"}},
 		}},
+		{name: "static", build: buildStaticImage, aliases: []imageAlias{
+			{repo: "pipelines-service/static", tags: []string{"latest"}},
+		}},
 		{name: "debian", build: buildDebianImage, revision: strings.Join(debianPackages, ","), aliases: []imageAlias{
 			{repo: "library/debian", tags: []string{"latest", "12", "bookworm", "bookworm-slim", "stable", "stable-slim"}, cmd: []string{"bash"}},
 			{repo: "library/ubuntu", tags: []string{"latest", "20.04", "22.04", "24.04", "focal", "jammy", "noble"}, cmd: []string{"bash"}},
@@ -245,6 +248,31 @@ func buildBusyboxImage(_ context.Context, _ Config) (v1.Image, error) {
 		return nil, err
 	}
 	return imageFromLayer(layer, []string{"sh"})
+}
+
+// buildStaticImage makes a base without a shell or any program, as
+// distroless static is: directories, passwd/group and a writable /tmp.
+// Tekton builds its nop image on such a base (tektonKoConfig says why).
+func buildStaticImage(_ context.Context, _ Config) (v1.Image, error) {
+	layer, err := layerFrom(func(tw *tar.Writer) error {
+		for _, dir := range []string{"etc", "home", "home/nonroot", "tmp"} {
+			mode := int64(0o755)
+			if dir == "tmp" {
+				mode = 0o1777
+			}
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: mode}); err != nil {
+				return err
+			}
+		}
+		if err := writeTarFile(tw, "etc/passwd", []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"), 0o644); err != nil {
+			return err
+		}
+		return writeTarFile(tw, "etc/group", []byte("root:x:0:\nnonroot:x:65532:\n"), 0o644)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return imageFromLayer(layer, nil)
 }
 
 // writeBusyboxTree writes a minimal root: directories, passwd/group, the

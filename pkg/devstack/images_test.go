@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,6 +48,35 @@ func TestBusyboxImageAndAliasLayers(t *testing.T) {
 	}
 	if len(cf.Config.Entrypoint) != 1 || cf.Config.Cmd[0] != "bash" {
 		t.Errorf("alias config entrypoint %v cmd %v", cf.Config.Entrypoint, cf.Config.Cmd)
+	}
+}
+
+// TestStaticImageHasNoProgram: the nop image's base holds users and a
+// /tmp, and nothing a stopped sidecar's script could run with.
+func TestStaticImageHasNoProgram(t *testing.T) {
+	img, err := buildStaticImage(context.Background(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, strings.TrimSuffix(h.Name, "/"))
+		if h.Typeflag != tar.TypeDir && h.Mode&0o111 != 0 {
+			t.Errorf("%s is executable", h.Name)
+		}
+	}
+	if !slices.Contains(names, "etc/passwd") || !slices.Contains(names, "tmp") {
+		t.Errorf("static image holds %v, want etc/passwd and tmp among them", names)
 	}
 }
 
