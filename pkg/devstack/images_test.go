@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"context"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
@@ -23,20 +25,7 @@ func TestBusyboxImageAndAliasLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries := map[string]*tar.Header{}
-	rc := mutate.Extract(aliased)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries[strings.TrimSuffix(h.Name, "/")] = h
-	}
+	entries := imageEntries(t, aliased)
 	for name, want := range map[string]byte{"bin/busybox": tar.TypeReg, "bin/sh": tar.TypeSymlink, "tmp": tar.TypeDir, "etc/passwd": tar.TypeReg, "usr/local/bin/docker-entrypoint.sh": tar.TypeReg} {
 		if h, ok := entries[name]; !ok || h.Typeflag != want {
 			t.Errorf("image lacks %s of type %c", name, want)
@@ -58,25 +47,34 @@ func TestStaticImageHasNoProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries := imageEntries(t, img)
+	for name, h := range entries {
+		if h.Typeflag != tar.TypeDir && h.Mode&0o111 != 0 {
+			t.Errorf("%s is executable", name)
+		}
+	}
+	if entries["etc/passwd"] == nil || entries["tmp"] == nil {
+		t.Errorf("static image holds %v, want etc/passwd and tmp among them", slices.Collect(maps.Keys(entries)))
+	}
+}
+
+// imageEntries are the tar headers of an image's flattened file system,
+// by path.
+func imageEntries(t *testing.T, img v1.Image) map[string]*tar.Header {
+	t.Helper()
+	entries := map[string]*tar.Header{}
 	rc := mutate.Extract(img)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
-	var names []string
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return entries
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		names = append(names, strings.TrimSuffix(h.Name, "/"))
-		if h.Typeflag != tar.TypeDir && h.Mode&0o111 != 0 {
-			t.Errorf("%s is executable", h.Name)
-		}
-	}
-	if !slices.Contains(names, "etc/passwd") || !slices.Contains(names, "tmp") {
-		t.Errorf("static image holds %v, want etc/passwd and tmp among them", names)
+		entries[strings.TrimSuffix(h.Name, "/")] = h
 	}
 }
 
