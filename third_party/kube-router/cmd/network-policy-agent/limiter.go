@@ -67,7 +67,9 @@ func (l *syncLimiter) Run(stop <-chan struct{}) {
 // waitEnded waits until a sync has ended since ended() was before, or
 // syncWait has passed; false if stop was closed.
 func (l *syncLimiter) waitEnded(stop <-chan struct{}, before uint64) bool {
-	tick := time.NewTicker(l.interval / 10)
+	// A tenth of the interval, at least 10 ms: NewTicker refuses a zero
+	// period, which a flag of a few nanoseconds would give.
+	tick := time.NewTicker(max(l.interval/10, 10*time.Millisecond))
 	defer tick.Stop()
 	deadline := time.Now().Add(syncWait)
 	for l.ended() == before && time.Now().Before(deadline) {
