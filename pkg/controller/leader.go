@@ -39,10 +39,13 @@ type LeaderElectionConfig struct {
 	LeaseName      string `json:"leaseName,omitempty"`
 	// LeaseDuration is how long a Lease not renewed keeps others waiting
 	// (default 8s); RetryPeriod how often the leader renews and
-	// candidates try (default 1s, jittered up to 2.2 s); RenewDeadline how
-	// long the leader retries renewing before it gives up (default 6s). A
-	// killed leader is replaced within LeaseDuration plus two retries,
-	// about 12.4 s.
+	// candidates try (default 500ms, jittered up to 1.1 s); RenewDeadline
+	// how long the leader retries renewing before it gives up (default
+	// 6s). A killed leader is replaced within LeaseDuration plus two
+	// retries (a candidate sees the last renewal up to a retry late, and
+	// tries again up to a retry after it expired), about 10.2 s, and kcp's
+	// answers: the promise is 15 s. The one Lease costs a renewal and a
+	// read per standby every half second.
 	LeaseDuration metav1.Duration `json:"leaseDuration,omitempty"`
 	RenewDeadline metav1.Duration `json:"renewDeadline,omitempty"`
 	RetryPeriod   metav1.Duration `json:"retryPeriod,omitempty"`
@@ -56,10 +59,10 @@ type LeaderElectionConfig struct {
 	// no part until that replica is gone.
 	Parts int `json:"parts,omitempty"`
 	// PartLeaseDuration, PartRenewDeadline and PartRetryPeriod are the
-	// parts' (and the members') Leases' (default 8s, 6s, 1s, the
-	// leader's): a dead replica's parts are taken within about 12.4 s. A
-	// part whose renewal is late is dropped and taken again, the replica
-	// goes on (pkg/partition).
+	// parts' (and the members') Leases' (default 8s, 6s, 1s; a renewal per
+	// part and second): a dead replica's parts are taken within about
+	// 12.4 s. A part whose renewal is late is dropped and taken again, the
+	// replica goes on (pkg/partition).
 	PartLeaseDuration metav1.Duration `json:"partLeaseDuration,omitempty"`
 	PartRenewDeadline metav1.Duration `json:"partRenewDeadline,omitempty"`
 	PartRetryPeriod   metav1.Duration `json:"partRetryPeriod,omitempty"`
@@ -82,7 +85,7 @@ func (c *LeaderElectionConfig) defaults() error {
 	for _, d := range []struct {
 		v   *metav1.Duration
 		def time.Duration
-	}{{&c.LeaseDuration, 8 * time.Second}, {&c.RenewDeadline, 6 * time.Second}, {&c.RetryPeriod, time.Second},
+	}{{&c.LeaseDuration, 8 * time.Second}, {&c.RenewDeadline, 6 * time.Second}, {&c.RetryPeriod, 500 * time.Millisecond},
 		{&c.PartLeaseDuration, 8 * time.Second}, {&c.PartRenewDeadline, 6 * time.Second}, {&c.PartRetryPeriod, time.Second}} {
 		if d.v.Duration == 0 {
 			d.v.Duration = d.def

@@ -42,7 +42,7 @@ func (c Config) buildDir(component, version string) string {
 func (c Config) kcpBuild() goBuild {
 	v := KCPKubeVersion + "+kcp-" + KCPVersion
 	return goBuild{
-		component: "kcp", version: KCPVersion, module: "kcp",
+		component: "kcp", version: KCPVersion + "+" + c.ownSourceDigest("kcp"), module: "kcp",
 		typical:  9 * time.Minute,
 		packages: []string{"github.com/kcp-dev/kcp/cmd/kcp", "github.com/kcp-dev/kcp/cmd/kcp-front-proxy"},
 		ldflags:  versionLDFlags(v, "1", minor(KCPKubeVersion)),
@@ -65,15 +65,15 @@ func (c Config) kubernetesBuild() goBuild {
 }
 
 // ownSourceDigest identifies what a build module under third_party/ holds
-// besides its pins: our own code (the network policy agent's main) and its
-// go.mod and go.sum. It is part of such a build's cache key, so that a
+// besides its pins: our own code (the network policy agent's main), the
+// patches it carries (patchedSources), and its go.mod and go.sum. It is part of such a build's cache key, so that a
 // change to that code is built, not served from the cache.
 func (c Config) ownSourceDigest(module string) string {
 	dir := filepath.Join(c.RepoRoot, "third_party", module)
 	var files []string
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") ||
-			d.Name() == "go.mod" || d.Name() == "go.sum") {
+			strings.HasSuffix(path, ".patch") || d.Name() == "go.mod" || d.Name() == "go.sum") {
 			files = append(files, path)
 		}
 		return nil
@@ -129,6 +129,10 @@ func (c Config) ensureBuilt(ctx context.Context, b goBuild) error {
 	if len(b.tags) > 0 {
 		args = append(args, "-tags", strings.Join(b.tags, ","))
 	}
+	workFile, err := c.patchedSources(ctx, b)
+	if err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, "go", append(args, b.packages...)...)
 	cmd.Dir = filepath.Join(c.RepoRoot, "third_party", b.module)
 	cgo := "CGO_ENABLED=0"
@@ -136,6 +140,9 @@ func (c Config) ensureBuilt(ctx context.Context, b goBuild) error {
 		cgo = "CGO_ENABLED=1"
 	}
 	cmd.Env = append(os.Environ(), cgo, "GOFLAGS=-mod=readonly -buildvcs=false", "GONOSUMDB="+noSumDB)
+	if workFile != "" {
+		cmd.Env = append(cmd.Env, "GOWORK="+workFile)
+	}
 	start := time.Now()
 	if err := c.runLogged(cmd, "build-"+b.component); err != nil {
 		return err

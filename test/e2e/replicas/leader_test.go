@@ -133,6 +133,8 @@ func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 
 	var restarts sync.WaitGroup
 	var restarting sync.Map // replica number -> struct{}, while it restarts
+	took := &takeovers{}
+	defer took.report(t)
 	for k := 1; k <= kills; k++ {
 		start := time.Now()
 		_, leader, err := stack.ControllerLeader(ctx)
@@ -150,6 +152,7 @@ func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 		killed := time.Now()
 		if n == leader {
 			next := waitOtherLeader(ctx, t, n, killed)
+			took.add(&took.leader, time.Since(killed))
 			t.Logf("kill %d: leader, replica %d, killed; replica %d leads after %.1f s", k, n, next, time.Since(killed).Seconds())
 		} else {
 			t.Logf("kill %d: replica %d, which holds parts and does not lead, killed", k, n)
@@ -167,7 +170,7 @@ func TestLeaderKilledEveryTenSeconds(t *testing.T) {
 		}(n)
 		go func(k int) {
 			defer restarts.Done()
-			waitPartsHeldSince(context.Background(), t, k, killed, theirs)
+			took.add(&took.parts, waitPartsHeldSince(context.Background(), t, k, killed, theirs))
 		}(k)
 		if k < kills {
 			time.Sleep(time.Until(start.Add(killEvery)))
@@ -287,7 +290,7 @@ func partOwnerNotLeading(ctx context.Context, t *testing.T, leader int, restarti
 // the parts' new owner just before or after it took them, and they are
 // taken again: hence the bound of three takeovers (two runs measured 23.3
 // and 24.3 s so).
-func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time.Time, theirs []int) {
+func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time.Time, theirs []int) time.Duration {
 	var last []devstack.PartLease
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		parts, err := env.Stack.ControllerParts(ctx)
@@ -312,6 +315,28 @@ func waitPartsHeldSince(ctx context.Context, t *testing.T, kill int, killed time
 	default:
 		t.Logf("kill %d: parts %v held by a live replica %.1f s after it: %s", kill, theirs, d.Seconds(), devstack.DescribeParts(last))
 	}
+	return d
+}
+
+// takeovers are the times from each kill to the new leader, and to its
+// parts held again; reported at the test's end, so that a failure's
+// figures are in the last lines of its output.
+type takeovers struct {
+	mu            sync.Mutex
+	leader, parts []time.Duration
+}
+
+func (o *takeovers) add(to *[]time.Duration, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	*to = append(*to, d.Round(100*time.Millisecond))
+}
+
+func (o *takeovers) report(t *testing.T) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t.Logf("new leader after %v (want within %s); parts held again after %v (want within %s); failed: %v",
+		o.leader, takeover, o.parts, 3*partsTakeover, t.Failed())
 }
 
 // partsOf are the parts replica n holds now.

@@ -1,0 +1,69 @@
+package devstack
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestKCPPatchesApply applies the patches kcp's build carries to the
+// module version third_party/kcp pins: a kcp bump whose files moved fails
+// here, not in the middle of a bring-up.
+func TestKCPPatchesApply(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := FindRepoRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{RepoRoot: repo, CacheDir: t.TempDir()}
+	workFile, err := c.patchedSources(context.Background(), c.kcpBuild())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(workFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(filepath.Dir(workFile), "github.com", "kcp-dev", "kcp")
+	if want := "replace github.com/kcp-dev/kcp => " + copied; !strings.Contains(string(data), want) {
+		t.Errorf("go.work:\n%s\nwant %q", data, want)
+	}
+	for _, file := range []string{"pkg/admission/mutatingwebhook/plugin.go", "pkg/admission/validatingwebhook/plugin.go"} {
+		patched, err := os.ReadFile(filepath.Join(copied, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(patched), "len(hookSource.Webhooks()) == 0") {
+			t.Errorf("%s is not patched", file)
+		}
+	}
+}
+
+func TestPatchTargets(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	got, err := patchTargets(write("ok.patch", "why\n--- a/x/y.go\n+++ b/x/y.go\t2026\n@@ -1 +1 @@\n-a\n+b\n"))
+	if err != nil || len(got) != 1 || got[0] != filepath.FromSlash("x/y.go") {
+		t.Errorf("targets %v, %v; want [x/y.go]", got, err)
+	}
+	for name, text := range map[string]string{
+		"none.patch":     "no diff here\n",
+		"escape.patch":   "--- a/../etc/passwd\n+++ b/../etc/passwd\n",
+		"noprefix.patch": "--- y.go\n+++ y.go\n",
+	} {
+		if got, err := patchTargets(write(name, text)); err == nil {
+			t.Errorf("%s: targets %v, want an error", name, got)
+		}
+	}
+}
