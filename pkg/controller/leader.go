@@ -38,14 +38,15 @@ type LeaderElectionConfig struct {
 	LeaseNamespace string `json:"leaseNamespace,omitempty"`
 	LeaseName      string `json:"leaseName,omitempty"`
 	// LeaseDuration is how long a Lease not renewed keeps others waiting
-	// (default 8s); RetryPeriod how often the leader renews and
+	// (default 6s); RetryPeriod how often the leader renews and
 	// candidates try (default 500ms, jittered up to 1.1 s); RenewDeadline
 	// how long the leader retries renewing before it gives up (default
-	// 6s). A killed leader is replaced within LeaseDuration plus two
+	// 4s). A killed leader is replaced within LeaseDuration plus two
 	// retries (a candidate sees the last renewal up to a retry late, and
-	// tries again up to a retry after it expired), about 10.2 s, and kcp's
-	// answers: the promise is 15 s. The one Lease costs a renewal and a
-	// read per standby every half second.
+	// tries again up to a retry after it expired), about 8.2 s, plus
+	// kcp's answers to about five requests on the way: the promise is
+	// 15 s. The one Lease costs a renewal and a read per standby every
+	// half second.
 	LeaseDuration metav1.Duration `json:"leaseDuration,omitempty"`
 	RenewDeadline metav1.Duration `json:"renewDeadline,omitempty"`
 	RetryPeriod   metav1.Duration `json:"retryPeriod,omitempty"`
@@ -85,7 +86,7 @@ func (c *LeaderElectionConfig) defaults() error {
 	for _, d := range []struct {
 		v   *metav1.Duration
 		def time.Duration
-	}{{&c.LeaseDuration, 8 * time.Second}, {&c.RenewDeadline, 6 * time.Second}, {&c.RetryPeriod, 500 * time.Millisecond},
+	}{{&c.LeaseDuration, 6 * time.Second}, {&c.RenewDeadline, 4 * time.Second}, {&c.RetryPeriod, 500 * time.Millisecond},
 		{&c.PartLeaseDuration, 8 * time.Second}, {&c.PartRenewDeadline, 6 * time.Second}, {&c.PartRetryPeriod, time.Second}} {
 		if d.v.Duration == 0 {
 			d.v.Duration = d.def

@@ -41,7 +41,7 @@ func TestLeaderElectionConfigIsCheckedAtLoad(t *testing.T) {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("defaults() = %v, want an error saying %q", err, tc.wantErr)
 			}
-			if tc.wantErr == "" && (tc.cfg.Identity == "" || tc.cfg.LeaseName == "" || tc.cfg.LeaseDuration.Duration != 8*time.Second ||
+			if tc.wantErr == "" && (tc.cfg.Identity == "" || tc.cfg.LeaseName == "" || tc.cfg.LeaseDuration.Duration != 6*time.Second ||
 				tc.cfg.RetryPeriod.Duration != 500*time.Millisecond || tc.cfg.PartRetryPeriod.Duration != time.Second) {
 				t.Errorf("defaults left %+v", tc.cfg)
 			}

@@ -29,17 +29,21 @@ func TestKCPPatchesApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copied := filepath.Join(filepath.Dir(workFile), "github.com", "kcp-dev", "kcp")
-	if want := "replace github.com/kcp-dev/kcp => " + copied; !strings.Contains(string(data), want) {
-		t.Errorf("go.work:\n%s\nwant %q", data, want)
-	}
-	for _, file := range []string{"pkg/admission/mutatingwebhook/plugin.go", "pkg/admission/validatingwebhook/plugin.go"} {
-		patched, err := os.ReadFile(filepath.Join(copied, file))
+	for _, tc := range []struct{ module, file, patched string }{
+		{"github.com/kcp-dev/kcp", "pkg/admission/mutatingwebhook/plugin.go", "len(hookSource.Webhooks()) == 0"},
+		{"github.com/kcp-dev/kcp", "pkg/admission/validatingwebhook/plugin.go", "len(hookSource.Webhooks()) == 0"},
+		{"github.com/kcp-dev/apimachinery/v2", "third_party/informers/shared_informer.go", "initialBufferSize = 16"},
+	} {
+		copied := filepath.Join(filepath.Dir(workFile), filepath.FromSlash(tc.module))
+		if want := "replace " + tc.module + " => " + copied; !strings.Contains(string(data), want) {
+			t.Errorf("go.work:\n%s\nwant %q", data, want)
+		}
+		patched, err := os.ReadFile(filepath.Join(copied, tc.file))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(patched), "len(hookSource.Webhooks()) == 0") {
-			t.Errorf("%s is not patched", file)
+		if !strings.Contains(string(patched), tc.patched) {
+			t.Errorf("%s of %s is not patched (no %q)", tc.file, tc.module, tc.patched)
 		}
 	}
 }

@@ -49,7 +49,7 @@ func TestLeaderThatLosesItsLeaseStandsAgain(t *testing.T) {
 	rc.Host += devstack.ProviderPath().RequestPath()
 	leases := kubernetes.NewForConfigOrDie(rc).CoordinationV1().Leases(devstack.ControllerLease[0])
 	// Another holder renews the Lease for 12 s: longer than the leader's
-	// renew deadline (6 s).
+	// renew deadline (4 s).
 	stoppedLeading := false
 	for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
