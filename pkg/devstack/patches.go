@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -91,20 +92,26 @@ func applyPatch(ctx context.Context, dir, patch string) error {
 }
 
 // moduleDir is where the module cache holds the version of module that b's
-// build module requires.
+// build module requires; it is downloaded first on a fresh machine (go
+// list -m would report no directory for it).
 func (c Config) moduleDir(ctx context.Context, b goBuild, module string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", module)
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module)
 	cmd.Dir = filepath.Join(c.RepoRoot, "third_party", b.module)
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GONOSUMDB="+noSumDB, "GOWORK=off")
 	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("go list -m %s in third_party/%s: %w", module, b.module, err)
+	var got struct{ Dir, Error string }
+	if jsonErr := json.Unmarshal(out, &got); jsonErr != nil && err == nil {
+		err = jsonErr
 	}
-	dir := strings.TrimSpace(string(out))
-	if dir == "" {
+	switch {
+	case got.Error != "":
+		return "", fmt.Errorf("go mod download %s in third_party/%s: %s", module, b.module, got.Error)
+	case err != nil:
+		return "", fmt.Errorf("go mod download %s in third_party/%s: %w", module, b.module, err)
+	case got.Dir == "":
 		return "", fmt.Errorf("module %s is not required by third_party/%s", module, b.module)
 	}
-	return dir, nil
+	return got.Dir, nil
 }
 
 // patchTargets are the files a unified diff changes, relative to the
