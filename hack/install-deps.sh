@@ -15,6 +15,7 @@ packages=(
   git                         # the forge (Gitea runs git) and the git resolver's clone mode
   iproute2                    # the stack's bridge and the nodes' network namespaces
   postgresql-15               # Tekton Results' database (the stack starts its own)
+  patch                       # the patches kcp's build applies (third_party/kcp/patches)
 )
 
 missing=()
