@@ -80,7 +80,8 @@ func applyPatch(ctx context.Context, dir, patch string) error {
 		return err
 	}
 	for _, t := range targets {
-		if err := os.Chmod(filepath.Join(dir, t), 0o644); err != nil {
+		// a target that does not exist yet is a file the patch adds
+		if err := os.Chmod(filepath.Join(dir, t), 0o644); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("patch %s: %w", patch, err)
 		}
 	}

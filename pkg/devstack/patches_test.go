@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,6 +34,7 @@ func TestKCPPatchesApply(t *testing.T) {
 		{"github.com/kcp-dev/kcp", "pkg/admission/mutatingwebhook/plugin.go", "len(hookSource.Webhooks()) == 0"},
 		{"github.com/kcp-dev/kcp", "pkg/admission/validatingwebhook/plugin.go", "len(hookSource.Webhooks()) == 0"},
 		{"github.com/kcp-dev/apimachinery/v2", "third_party/informers/shared_informer.go", "initialBufferSize = 16"},
+		{"github.com/kcp-dev/apimachinery/v2", "third_party/informers/shared_informer.go", "s.itemsOf(cluster)"},
 	} {
 		copied := filepath.Join(filepath.Dir(workFile), filepath.FromSlash(tc.module))
 		if want := "replace " + tc.module + " => " + copied; !strings.Contains(string(data), want) {
@@ -45,6 +47,16 @@ func TestKCPPatchesApply(t *testing.T) {
 		if !strings.Contains(string(patched), tc.patched) {
 			t.Errorf("%s of %s is not patched (no %q)", tc.file, tc.module, tc.patched)
 		}
+	}
+	// the informer patch carries its own test: scoped listeners get their
+	// workspace's notifications, and only those
+	informers := filepath.Join(filepath.Dir(workFile), "github.com/kcp-dev/apimachinery/v2")
+	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "TestScopedListenersGetTheirClusterOnly", "./third_party/informers/")
+	cmd.Dir = informers
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestScopedListenersGetTheirClusterOnly") {
+		t.Errorf("the patched informers' test: %v\n%s", err, out)
 	}
 }
 
