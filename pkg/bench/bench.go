@@ -70,7 +70,7 @@ type Options struct {
 
 // DefaultOptions are `make bench`'s.
 func DefaultOptions() Options {
-	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 200, IdleShards: devstack.Shards(), Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, IsolationRounds: 3, Timeout: 10 * time.Minute}
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 2000, IdleShards: devstack.Shards(), Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, IsolationRounds: 3, Timeout: 10 * time.Minute}
 }
 
 // Report is the benchmark's JSON output.
@@ -185,7 +185,7 @@ func Run(ctx context.Context, stack *devstack.Stack, out io.Writer, opts Options
 		}
 	}
 	if opts.IdleWorkspaces > 0 {
-		r.log.Infow("bench: idle workspaces (kcp binds about one per second on 2 cores)", "workspaces", opts.IdleWorkspaces)
+		r.log.Infow("bench: idle workspaces (kcp binds 0.7-1.3 per second on 2 cores)", "workspaces", opts.IdleWorkspaces)
 		idle, err := r.idleScale(ctx, opts.IdleWorkspaces, opts.IdleShards, opts.KeepIdle)
 		if err != nil {
 			return fmt.Errorf("idle scale: %w", err)
