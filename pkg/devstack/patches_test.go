@@ -48,15 +48,21 @@ func TestKCPPatchesApply(t *testing.T) {
 			t.Errorf("%s of %s is not patched (no %q)", tc.file, tc.module, tc.patched)
 		}
 	}
-	// the informer patch carries its own test: scoped listeners get their
+	// the informer patch carries its own tests: scoped listeners get their
 	// workspace's notifications, and only those
 	informers := filepath.Join(filepath.Dir(workFile), "github.com/kcp-dev/apimachinery/v2")
-	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "TestScopedListenersGetTheirClusterOnly", "./third_party/informers/")
+	tests := []string{"TestScopedListenersGetTheirClusterOnly", "TestProcessorSkipsOtherClustersForScopedListeners"}
+	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", strings.Join(tests, "|"), "./third_party/informers/")
 	cmd.Dir = informers
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestScopedListenersGetTheirClusterOnly") {
-		t.Errorf("the patched informers' test: %v\n%s", err, out)
+	if err != nil {
+		t.Errorf("the patched informers' tests: %v\n%s", err, out)
+	}
+	for _, test := range tests {
+		if !strings.Contains(string(out), "--- PASS: "+test) {
+			t.Errorf("the patched informers' %s did not pass:\n%s", test, out)
+		}
 	}
 }
 
