@@ -31,7 +31,8 @@ const (
 
 func (c Config) containerdBuild() goBuild {
 	return goBuild{
-		component: "containerd", version: ContainerdVersion, module: "containerd",
+		// the version carries the patches' digest (third_party/containerd/patches)
+		component: "containerd", version: ContainerdVersion + "+" + c.ownSourceDigest("containerd"), module: "containerd",
 		typical: 2 * time.Minute,
 		packages: []string{
 			"github.com/containerd/containerd/v2/cmd/containerd",

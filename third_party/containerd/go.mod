@@ -1,6 +1,9 @@
 // Module used only to build containerd and its runc shim at a pinned
 // release. Upstream's requirements are copied as indirect requirements so
-// that tidy keeps the versions containerd was released with.
+// that tidy keeps the versions containerd was released with. genproto is
+// required at a version after googleapis/api and googleapis/rpc left it:
+// the build with containerd patched (a go.work, patches/) would otherwise
+// find their packages in two modules (ambiguous import).
 module github.com/pipelines-service/pipelines-service/third_party/containerd
 
 go 1.25.0
@@ -137,6 +140,7 @@ require (
 	golang.org/x/term v0.44.0 // indirect
 	golang.org/x/text v0.38.0 // indirect
 	golang.org/x/time v0.14.0 // indirect
+	google.golang.org/genproto v0.0.0-20240213162025-012b6fc9bca9 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20251029180050-ab9386a59fda // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20251029180050-ab9386a59fda // indirect
 	google.golang.org/grpc v1.78.0 // indirect
