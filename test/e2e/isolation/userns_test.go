@@ -4,6 +4,7 @@ package isolation
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,4 +109,70 @@ func uidMap(ctx context.Context, t *testing.T, tn *framework.Tenant) (inside, ou
 		n[i] = v
 	}
 	return n[0], n[1], n[2]
+}
+
+// rootfsScript reports the step's node uid for its root and who owns its
+// image's files, as the step sees them.
+const rootfsScript = `set -e
+read inside outside length < /proc/self/uid_map
+echo "$outside" > $(results.outside.path)
+echo "$(stat -c %u:%g /bin/busybox) $(stat -c %u:%g /etc/passwd)" > $(results.owners.path)
+`
+
+// TestRootFilesystemMappedPerPod: pods started together, of two tenants,
+// each get a range of node uids of their own, and each sees its image's
+// files owned by its own root, through the idmapped mount of its root
+// filesystem (a root filesystem mounted without it, or with another pod's
+// mapping, shows them as the overflow uid 65534). What it cannot see: the
+// key of containerd's user-namespace cache (third_party/containerd
+// patches). The shim that mounts a pod's root filesystem serves that pod
+// alone, and containerd's own idmapped mounts only read the image's
+// /etc/group; a wrong key is caught by the patch's own test, run by
+// TestContainerdPatchesApply (a build whose cache served every mapping one
+// namespace passed this test).
+func TestRootFilesystemMappedPerPod(t *testing.T) {
+	ctx := context.Background()
+	if wc := env.WorkloadCluster(ctx, t, clusters[0]); !wc.Status.UserNamespaces {
+		t.Fatalf("WorkloadCluster %s reports no user namespace support", wc.Name)
+	}
+	tenants := []*framework.Tenant{
+		env.NewFleetTenant(ctx, t, "e2e-rootfs-a", pinned("")),
+		env.NewFleetTenant(ctx, t, "e2e-rootfs-b", pinned("")),
+	}
+	const perTenant = 3
+	for _, tn := range tenants {
+		for i := range perTenant {
+			create(ctx, t, tn, run(fmt.Sprintf("rootfs-%d", i), v1.TaskSpec{
+				Results: []v1.TaskResult{{Name: "outside"}, {Name: "owners"}},
+				Steps:   []v1.Step{step("rootfs", rootfsScript, nil)},
+			}, nil))
+		}
+	}
+	owner := map[string]string{} // node uid of a step's root -> tenant/run
+	for _, tn := range tenants {
+		for i := range perTenant {
+			name := fmt.Sprintf("rootfs-%d", i)
+			tr := tn.WaitTaskRunDone(ctx, t, ns, name, 3*time.Minute)
+			if status, reason := framework.Condition(tr); status != "True" {
+				t.Fatalf("%s in %s ended %s/%s: %s", name, tn.Name, status, reason, tr.Status.GetCondition("Succeeded").GetMessage())
+			}
+			results := map[string]string{}
+			for _, r := range tr.Status.Results {
+				results[r.Name] = strings.TrimSpace(r.Value.StringVal)
+			}
+			if results["owners"] != "0:0 0:0" {
+				t.Errorf("%s in %s sees its image's /bin/busybox and /etc/passwd owned by %q, want \"0:0 0:0\"", name, tn.Name, results["owners"])
+			}
+			outside, err := strconv.Atoi(results["outside"])
+			if err != nil || outside < 65536 {
+				t.Errorf("%s in %s: root is node uid %q, want an unprivileged range at or above 65536", name, tn.Name, results["outside"])
+				continue
+			}
+			if other, ok := owner[results["outside"]]; ok {
+				t.Errorf("%s in %s and %s share node uid %d for root", name, tn.Name, other, outside)
+			}
+			owner[results["outside"]] = tn.Name + "/" + name
+		}
+	}
+	t.Logf("roots of %d pods on the node: %v", len(owner), owner)
 }
