@@ -70,10 +70,16 @@ func (f filterChain) delete() error {
 }
 
 func iptables(args ...string) error {
-	if out, err := exec.Command("iptables", append([]string{"-w", "5"}, args...)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
+	_, err := iptablesOutput(args...)
+	return err
+}
+
+func iptablesOutput(args ...string) (string, error) {
+	out, err := exec.Command("iptables", append([]string{"-w", "5"}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
 	}
-	return nil
+	return string(out), nil
 }
 
 // The host's filter holds one rule of the stack's, jumped to first from

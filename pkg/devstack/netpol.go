@@ -251,3 +251,20 @@ func (s *Stack) PauseNetworkPolicyAgents() (resume func() error, err error) {
 	}
 	return resume, nil
 }
+
+// NodeIPTables runs iptables with args in the named node's network
+// namespace and returns what it printed (e2e: what the node's agent keeps
+// in the node's filter).
+func (s *Stack) NodeIPTables(node string, args ...string) (string, error) {
+	for _, n := range s.cfg.workloadNodes() {
+		if n.name == node {
+			var out string
+			err := inNetNS(n.netns(), func() (err error) {
+				out, err = iptablesOutput(args...)
+				return err
+			})
+			return out, err
+		}
+	}
+	return "", fmt.Errorf("no node %s", node)
+}

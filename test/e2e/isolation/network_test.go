@@ -245,3 +245,71 @@ func checkPolicyPutBack(ctx context.Context, t *testing.T, tn *framework.Tenant)
 		return !(workload.Isolation{Egress: env.Stack.Config().TenantEgress()}).Differs(p), fmt.Sprint(p.Spec), nil
 	})
 }
+
+// TestAgentPutsItsJumpsBack: a node's filter with kube-router's jump from
+// INPUT deleted and a rule that lets everything through put ahead of its
+// jump from FORWARD (what an operator's rule or another agent's insert
+// could leave) is repaired at the agent's next sync: both jumps first
+// again. The agent checks its chains against one iptables-save per sync
+// (third_party/kube-router/cmd/network-policy-agent/snapshot.go); this is
+// that those checks still see the node's filter as it is.
+// Not parallel: until repaired, the node lets unfiltered traffic through.
+func TestAgentPutsItsJumpsBack(t *testing.T) {
+	ctx := context.Background()
+	const node = "workload-node"
+	jumps := map[string]string{}
+	for _, chain := range []string{"INPUT", "FORWARD"} {
+		first := firstRule(nodeIPTables(t, node, "-S", chain))
+		if !strings.HasSuffix(first, "-j KUBE-ROUTER-"+chain) {
+			t.Fatalf("%s of %s begins with %q, want kube-router's jump", chain, node, first)
+		}
+		jumps[chain] = first
+	}
+	ahead := []string{"-m", "comment", "--comment", "e2e: ahead of kube-router", "-j", "RETURN"}
+	nodeIPTables(t, node, append([]string{"-I", "FORWARD", "1"}, ahead...)...)
+	t.Cleanup(func() {
+		if _, err := env.Stack.NodeIPTables(node, append([]string{"-D", "FORWARD"}, ahead...)...); err != nil {
+			t.Errorf("delete the e2e rule: %v", err)
+		}
+	})
+	nodeIPTables(t, node, "-D", "INPUT", "1")
+
+	// A pod of the cluster makes each of its nodes' agents sync.
+	namespace := framework.CreateNamespace(ctx, t, env.Workload, "e2e-resync")
+	framework.RunPodToCompletion(ctx, t, env.Workload, namespace, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "resync"},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "true", Image: "docker.io/library/busybox:1.36", Command: []string{"true"}}}},
+	}, 3*time.Minute)
+	framework.Eventually(t, time.Minute, "kube-router's jumps first again on "+node, func() (bool, string, error) {
+		for chain, jump := range jumps {
+			out, err := env.Stack.NodeIPTables(node, "-S", chain)
+			if err != nil {
+				return false, "", err
+			}
+			if first := firstRule(out); first != jump {
+				return false, chain + " begins with " + first, nil
+			}
+		}
+		return true, "", nil
+	})
+}
+
+func nodeIPTables(t *testing.T, node string, args ...string) string {
+	t.Helper()
+	out, err := env.Stack.NodeIPTables(node, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// firstRule is the first rule of `iptables -S chain`.
+func firstRule(listed string) string {
+	for _, line := range strings.Split(listed, "\n") {
+		if strings.HasPrefix(line, "-A ") {
+			return line
+		}
+	}
+	return ""
+}

@@ -4,7 +4,11 @@
 //   - a pod event asks for a sync only when it changes something the
 //     controller's rules are made of (relevance.go);
 //   - pod events ask for a sync no sooner than --pod-sync-interval after
-//     the last one ended (limiter.go).
+//     the last one ended (limiter.go);
+//
+// and one in how a sync reads the filter table: its checks of kube-router's
+// own chains read one iptables-save per sync instead of running a dozen
+// iptables commands (snapshot.go).
 //
 // Why: kube-router answers every pod event it finds relevant with a full
 // sync of the node's filter table (iptables-save, ipset, iptables-restore).
@@ -16,6 +20,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -28,6 +33,7 @@ import (
 	"github.com/cloudnativelabs/kube-router/v2/pkg/healthcheck"
 	"github.com/cloudnativelabs/kube-router/v2/pkg/metrics"
 	"github.com/cloudnativelabs/kube-router/v2/pkg/options"
+	"github.com/cloudnativelabs/kube-router/v2/pkg/utils"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/informers"
@@ -77,6 +83,11 @@ func run() error {
 	iptables, ipsets, err := netpol.NewIPTablesHandlers(config)
 	if err != nil {
 		return fmt.Errorf("iptables handlers: %w", err)
+	}
+	for family, h := range iptables {
+		saver := utils.NewIPTablesSaveRestore(family)
+		save := func(buf *bytes.Buffer) error { return saver.SaveInto(filter, buf) }
+		iptables[family] = newSnapshotReads(h, save, syncsEnded)
 	}
 	var ipsetMutex sync.Mutex
 	npc, err := netpol.NewNetworkPolicyController(kr.Client, config, pods, policies, namespaces, &ipsetMutex, iptables, ipsets)
