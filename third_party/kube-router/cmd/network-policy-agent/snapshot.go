@@ -327,8 +327,8 @@ func plain(arg string) bool {
 }
 
 // quoted is iptables' xtables_save_string: a string of letters, digits,
-// '-' and '_' as it is; any other in double quotes, with '"', '\' and '\''
-// escaped by a backslash.
+// dashes and underscores as it is; any other in double quotes, each
+// double quote, backslash and apostrophe in it escaped by a backslash.
 func quoted(value string) string {
 	if value != "" && strings.Trim(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == "" {
 		return value
