@@ -121,6 +121,11 @@ state = %q
 [grpc]
   address = %q
 
+# pprof (/debug/pprof) on a socket beside the API's: where containerd's own
+# CPU goes (README, "Tenant isolation").
+[debug]
+  address = "%s/debug.sock"
+
 # Every containerd of the machine would take the same NRI socket.
 [plugins."io.containerd.nri.v1.nri"]
   disable = true
@@ -148,7 +153,7 @@ state = %q
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = [%q]
     conf_dir = %q
-`, filepath.Join(n.containerdDir(), "root"), n.containerdStateDir(), n.containerdSocket(),
+`, filepath.Join(n.containerdDir(), "root"), n.containerdStateDir(), n.containerdSocket(), n.containerdDir(),
 		sandboxImage, filepath.Join(n.containerdDir(), "certs.d"),
 		c.shimBinary(), c.runcBinary(), n.runcRoot(), cniBinDir, n.cniConfDir())
 	if err := writeFile(n.containerdConfig(), config); err != nil {
