@@ -266,13 +266,35 @@ func TestAgentPutsItsJumpsBack(t *testing.T) {
 		jumps[chain] = first
 	}
 	ahead := []string{"-m", "comment", "--comment", "e2e: ahead of kube-router", "-j", "RETURN"}
-	nodeIPTables(t, node, append([]string{"-I", "FORWARD", "1"}, ahead...)...)
 	t.Cleanup(func() {
-		if _, err := env.Stack.NodeIPTables(node, append([]string{"-D", "FORWARD"}, ahead...)...); err != nil {
-			t.Errorf("delete the e2e rule: %v", err)
+		// As many as were put (none left when a sync's restore of the
+		// whole table came after them).
+		for range 10 {
+			if _, err := env.Stack.NodeIPTables(node, append([]string{"-C", "FORWARD"}, ahead...)...); err != nil {
+				return
+			}
+			if _, err := env.Stack.NodeIPTables(node, append([]string{"-D", "FORWARD"}, ahead...)...); err != nil {
+				t.Errorf("delete the e2e rule: %v", err)
+				return
+			}
 		}
 	})
-	nodeIPTables(t, node, "-D", "INPUT", "1")
+	// Each sync replaces the whole filter table with what it saved after
+	// its checks plus its own changes, so a sync under way (the pods of
+	// the tests before) undoes a change made meanwhile: tamper until
+	// the change outlives a quiet interval, so that what repairs it is
+	// a sync that began after it.
+	framework.Eventually(t, time.Minute, "the tampered filter of "+node+" stays as tampered", func() (bool, string, error) {
+		if first := firstRule(nodeIPTables(t, node, "-S", "FORWARD")); first == jumps["FORWARD"] {
+			nodeIPTables(t, node, append([]string{"-I", "FORWARD", "1"}, ahead...)...)
+		}
+		if first := firstRule(nodeIPTables(t, node, "-S", "INPUT")); first == jumps["INPUT"] {
+			nodeIPTables(t, node, "-D", "INPUT", "1")
+		}
+		time.Sleep(5 * time.Second)
+		forward, input := firstRule(nodeIPTables(t, node, "-S", "FORWARD")), firstRule(nodeIPTables(t, node, "-S", "INPUT"))
+		return forward != jumps["FORWARD"] && input != jumps["INPUT"], "FORWARD begins with " + forward + ", INPUT with " + input, nil
+	})
 
 	// A pod of the cluster makes each of its nodes' agents sync.
 	namespace := framework.CreateNamespace(ctx, t, env.Workload, "e2e-resync")
