@@ -9,8 +9,8 @@ import "time"
 // end.
 //
 // Why: kube-router answers each relevant pod event with a full sync of the
-// node's filter table (iptables-save, ipsets, iptables-restore, and a dozen
-// iptables calls to check its top-level chains), coalesced only while a
+// node's filter table (iptables-save, ipsets, iptables-restore, and checks
+// of its top-level chains, from one save since snapshot.go), coalesced only while a
 // sync runs. A burst of Tekton pods then costs every node a sync per pod
 // event. A sync reads every pod from the informer's cache, so one sync
 // after a burst does the work of all of them. The quiet is counted from a
