@@ -6,9 +6,10 @@
 //   - pod events ask for a sync no sooner than --pod-sync-interval after
 //     the last one ended (limiter.go);
 //
-// and one in how a sync reads the filter table: its checks of kube-router's
+// one in how a sync reads the filter table: its checks of kube-router's
 // own chains read one iptables-save per sync instead of running a dozen
-// iptables commands (snapshot.go).
+// iptables commands (snapshot.go); and one in how it reads the apiserver:
+// in protobuf, not JSON (client.go).
 //
 // Why: kube-router answers every pod event it finds relevant with a full
 // sync of the node's filter table (iptables-save, ipset, iptables-restore).
@@ -68,6 +69,9 @@ func run() error {
 	config.MetricsEnabled = true
 	kr, err := cmd.NewKubeRouterDefault(config)
 	if err != nil {
+		return err
+	}
+	if kr.Client, err = protobufClient(config); err != nil {
 		return err
 	}
 	stop := make(chan struct{})
