@@ -47,9 +47,15 @@ type snapshotReads struct {
 
 const filter = "filter"
 
-// snapshotMaxAge: the checks at a sync's start take milliseconds once
-// they are reads of memory; a sync that runs longer saves again.
-const snapshotMaxAge = time.Second
+// snapshotMaxAge bounds a snapshot's life within one sync. A sync reads
+// twice: the checks at its start, and the list of chains to clean up
+// (cleanupStaleRules) after it has written its policies and pods into
+// kube-router's own buffer. On a loaded node the two are seconds apart:
+// with one second, a sync ran three iptables-save instead of two (36
+// saves for 12 syncs over 15 pods). The list may come from the sync's
+// snapshot: the chains it lists are kube-router's, which only this sync
+// writes, and a write through the handler drops the snapshot anyway.
+const snapshotMaxAge = 10 * time.Second
 
 func newSnapshotReads(h utils.IPTablesHandler, save func(*bytes.Buffer) error, generation func() uint64) *snapshotReads {
 	return &snapshotReads{IPTablesHandler: h, save: save, generation: generation, maxAge: snapshotMaxAge, now: time.Now}

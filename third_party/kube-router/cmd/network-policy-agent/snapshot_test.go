@@ -175,6 +175,11 @@ func TestSnapshotServesOneSync(t *testing.T) {
 	s.ChainExists(filter, "INPUT")
 	s.ChainExists(filter, "INPUT")
 	expect("next sync", 3)
+	*clock = clock.Add(3 * time.Second)
+	if _, err := s.ListChains(filter); err != nil {
+		t.Fatal(err)
+	}
+	expect("a loaded sync's cleanup, seconds later", 3)
 	*clock = clock.Add(snapshotMaxAge)
 	s.ChainExists(filter, "INPUT")
 	expect("aged", 4)
