@@ -50,11 +50,10 @@ const filter = "filter"
 // snapshotMaxAge bounds a snapshot's life within one sync. A sync reads
 // twice: the checks at its start, and the list of chains to clean up
 // (cleanupStaleRules) after it has written its policies and pods into
-// kube-router's own buffer. On a loaded node the two are seconds apart:
-// with one second, a sync ran three iptables-save instead of two (36
-// saves for 12 syncs over 15 pods). The list may come from the sync's
-// snapshot: the chains it lists are kube-router's, which only this sync
-// writes, and a write through the handler drops the snapshot anyway.
+// kube-router's own buffer and restored its ipsets, which on a loaded node
+// takes seconds. The list may come from the sync's snapshot: the chains
+// it lists are kube-router's, which only this sync writes, and a write
+// through the handler drops the snapshot anyway.
 const snapshotMaxAge = 10 * time.Second
 
 func newSnapshotReads(h utils.IPTablesHandler, save func(*bytes.Buffer) error, generation func() uint64) *snapshotReads {
@@ -133,12 +132,21 @@ func (s *snapshotReads) ListChains(table string) ([]string, error) {
 	return s.IPTablesHandler.ListChains(table)
 }
 
+// AppendUnique is go-iptables' (a check, then an append if the rule is
+// missing) with the check from the snapshot when it can answer. Only an
+// append drops the snapshot: kube-router's MARK rule, which the snapshot
+// cannot find, is checked by iptables at every sync, and counting that
+// check as a write made every sync save the table a third time for its
+// list of chains to clean up.
 func (s *snapshotReads) AppendUnique(table, chain string, rulespec ...string) error {
 	if s.foundInSnapshot(table, chain, rulespec) {
 		return nil
 	}
-	defer s.drop()
-	return s.IPTablesHandler.AppendUnique(table, chain, rulespec...)
+	exists, err := s.IPTablesHandler.Exists(table, chain, rulespec...)
+	if err != nil || exists {
+		return err
+	}
+	return s.Append(table, chain, rulespec...)
 }
 
 // The writes: each drops the snapshot.

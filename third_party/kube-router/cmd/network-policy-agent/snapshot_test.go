@@ -194,7 +194,21 @@ func TestSnapshotServesOneSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.ChainExists(filter, "INPUT")
-	expect("AppendUnique of a new rule", 5, "AppendUnique INPUT")
+	expect("AppendUnique of a new rule", 5, "Exists INPUT", "Append INPUT")
+
+	// A rule the snapshot cannot find (kube-router's MARK, target first)
+	// is checked by iptables; found there, nothing is written and the
+	// snapshot stays.
+	inner.calls = nil
+	inner.exists = true
+	mark := []string{"-j", "MARK", "-m", "comment", "--comment", "rule to mark traffic matching a network policy", "--set-xmark", "0x10000/0x10000"}
+	if err := s.AppendUnique(filter, "KUBE-NWPLCY-DEFAULT", mark...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListChains(filter); err != nil {
+		t.Fatal(err)
+	}
+	expect("AppendUnique of a rule iptables has", 5, "Exists KUBE-NWPLCY-DEFAULT")
 }
 
 func TestSnapshotFailedSaveAsksIPTables(t *testing.T) {
@@ -262,8 +276,8 @@ func (f *fakeIPTables) Insert(_, chain string, _ int, _ ...string) error {
 	return nil
 }
 
-func (f *fakeIPTables) AppendUnique(_, chain string, spec ...string) error {
-	f.record("AppendUnique " + chain)
+func (f *fakeIPTables) Append(_, chain string, spec ...string) error {
+	f.record("Append " + chain)
 	if !strings.Contains(strings.Join(spec, " "), "ACCEPT") {
 		return errors.New("unexpected rule")
 	}
