@@ -125,6 +125,8 @@ func (e *Env) newTenant(ctx context.Context, t testing.TB, prefix, shard string,
 			t.Logf("delete tenant workspace %s: %v", name, err)
 		}
 	})
+	// After the deletion's cleanup, so that it runs before it.
+	e.logControllerOnFailure(t, tenant.Cluster.String())
 	return tenant
 }
 
