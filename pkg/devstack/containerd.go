@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -276,4 +277,44 @@ func isShimOf(args []string, socket string) bool {
 		}
 	}
 	return false
+}
+
+// SandboxesOfGonePods counts the pod sandboxes the workload nodes still
+// keep of pods their cluster no longer has. A kubelet removes them in its
+// container garbage collection, once a minute: until then the removal
+// (containers, sandbox, CNI teardown) is still to be paid for.
+func (c Config) SandboxesOfGonePods(ctx context.Context) (int, error) {
+	gone := 0
+	for _, cl := range c.Clusters {
+		client, err := c.clusterClient(cl)
+		if err != nil {
+			return 0, err
+		}
+		pods, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return 0, fmt.Errorf("workload cluster %s: %w", cl.Name, err)
+		}
+		live := map[string]bool{}
+		for _, p := range pods.Items {
+			live[string(p.UID)] = true
+		}
+		for _, n := range c.clusterNodes(cl) {
+			err := withCRI(ctx, n, func(rt runtimeapi.RuntimeServiceClient) error {
+				list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+				if err != nil {
+					return err
+				}
+				for _, sb := range list.Items {
+					if !live[sb.Metadata.Uid] {
+						gone++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return 0, fmt.Errorf("node %s: %w", n.name, err)
+			}
+		}
+	}
+	return gone, nil
 }
