@@ -56,8 +56,8 @@ type Shards struct {
 	clients map[string]kcpdynamic.ClusterInterface
 	owner   map[logicalcluster.Name]string
 	// versions is each shard's last resource version, per resource and
-	// selector (what one informer lists and watches).
-	versions map[string]map[string]string
+	// selector (what one informer lists and watches), as of its last list.
+	versions map[string]*shardVersions
 	// changed is closed (and replaced) when the set of shards changes.
 	changed chan struct{}
 }
@@ -72,7 +72,7 @@ func NewShards(base *rest.Config, urls []string, log *zap.SugaredLogger) (*Shard
 
 func newShards(newClient func(string) (kcpdynamic.ClusterInterface, error), base *rest.Config, urls []string, log *zap.SugaredLogger) (*Shards, error) {
 	s := &Shards{base: base, newClient: newClient, log: log, clients: map[string]kcpdynamic.ClusterInterface{},
-		owner: map[logicalcluster.Name]string{}, versions: map[string]map[string]string{}, changed: make(chan struct{})}
+		owner: map[logicalcluster.Name]string{}, versions: map[string]*shardVersions{}, changed: make(chan struct{})}
 	if _, err := s.SetURLs(urls); err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (r *shardedResource) List(ctx context.Context, opts metav1.ListOptions) (*u
 		merged.Items = append(merged.Items, list.Items...)
 	}
 	r.shards.mu.Lock()
-	r.shards.versions[r.key(opts)] = versions
+	r.shards.versions[r.key(opts)] = &shardVersions{byURL: versions}
 	r.shards.mu.Unlock()
 	// Opaque to the informer, which hands it back to Watch; the shards'
 	// own versions are kept above.
@@ -250,16 +250,16 @@ func (r *shardedResource) List(ctx context.Context, opts metav1.ListOptions) (*u
 // the version it would resume from.
 func (r *shardedResource) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	urls, clients, changed := r.shards.snapshot()
-	key := r.key(opts)
+	versions := r.shards.listed(r.key(opts))
 	for _, u := range urls {
-		if r.shards.version(key, u) == "" {
+		if r.shards.version(versions, u) == "" {
 			return nil, apierrors.NewResourceExpired(fmt.Sprintf("shard %s has not been listed", u))
 		}
 	}
 	w := &mergedWatch{out: make(chan watch.Event), stop: make(chan struct{})}
 	for _, u := range urls {
 		w.wg.Add(1)
-		go r.watchShard(ctx, w, key, u, clients[u], opts)
+		go r.watchShard(ctx, w, versions, u, clients[u], opts)
 	}
 	go func() {
 		select {
@@ -284,12 +284,12 @@ var shardWatchBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2
 // from that shard's last resource version, with backoff, while the other
 // shards' events flow on: one shard's outage does not hold back the
 // others'. Its events missed meanwhile come with the resumed watch.
-func (r *shardedResource) watchShard(ctx context.Context, w *mergedWatch, key, url string, client kcpdynamic.ClusterInterface, opts metav1.ListOptions) {
+func (r *shardedResource) watchShard(ctx context.Context, w *mergedWatch, versions *shardVersions, url string, client kcpdynamic.ClusterInterface, opts metav1.ListOptions) {
 	defer w.wg.Done()
 	backoff := shardWatchBackoff
 	for {
 		shardOpts := opts
-		shardOpts.ResourceVersion = r.shards.version(key, url)
+		shardOpts.ResourceVersion = r.shards.version(versions, url)
 		started := time.Now()
 		sw, err := client.Resource(r.gvr).Watch(ctx, shardOpts)
 		switch {
@@ -302,7 +302,9 @@ func (r *shardedResource) watchShard(ctx context.Context, w *mergedWatch, key, u
 			broken := func(err error) {
 				r.shards.log.Infow("watch of a shard's virtual workspace broke; resuming it", "resource", r.gvr.Resource, "url", url, "error", err)
 			}
-			if !w.consume(sw, func(ev watch.Event) { r.observed(key, url, ev) }, broken) {
+			learn := func(ev watch.Event) { r.learn(url, ev) }
+			delivered := func(ev watch.Event) { r.shards.advance(versions, url, ev) }
+			if !w.consume(sw, learn, delivered, broken) {
 				return
 			}
 			if time.Since(started) > shardWatchBackoff.Cap {
@@ -317,17 +319,38 @@ func (r *shardedResource) watchShard(ctx context.Context, w *mergedWatch, key, u
 	}
 }
 
-// version is a shard's last resource version for what one informer
-// watches ("" if the shard has not been listed for it).
-func (s *Shards) version(key, url string) string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.versions[key][url]
+// shardVersions are the shards' resource versions that one list of an
+// informer's resource and selectors started from, advanced by the events
+// its watches delivered. A list makes a new one: watches of an earlier
+// list, still ending, cannot move the versions a later one resumes from.
+type shardVersions struct {
+	byURL map[string]string
 }
 
-// observed keeps a shard's resource version and learns its workspaces
-// from each event.
-func (r *shardedResource) observed(key, url string, ev watch.Event) {
+// listed is the versions of the last list of what key names (nil if
+// none).
+func (s *Shards) listed(key string) *shardVersions {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.versions[key]
+}
+
+// version is a shard's resource version to resume from ("" if the shard
+// has not been listed).
+func (s *Shards) version(v *shardVersions, url string) string {
+	if v == nil {
+		return ""
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return v.byURL[url]
+}
+
+// advance records the version of an event the informer received: a watch
+// resumed later starts after it. Only delivered events count: an event
+// the shard sent as the merged watch stopped never reached the informer,
+// and the next watch must send it again.
+func (s *Shards) advance(v *shardVersions, url string, ev watch.Event) {
 	if ev.Type == watch.Error {
 		return
 	}
@@ -335,15 +358,21 @@ func (r *shardedResource) observed(key, url string, ev watch.Event) {
 	if err != nil {
 		return
 	}
-	if ev.Type != watch.Bookmark {
-		r.shards.learn(url, obj)
-	}
 	if rv := obj.GetResourceVersion(); rv != "" {
-		r.shards.mu.Lock()
-		if v, ok := r.shards.versions[key]; ok {
-			v[url] = rv
-		}
-		r.shards.mu.Unlock()
+		s.mu.Lock()
+		v.byURL[url] = rv
+		s.mu.Unlock()
+	}
+}
+
+// learn learns the workspace of an event's object: requests for it go to
+// its shard from now on, also those its handlers make on receiving it.
+func (r *shardedResource) learn(url string, ev watch.Event) {
+	if ev.Type == watch.Error || ev.Type == watch.Bookmark {
+		return
+	}
+	if obj, err := meta.Accessor(ev.Object); err == nil {
+		r.shards.learn(url, obj)
 	}
 }
 
@@ -376,7 +405,7 @@ type mergedWatch struct {
 // informer would list every shard again, and so wait for the broken one.
 // A 410 is forwarded, as the informer must list again, and ends the
 // merged watch (false).
-func (w *mergedWatch) consume(sw watch.Interface, observe func(watch.Event), log func(error)) bool {
+func (w *mergedWatch) consume(sw watch.Interface, learn, delivered func(watch.Event), log func(error)) bool {
 	defer sw.Stop()
 	for {
 		select {
@@ -394,10 +423,11 @@ func (w *mergedWatch) consume(sw watch.Interface, observe func(watch.Event), log
 				w.Stop()
 				return false
 			}
-			observe(ev)
+			learn(ev)
 			if !w.send(ev) {
 				return false
 			}
+			delivered(ev)
 		case <-w.stop:
 			return false
 		}

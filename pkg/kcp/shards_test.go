@@ -221,6 +221,42 @@ func TestShardsWatchResumesEachShardWhereItWas(t *testing.T) {
 	}
 }
 
+// TestShardsWatchResumesBeforeAnEventNotDelivered: an event a shard sent
+// as the merged watch stopped never reached the informer; the next watch
+// must resume before it, or the informer never sees it (a TaskRun's last
+// update, say, and its cache stays behind until the next list).
+func TestShardsWatchResumesBeforeAnEventNotDelivered(t *testing.T) {
+	ctx := context.Background()
+	fakes := map[string]*fakeShard{rootVW: newFakeShard("10")}
+	s := testShards(t, fakes, rootVW)
+	if _, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Resource(taskRuns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakes[rootVW].waitWatches(t, 1)
+	_, rootWatch := fakes[rootVW].lastWatch()
+	// The shard's event is taken from its watch, but nobody reads the
+	// merged one: the informer is stopping it.
+	rootWatch.Add(taskRun("tenant-a", "last-update", "12"))
+	time.Sleep(50 * time.Millisecond)
+	w.Stop()
+	for {
+		if _, ok := receive(t, w); !ok {
+			break
+		}
+	}
+	if _, err := s.Resource(taskRuns).Watch(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fakes[rootVW].waitWatches(t, 2)
+	if got, _ := fakes[rootVW].lastWatch(); got.ResourceVersion != "10" {
+		t.Errorf("the next watch resumes from %q, want 10: the event at 12 never reached the informer", got.ResourceVersion)
+	}
+}
+
 // TestShardsOutageOfOneShard: a shard whose watch cannot start does not
 // hold back the other's events, and is watched again once it answers;
 // a shard that no longer has the version to resume from makes the
