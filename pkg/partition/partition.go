@@ -318,16 +318,21 @@ func (pt *part) stateIs(states ...partState) bool {
 // giveUp waits for the reconciles in flight, tells the handlers and
 // releases the Lease (the elector, cancelled, releases it).
 func (pt *part) giveUp() {
-	pt.mu.Lock()
-	for pt.inflight > 0 {
-		pt.drained.Wait()
-	}
-	pt.mu.Unlock()
+	pt.drain()
 	pt.p.notify(func(h Handler) func(func(string) bool) { return h.Given }, pt.in)
 	pt.p.log.Infow("giving up part", "part", pt.index)
 	pt.mu.Lock()
 	pt.stop()
 	pt.mu.Unlock()
+}
+
+// drain waits until no reconcile of the part is in flight here.
+func (pt *part) drain() {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	for pt.inflight > 0 {
+		pt.drained.Wait()
+	}
 }
 
 // take makes the part this replica's, or releases it again if it is no
@@ -389,6 +394,11 @@ func (pt *part) run(leases cache.Indexer) {
 		pt.mu.Unlock()
 		if lost {
 			pt.p.log.Errorw("lost the Lease of a part this replica reconciled; it stands for it again", "part", pt.index)
+			// The reconciles in flight saw their context end; the
+			// handlers are told once they did (a TaskRun admitted by
+			// one of them after its workspaces' admission was freed
+			// would keep a slot).
+			pt.drain()
 			pt.p.notify(func(h Handler) func(func(string) bool) { return h.Given }, pt.in)
 		}
 	}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 )
 
 // replica is one Partition of the test, running until stop.
@@ -164,5 +167,56 @@ func TestReplicasSplitThePartsAndHandThemOver(t *testing.T) {
 		if err := <-r.ended; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("%s ended with %v", r.cfg.Identity, err)
 		}
+	}
+}
+
+// TestLostPartIsGivenOnceItsReconcilesEnded: a part whose Lease renewal
+// fails is no longer reconciled here; the reconciles in flight see their
+// context end, and the handlers hear of it only once they returned.
+func TestLostPartIsGivenOnceItsReconcilesEnded(t *testing.T) {
+	client := fake.NewClientset()
+	// Registered before the replica starts: the fake's reactors are not
+	// safe to change while it is called.
+	var failing atomic.Bool
+	client.PrependReactor("update", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if failing.Load() {
+			return true, nil, errors.New("kcp does not answer")
+		}
+		return false, nil, nil
+	})
+	a := startReplica(t, client, "a")
+	defer func() { a.stop(); <-a.ended }()
+	waitBalanced(t, []*replica{a}, 8)
+	ws, part := "ws-0", PartOf("ws-0", 8)
+	ctx, done, ok := a.Enter(context.Background(), ws)
+	if !ok {
+		t.Fatalf("replica a does not reconcile %s though it holds every part", ws)
+	}
+	failing.Store(true)
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reconcile in flight goes on 10 s after the renewals started failing")
+	}
+	if _, _, ok := a.Enter(context.Background(), ws); ok {
+		t.Errorf("a new reconcile of %s enters after the part's Lease was lost", ws)
+	}
+	time.Sleep(300 * time.Millisecond)
+	a.mu.Lock()
+	given := a.given[part]
+	a.mu.Unlock()
+	if given != 0 {
+		t.Errorf("the handlers were told part %d was given up while its reconcile was in flight", part)
+	}
+	done()
+	deadline := time.Now().Add(5 * time.Second)
+	for given == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		a.mu.Lock()
+		given = a.given[part]
+		a.mu.Unlock()
+	}
+	if given != 1 {
+		t.Errorf("the handlers were told part %d was given up %d times after its reconcile ended, want 1", part, given)
 	}
 }
