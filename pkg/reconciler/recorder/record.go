@@ -54,7 +54,7 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 	if err != nil {
 		return 0, fmt.Errorf("log record of %s: %w", kindName, err)
 	}
-	if !logStored(logRecord) || c.readBack(ctx, logName(logRecord.GetName())) != nil {
+	if !c.logInResults(ctx, logRecord) {
 		text, err := c.logs.read(ctx, obj.Cluster, run)
 		if errors.Is(err, errUnreachable) {
 			log.Infow("workload cluster of the run does not answer; its logs are recorded when it is back", "error", err)
@@ -66,8 +66,12 @@ func (c *Controller) reconcileKey(ctx context.Context, key string) (time.Duratio
 		if err := c.upload(ctx, logName(logRecord.GetName()), text); err != nil {
 			return 0, fmt.Errorf("upload log of %s: %w", kindName, err)
 		}
-		if err := c.readBack(ctx, logName(logRecord.GetName())); err != nil {
-			return 0, fmt.Errorf("log of %s uploaded but not readable: %w", kindName, err)
+		// An empty Log has no content to flush, nor to read: Results
+		// answers NotFound for it by design.
+		if len(text) > 0 {
+			if err := c.readBack(ctx, logName(logRecord.GetName())); err != nil {
+				return 0, fmt.Errorf("log of %s uploaded but not readable: %w", kindName, err)
+			}
 		}
 	}
 	annotations := obj.Unstructured.GetAnnotations()
@@ -155,14 +159,17 @@ func logName(recordName string) string {
 	return strings.Replace(recordName, "/records/", "/logs/", 1)
 }
 
-// logStored says the Log record's content was uploaded completely (the
-// API sets isStored at the end of an upload).
-func logStored(rec *pb.Record) bool {
+// logInResults says the Log record's content is in Results: uploaded
+// completely (the API sets isStored at the end of an upload) and, unless
+// it is empty, readable (see readBack). Results serves no content for an
+// empty Log (GetLog answers NotFound "Log doesn't exist"): its record,
+// stored with size 0, is all there is.
+func (c *Controller) logInResults(ctx context.Context, rec *pb.Record) bool {
 	var l v1alpha3.Log
-	if rec.GetData() == nil || json.Unmarshal(rec.GetData().GetValue(), &l) != nil {
+	if rec.GetData() == nil || json.Unmarshal(rec.GetData().GetValue(), &l) != nil || !l.Status.IsStored {
 		return false
 	}
-	return l.Status.IsStored
+	return l.Status.Size == 0 || c.readBack(ctx, logName(rec.GetName())) == nil
 }
 
 // readBack reads a stored Log whole. The Log record's isStored says too

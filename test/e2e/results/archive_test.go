@@ -175,8 +175,9 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 	ctx := context.Background()
 	a := env.NewTenant(ctx, t, "e2e-results-a")
 	b := env.NewTenant(ctx, t, "e2e-results-b")
-	// 20 PipelineRuns in two tenants: A has 8 that succeed and 2 that
-	// fail, B 10 that succeed, under the same names as A's.
+	// 21 PipelineRuns in two tenants: A has 8 that succeed and 2 that
+	// fail, B 10 that succeed, under the same names as A's, and a silent
+	// one.
 	var aRuns, bRuns []*v1.PipelineRun
 	var aNames, bNames, aFailed []string
 	for i := 0; i < 10; i++ {
@@ -188,6 +189,11 @@ func TestRunsArchivedPerWorkspace(t *testing.T) {
 		aRuns, aNames = append(aRuns, pipelineRun(name, code)), append(aNames, name)
 		bRuns, bNames = append(bRuns, pipelineRun(fmt.Sprintf("ok-%d", i), 0)), append(bNames, fmt.Sprintf("ok-%d", i))
 	}
+	// And one that prints nothing: its empty Log is stored too (Results
+	// serves no content for it), and the run marked stored.
+	silent := pipelineRun("silent", 0)
+	silent.Spec.PipelineSpec.Tasks[0].TaskSpec.Steps[0].Script = "#!/bin/sh\ntrue\n"
+	bRuns, bNames = append(bRuns, silent), append(bNames, "silent")
 	sort.Strings(aNames)
 	sort.Strings(bNames)
 	runAndWaitStored(ctx, t, a, aRuns...)
