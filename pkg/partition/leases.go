@@ -47,7 +47,7 @@ func (pt *part) elector(leases cache.Indexer) (*leaderelection.LeaderElector, er
 		ReleaseOnCancel: true,
 		Name:            fmt.Sprintf("part-%d", pt.index),
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) { pt.take() },
+			OnStartedLeading: pt.take,
 			OnStoppedLeading: func() {},
 		},
 	})

@@ -336,9 +336,17 @@ func (pt *part) drain() {
 }
 
 // take makes the part this replica's, or releases it again if it is no
-// longer assigned here.
-func (pt *part) take() {
+// longer assigned here. leading is the elector's term: client-go calls
+// OnStartedLeading in a goroutine of its own, which may run only after the
+// term ended (a renewal failed at once) and run saw the part not held; so
+// a term that ended takes nothing, and stops no elector (pt.stop may be a
+// newer one's by then).
+func (pt *part) take(leading context.Context) {
 	pt.mu.Lock()
+	if leading.Err() != nil {
+		pt.mu.Unlock()
+		return
+	}
 	if pt.state != standing || pt.closing {
 		pt.stop()
 		pt.mu.Unlock()
