@@ -123,6 +123,20 @@ func testShards(t *testing.T, shards map[string]*fakeShard, urls ...string) *Sha
 	return s
 }
 
+// listAndWatch lists the TaskRuns of every shard, as an informer does
+// first, and watches them.
+func listAndWatch(t *testing.T, s *Shards) watch.Interface {
+	t.Helper()
+	if _, err := s.Resource(taskRuns).List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Resource(taskRuns).Watch(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func receive(t *testing.T, w watch.Interface) (watch.Event, bool) {
 	t.Helper()
 	select {
@@ -229,13 +243,7 @@ func TestShardsWatchResumesBeforeAnEventNotDelivered(t *testing.T) {
 	ctx := context.Background()
 	fakes := map[string]*fakeShard{rootVW: newFakeShard("10")}
 	s := testShards(t, fakes, rootVW)
-	if _, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := s.Resource(taskRuns).Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := listAndWatch(t, s)
 	fakes[rootVW].waitWatches(t, 1)
 	_, rootWatch := fakes[rootVW].lastWatch()
 	// The shard's event is taken from its watch, but nobody reads the
@@ -315,13 +323,7 @@ func TestShardsChangeMakesInformersListAgain(t *testing.T) {
 	ctx := context.Background()
 	fakes := map[string]*fakeShard{rootVW: newFakeShard("10"), shardVW: newFakeShard("20", taskRun("tenant-b", "on-shard", "3"))}
 	s := testShards(t, fakes, rootVW)
-	if _, err := s.Resource(taskRuns).List(ctx, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := s.Resource(taskRuns).Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := listAndWatch(t, s)
 	if changed, err := s.SetURLs([]string{shardVW, rootVW}); !changed || err != nil {
 		t.Fatalf("SetURLs with a new shard: changed=%v, err=%v", changed, err)
 	}
