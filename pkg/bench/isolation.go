@@ -106,6 +106,10 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 			err = fmt.Errorf("isolate the bench workspaces again: %w", ierr)
 		}
 	}()
+	kubelets, err := newNodeMetrics(r.cfg)
+	if err != nil {
+		return res, err
+	}
 	row := func(ctx context.Context, round int, isolated bool) (ThroughputResult, error) {
 		if err := isolate(ctx, isolated); err != nil {
 			return ThroughputResult{}, err
@@ -120,7 +124,16 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 		if err := r.waitSandboxesRemoved(ctx); err != nil {
 			return ThroughputResult{}, err
 		}
-		return r.measureThroughput(ctx, target, pid, opts.Runs, opts.Tasks, opts.Timeout)
+		figures, err := kubelets.watch(ctx)
+		if err != nil {
+			return ThroughputResult{}, err
+		}
+		tp, err := r.measureThroughput(ctx, target, pid, opts.Runs, opts.Tasks, opts.Timeout)
+		if err != nil {
+			return tp, err
+		}
+		tp.Kubelets, err = figures()
+		return tp, err
 	}
 	// A plain row first, not counted. A row pays for the teardown of the
 	// row before it (the workload clusters stop and remove its pods while
@@ -294,6 +307,7 @@ func printIsolation(out io.Writer, iso *IsolationResult) {
 		fmt.Fprintf(out, "%d\t%.1f\t%.1f\t%.2f\t%.2f s\t%.2f s\n", i+1, round.Plain.PerMinute, round.Isolated.PerMinute, round.Ratio, round.Plain.FirstPodP50, round.Isolated.FirstPodP50)
 	}
 	fmt.Fprintf(out, "median isolated/plain\t\t\t%.2f\n", iso.RatioMedian)
+	printKubeletRounds(out, iso.Rounds)
 	fmt.Fprintf(out, "our controller's Pod Security check of a pod: %.1f us\n", iso.CheckMicroseconds)
 	if iso.Error != "" {
 		fmt.Fprintf(out, "isolation rounds failed: %s\n", iso.Error)

@@ -51,6 +51,9 @@ type ThroughputResult struct {
 	// recorder marked it stored in Tekton Results (recorded runs only).
 	StoredP50 float64 `json:"storedSecondsP50,omitempty"`
 	StoredP99 float64 `json:"storedSecondsP99,omitempty"`
+	// Kubelets are the workload nodes' kubelet histograms over the run
+	// (isolation rows only): where a pod's time on the nodes went.
+	Kubelets []ServerFigure `json:"kubelets,omitempty"`
 	// Error says why this controller's measurement failed; the figures
 	// are what was measured before.
 	Error string `json:"error,omitempty"`
