@@ -55,7 +55,8 @@ func (c Config) tektonImagesFromKo(refs []string) (pipeline.Images, error) {
 		NopImage:               image(tektonImagePackages[1]),
 		SidecarLogResultsImage: image(tektonImagePackages[2]),
 		WorkingDirInitImage:    image(tektonImagePackages[3]),
-		ShellImage:             c.RegistryAddr + "/pipelines-service/shell:latest",
+		// Pinned by digest when the images are handed out (pinShellImage).
+		ShellImage: c.shellImageTag(),
 		// Never used on Linux nodes; Tekton requires a value.
 		ShellImageWin: "mcr.microsoft.com/powershell:nanoserver",
 	}
@@ -94,7 +95,7 @@ func (c Config) ensureKo(ctx context.Context) error {
 func (c Config) koEnv() []string {
 	env := append(os.Environ(),
 		"KO_DOCKER_REPO="+c.KoDockerRepo(),
-		"KO_DEFAULTBASEIMAGE="+c.RegistryAddr+"/pipelines-service/shell:latest")
+		"KO_DEFAULTBASEIMAGE="+c.shellImageTag())
 	return append(env, checkoutBuildEnv()...)
 }
 
@@ -111,10 +112,43 @@ func (c Config) tektonKoConfig() string {
 	return "baseImageOverrides:\n  github.com/tektoncd/pipeline/cmd/nop: " + c.RegistryAddr + "/pipelines-service/static:latest\n"
 }
 
-// ensureTektonImages builds Tekton's helper images with ko unless the
-// recorded ones, built with the same ko configuration, are still in the
-// registry.
+// ensureTektonImages is Tekton's helper images and its shell image, each
+// by digest.
 func (c Config) ensureTektonImages(ctx context.Context) (pipeline.Images, error) {
+	imgs, err := c.ensureTektonHelperImages(ctx)
+	if err != nil {
+		return imgs, err
+	}
+	return c.pinShellImage(ctx, imgs)
+}
+
+func (c Config) shellImageTag() string { return c.RegistryAddr + "/pipelines-service/shell:latest" }
+
+// pinShellImage names the shell image by its digest in the registry, as
+// Tekton's release pins its own (cgr.dev/chainguard/busybox@sha256:…).
+// Tekton's place-scripts init container takes the image's default pull
+// policy, which for a :latest tag is Always: every TaskRun's pod asked
+// the registry again (a pull and two events per pod, and no run could
+// start while the registry was down, with the image on the node). By
+// digest it is IfNotPresent. It is resolved whenever the images are
+// handed out, so that a shell image published again is the one pinned.
+func (c Config) pinShellImage(ctx context.Context, imgs pipeline.Images) (pipeline.Images, error) {
+	tag, err := name.ParseReference(c.shellImageTag(), name.Insecure)
+	if err != nil {
+		return imgs, err
+	}
+	desc, err := remote.Head(tag, remote.WithContext(ctx))
+	if err != nil {
+		return imgs, fmt.Errorf("resolve the shell image %s: %w", tag, err)
+	}
+	imgs.ShellImage = tag.Context().Digest(desc.Digest.String()).String()
+	return imgs, nil
+}
+
+// ensureTektonHelperImages builds Tekton's helper images with ko unless
+// the recorded ones, built with the same ko configuration, are still in
+// the registry.
+func (c Config) ensureTektonHelperImages(ctx context.Context) (pipeline.Images, error) {
 	record := c.Path("controller", "tekton-images.json")
 	recordedConfig := c.Path("controller", "tekton-images.ko-config")
 	var imgs pipeline.Images

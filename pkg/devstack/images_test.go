@@ -4,13 +4,20 @@ import (
 	"archive/tar"
 	"context"
 	"io"
+	"log"
 	"maps"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
 )
 
 // TestBusyboxImageAndAliasLayers builds the busybox image from the machine's
@@ -101,5 +108,42 @@ func TestTektonImagesFromKoMatchesByRepository(t *testing.T) {
 	}
 	if _, err := c.tektonImagesFromKo([]string{ref("entrypoint")}); err == nil {
 		t.Error("a missing image is not reported")
+	}
+}
+
+// The shell image is handed out by its digest in the registry, so that
+// Tekton's place-scripts container is not pulled again for every pod.
+func TestShellImageIsPinnedByDigest(t *testing.T) {
+	server := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer server.Close()
+	c := layoutConfig(t)
+	c.RegistryAddr = strings.TrimPrefix(server.URL, "http://")
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.ParseReference(c.shellImageTag(), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := c.pinShellImage(context.Background(), pipeline.Images{ShellImage: c.shellImageTag(), EntrypointImage: "entrypoint"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c.RegistryAddr + "/pipelines-service/shell@" + digest.String()
+	if imgs.ShellImage != want || imgs.EntrypointImage != "entrypoint" {
+		t.Errorf("images %+v, want the shell image %s and the others unchanged", imgs, want)
+	}
+
+	c.RegistryAddr = "127.0.0.1:1"
+	if _, err := c.pinShellImage(context.Background(), imgs); err == nil || !strings.Contains(err.Error(), "resolve the shell image") {
+		t.Errorf("an unreachable registry: error %v, want one that names the shell image", err)
 	}
 }

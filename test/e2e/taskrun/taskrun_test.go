@@ -112,6 +112,13 @@ func TestTaskRunsInTwoTenantsSucceedWithResults(t *testing.T) {
 			t.Errorf("%s: pod does not lead back to the tenant TaskRun: labels %v, annotations %v, owners %v", tn.Name, pod.Labels, pod.Annotations, pod.OwnerReferences)
 		}
 		workloadNamespaces[pod.Namespace] = true
+		// Tekton's own containers are named by digest: none asks the
+		// registry again for every pod (a :latest tag is pulled Always).
+		for _, c := range pod.Spec.InitContainers {
+			if c.ImagePullPolicy != corev1.PullIfNotPresent || !strings.Contains(c.Image, "@sha256:") {
+				t.Errorf("%s: Tekton's init container %s has image %s, pull policy %s; want one pinned by digest, IfNotPresent", tn.Name, c.Name, c.Image, c.ImagePullPolicy)
+			}
+		}
 		// Tekton's events, recorded in the tenant's own workspace.
 		framework.Eventually(t, 30*time.Second, tn.Name+": Started and Succeeded events of the TaskRun", func() (bool, string, error) {
 			events, err := tn.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=greet"})
