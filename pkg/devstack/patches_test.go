@@ -37,7 +37,7 @@ func TestContainerdPatchesApply(t *testing.T) {
 	})
 	containerd := copied("github.com/containerd/containerd/v2")
 	passPatchTests(t, containerd, "./core/runtime/v2/", nil, "TestRuntimeFeaturesAskedOncePerRuntime")
-	passPatchTests(t, containerd, "./core/mount/", nil, "TestUsernsCacheDropsTheOldest")
+	passPatchTests(t, containerd, "./core/mount/", nil, "TestUsernsCacheDropsTheOldest", "TestUsernsCacheMakesMappingsSideBySide", "TestUsernsCacheMakesAMappingOnce")
 	if os.Geteuid() == 0 { // they make user namespaces and mounts, with containerd's -test.root
 		passPatchTests(t, containerd, "./core/mount/", []string{"-test.root"}, "TestUsernsFDKeptPerMapping", "TestIdmappedMount")
 	}
