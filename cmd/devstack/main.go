@@ -164,6 +164,11 @@ func benchOptions(args []string) (bench.Options, error) {
 	fs.BoolVar(&opts.RecorderOverhead, "recorder-overhead", opts.RecorderOverhead, "also run our controller without its Tekton Results recorder (what recording costs)")
 	fs.IntVar(&opts.Replicas, "replicas", opts.Replicas, "also run our controller's PipelineRuns with this many replicas (they split the workspaces' parts; 0 or 1 skips)")
 	fs.IntVar(&opts.IsolationRounds, "isolation-rounds", opts.IsolationRounds, "also run our controller's PipelineRuns with the tenant isolation off and on, alternating, this many rounds each (what isolation costs; 0 skips)")
+	fs.Func("isolation-part", "isolate the isolated rows in one way only: "+bench.IsolationUserNamespaces.String()+" (the default Pod Security level and user namespaces, the policy agents stopped) or "+bench.IsolationNetworkPolicy.String()+" (the agents running, the privileged level); default: "+bench.IsolationAll.String(), func(v string) error {
+		part, err := bench.ParseIsolationPart(v)
+		opts.IsolationPart = part
+		return err
+	})
 	fs.StringVar(&opts.JSON, "json", opts.JSON, "report file (default <state>/bench/bench.json)")
 	return opts, fs.Parse(args)
 }

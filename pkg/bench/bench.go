@@ -62,6 +62,9 @@ type Options struct {
 	// with the tenant isolation off and on, that many rounds each, for
 	// what it costs (IsolationResult).
 	IsolationRounds int
+	// IsolationPart, when not IsolationAll, isolates the isolated rows in
+	// one way only, for what each part costs.
+	IsolationPart IsolationPart
 	// Timeout bounds each controller's run.
 	Timeout time.Duration
 	// JSON is where the report is written; empty: <state>/bench/bench.json.
@@ -70,7 +73,7 @@ type Options struct {
 
 // DefaultOptions are `make bench`'s.
 func DefaultOptions() Options {
-	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 2000, IdleShards: devstack.Shards(), Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, IsolationRounds: 3, Timeout: 10 * time.Minute}
+	return Options{Workspaces: 2, Runs: 5, Tasks: 3, IdleWorkspaces: 2000, IdleShards: devstack.Shards(), Listeners: 1000, ListenerWorkspaces: 100, ListenerEvents: 100, KeepIdle: true, Stack: true, GatewayRequests: 200, RecorderOverhead: true, Replicas: 3, IsolationRounds: 3, IsolationPart: IsolationAll, Timeout: 10 * time.Minute}
 }
 
 // Report is the benchmark's JSON output.

@@ -24,6 +24,36 @@ import (
 	"github.com/pipelines-service/pipelines-service/pkg/podsecurity"
 )
 
+// IsolationPart is what of the isolation the isolated rows have: all of
+// it, or one part, for what each part costs.
+type IsolationPart string
+
+const (
+	IsolationAll IsolationPart = "all"
+	// IsolationUserNamespaces: the default Pod Security level (pods in
+	// user namespaces where the nodes support them), the agents stopped.
+	IsolationUserNamespaces IsolationPart = "user-namespaces"
+	// IsolationNetworkPolicy: the agents running, the privileged level
+	// (no user namespaces).
+	IsolationNetworkPolicy IsolationPart = "network-policy"
+)
+
+func (p IsolationPart) String() string { return string(p) }
+
+// ParseIsolationPart reads a part by name.
+func ParseIsolationPart(name string) (IsolationPart, error) {
+	switch p := IsolationPart(name); p {
+	case IsolationAll, IsolationUserNamespaces, IsolationNetworkPolicy:
+		return p, nil
+	}
+	return "", fmt.Errorf("isolation part %q: want %s, %s or %s", name, IsolationAll, IsolationUserNamespaces, IsolationNetworkPolicy)
+}
+
+// level is whether the isolated rows run at the default Pod Security
+// level; agents, whether the policy agents run in them.
+func (p IsolationPart) level() bool  { return p != IsolationNetworkPolicy }
+func (p IsolationPart) agents() bool { return p != IsolationUserNamespaces }
+
 // IsolationResult is what tenant isolation costs our controller in
 // throughput. The same PipelineRuns go through our controller in the
 // benchmark's tenant workspaces, in alternating rounds:
@@ -45,6 +75,8 @@ type IsolationResult struct {
 	Rounds []IsolationRound `json:"rounds"`
 	// RatioMedian is the median of the rounds' isolated/plain throughput.
 	RatioMedian float64 `json:"ratioMedian"`
+	// Part is what of the isolation the isolated rows had.
+	Part IsolationPart `json:"part"`
 	// UserNamespaces: the isolated pods ran in user namespaces.
 	UserNamespaces bool `json:"userNamespaces"`
 	// CheckMicroseconds is our controller's Pod Security check of one
@@ -73,19 +105,25 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 	if err != nil {
 		return res, err
 	}
+	part := opts.IsolationPart
+	if part == "" {
+		part = IsolationAll
+	}
+	res.Part = part
 	if res.UserNamespaces, err = nodesSupportUserNamespaces(ctx, kube); err != nil {
 		return res, err
 	}
+	res.UserNamespaces = res.UserNamespaces && part.level()
 	workspaces, err := r.benchWorkspaces(ctx, opts.Workspaces)
 	if err != nil {
 		return res, err
 	}
 	// Isolated is the default policy (no TenantPolicy of its own), plain
-	// the privileged level.
-	isolate := func(ctx context.Context, on bool) error {
+	// the privileged level; part may leave one of the two out.
+	isolate := func(ctx context.Context, on bool, part IsolationPart) error {
 		for _, ws := range workspaces {
 			var err error
-			if on {
+			if on && part.level() {
 				err = r.stack.DeleteTenantPolicy(ctx, ws)
 			} else {
 				err = r.stack.SetTenantPolicy(ctx, ws, fleetv1alpha1.TenantPolicySpec{PodSecurity: string(psaapi.LevelPrivileged)})
@@ -94,7 +132,7 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 				return err
 			}
 		}
-		if on {
+		if on && part.agents() {
 			return r.stack.StartNetworkPolicyAgents(ctx)
 		}
 		return r.stack.StopNetworkPolicyAgents()
@@ -102,7 +140,7 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 	defer func() {
 		// Also when the bench is interrupted: no stack is left without its
 		// isolation.
-		if ierr := isolate(context.WithoutCancel(ctx), true); ierr != nil && err == nil {
+		if ierr := isolate(context.WithoutCancel(ctx), true, IsolationAll); ierr != nil && err == nil {
 			err = fmt.Errorf("isolate the bench workspaces again: %w", ierr)
 		}
 	}()
@@ -111,10 +149,10 @@ func (r *runner) measureIsolation(ctx context.Context, opts Options, target runT
 		return res, err
 	}
 	row := func(ctx context.Context, round int, isolated bool) (ThroughputResult, error) {
-		if err := isolate(ctx, isolated); err != nil {
+		if err := isolate(ctx, isolated, part); err != nil {
 			return ThroughputResult{}, err
 		}
-		if err := waitPoliciesInForce(ctx, workspaces, isolated); err != nil {
+		if err := waitPoliciesInForce(ctx, workspaces, isolated && part.level()); err != nil {
 			return ThroughputResult{}, err
 		}
 		r.log.Infow("isolation round: measuring", "round", round, "isolated", isolated)
@@ -205,8 +243,8 @@ func (r *runner) waitSandboxesRemoved(ctx context.Context) error {
 
 // waitPoliciesInForce waits until the controller acts on the workspaces'
 // policies (it reads them from an informer, /debug/fleet shows what it
-// acts on): their own privileged one, or none when isolated.
-func waitPoliciesInForce(ctx context.Context, workspaces []string, isolated bool) error {
+// acts on): their own privileged one, or none at the default level.
+func waitPoliciesInForce(ctx context.Context, workspaces []string, defaultLevel bool) error {
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		resp, err := http.Get("http://" + devstack.ControllerDebugAddress + "/debug/fleet")
 		if err != nil {
@@ -220,7 +258,7 @@ func waitPoliciesInForce(ctx context.Context, workspaces []string, isolated bool
 		for _, ws := range workspaces {
 			policy, ok := view.Policies[ws]
 			inForce := !ok
-			if !isolated {
+			if !defaultLevel {
 				inForce = ok && policy.PodSecurity == string(psaapi.LevelPrivileged)
 			}
 			if !inForce {
@@ -301,7 +339,14 @@ func printIsolation(out io.Writer, iso *IsolationResult) {
 	if iso == nil {
 		return
 	}
-	fmt.Fprintf(out, "\nisolation: our controller, the bench workspaces plain (privileged, policy agents stopped) and isolated (baseline, agents running, user namespaces: %v), alternating\n", iso.UserNamespaces)
+	isolated := "baseline, agents running"
+	switch iso.Part {
+	case IsolationUserNamespaces:
+		isolated = "only the part " + string(iso.Part) + ": baseline, agents stopped"
+	case IsolationNetworkPolicy:
+		isolated = "only the part " + string(iso.Part) + ": privileged, agents running"
+	}
+	fmt.Fprintf(out, "\nisolation: our controller, the bench workspaces plain (privileged, policy agents stopped) and isolated (%s, user namespaces: %v), alternating\n", isolated, iso.UserNamespaces)
 	fmt.Fprintln(out, "ROUND\tPLAIN RUNS/MIN\tISOLATED RUNS/MIN\tISOLATED/PLAIN\tFIRST POD p50 PLAIN\tISOLATED")
 	for i, round := range iso.Rounds {
 		fmt.Fprintf(out, "%d\t%.1f\t%.1f\t%.2f\t%.2f s\t%.2f s\n", i+1, round.Plain.PerMinute, round.Isolated.PerMinute, round.Ratio, round.Plain.FirstPodP50, round.Isolated.FirstPodP50)
