@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	kcpdynamic "github.com/kcp-dev/client-go/dynamic"
 	kcpdynamicinformer "github.com/kcp-dev/client-go/dynamic/dynamicinformer"
 	"github.com/kcp-dev/logicalcluster/v3"
@@ -68,7 +69,8 @@ type Config struct {
 	// deleted or moved runs, then their emptied namespaces (default 1m).
 	// A sweep reads only the informers' caches.
 	WorkloadSweepInterval metav1.Duration `json:"workloadSweepInterval,omitempty"`
-	// TektonImages are Tekton's helper images, built with ko.
+	// TektonImages are Tekton's helper images, built with ko, and its
+	// shell image, each pinned by digest (pinnedTektonImages).
 	TektonImages pipeline.Images `json:"tektonImages"`
 	// ImageMap is the mapping step images resolve through.
 	ImageMap images.Config `json:"imageMap"`
@@ -185,6 +187,26 @@ func (r ResolutionConfig) egress() (resolution.Egress, error) {
 	return e, nil
 }
 
+// pinnedTektonImages refuses a Tekton image that is not pinned by digest,
+// as Tekton's release pins them. Tekton's pod builder sets no pull policy
+// on its own containers, so a tag such as :latest takes Always: every
+// TaskRun's pod would pull it again, and none could start while the
+// registry is down. The Windows shell image is never run on Linux nodes.
+func pinnedTektonImages(imgs pipeline.Images) error {
+	for _, image := range []struct{ field, ref string }{
+		{"EntrypointImage", imgs.EntrypointImage},
+		{"NopImage", imgs.NopImage},
+		{"SidecarLogResultsImage", imgs.SidecarLogResultsImage},
+		{"WorkingDirInitImage", imgs.WorkingDirInitImage},
+		{"ShellImage", imgs.ShellImage},
+	} {
+		if _, err := name.NewDigest(image.ref); err != nil {
+			return fmt.Errorf("%s %q is not pinned by digest (image@sha256:...): Tekton's own containers take the image's default pull policy, which for a tag is to pull it for every pod: %w", image.field, image.ref, err)
+		}
+	}
+	return nil
+}
+
 // LoadConfig reads and checks a Config.
 func LoadConfig(path string) (Config, error) {
 	cfg := Config{APIExport: provider.ExportName, Workers: 16, ClientQPS: 50, ClientBurst: 100, KCPWritesInFlight: 16}
@@ -199,6 +221,9 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("%s: kcpKubeconfig and providerWorkspace are required", path)
 	}
 	if err := cfg.TektonImages.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: tektonImages: %w", path, err)
+	}
+	if err := pinnedTektonImages(cfg.TektonImages); err != nil {
 		return cfg, fmt.Errorf("%s: tektonImages: %w", path, err)
 	}
 	if _, err := cfg.Resolution.egress(); err != nil {
