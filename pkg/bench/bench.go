@@ -529,7 +529,7 @@ func printReport(out io.Writer, r Report) {
 		}
 		fmt.Fprintln(tw, "\nstack CPU seconds during each run (with waited-for children):")
 		for _, t := range r.Runs {
-			fmt.Fprintf(tw, "%s\t%s\n", t.Controller, formatStackCPU(t.StackCPUSeconds))
+			fmt.Fprintf(tw, "%s\t%s; the whole machine %.1f\n", t.Controller, formatStackCPU(t.StackCPUSeconds), t.MachineCPUSeconds)
 		}
 	}
 	printIsolation(tw, r.Isolation)

@@ -47,6 +47,10 @@ type ThroughputResult struct {
 	// run, by kind (kcp, kubelet, network-policy-agent, ...): where the
 	// machine's two cores went besides the controller.
 	StackCPUSeconds map[string]float64 `json:"stackCPUSeconds,omitempty"`
+	// MachineCPUSeconds is the CPU time of the whole machine during the
+	// run, the kernel and the processes of no stack component (shims,
+	// runc, CNI plugins, the pods themselves) included.
+	MachineCPUSeconds float64 `json:"machineCPUSeconds,omitempty"`
 	// StoredP50 and StoredP99 are how long after a run was done the
 	// recorder marked it stored in Tekton Results (recorded runs only).
 	StoredP50 float64 `json:"storedSecondsP50,omitempty"`
@@ -60,6 +64,15 @@ type ThroughputResult struct {
 
 	// median is the run with the median first pod, for the trace.
 	median *tracedRun
+}
+
+// machineCPUPerRun is the machine's CPU seconds per PipelineRun of the
+// measurement, 0 without runs.
+func (t ThroughputResult) machineCPUPerRun() float64 {
+	if t.PipelineRuns == 0 {
+		return 0
+	}
+	return t.MachineCPUSeconds / float64(t.PipelineRuns)
 }
 
 // runTarget is where benchmark PipelineRuns are created: tenant workspaces
@@ -106,6 +119,10 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 		return res, err
 	}
 	stack0 := stackCPU(r.stack.Status())
+	machine0, err := machineBusySeconds()
+	if err != nil {
+		return res, err
+	}
 
 	// Informers (not polling, which would load kcp and the apiserver
 	// unevenly) report each PipelineRun when it is done.
@@ -187,6 +204,11 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 	}
 	res.CPUSeconds = cpu1 - cpu0
 	res.StackCPUSeconds = cpuDelta(stack0, stackCPU(r.stack.Status()))
+	machine1, err := machineBusySeconds()
+	if err != nil {
+		return res, err
+	}
+	res.MachineCPUSeconds = machine1 - machine0
 	res.PeakRSSMiB = procStatusMiB(pid, "VmHWM")
 	if done < len(created) {
 		return res, fmt.Errorf("%s: %d of %d PipelineRuns finished within %s", target.name, done, len(created), timeout)

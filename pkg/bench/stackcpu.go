@@ -84,6 +84,41 @@ func procStatFields(pid int) ([]string, error) {
 
 const clockTicks = 100 // USER_HZ on Linux
 
+// machineBusySeconds is the CPU time every processor of the machine has
+// spent on anything but idling and waiting for I/O, kernel included: the
+// first line of /proc/stat. It counts what the stack's processes do not
+// own: the containerd shims and runc (daemons of their own), the CNI
+// plugins, the pods' processes and the kernel's threads.
+func machineBusySeconds() (float64, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return busySeconds(string(data))
+}
+
+// busySeconds reads the machine's "cpu" line of a /proc/stat text: user,
+// nice, system, idle, iowait, irq, softirq, steal (guest time is in user
+// already).
+func busySeconds(stat string) (float64, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected first line of /proc/stat: %q", line)
+	}
+	var ticks float64
+	for i, f := range fields[1:9] {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat field %d: %w", i+1, err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			ticks += v
+		}
+	}
+	return ticks / clockTicks, nil
+}
+
 // procCPUSeconds is the user+system CPU time of a process so far.
 func procCPUSeconds(pid int) (float64, error) {
 	return procTicks(pid, 11, 12)
