@@ -348,10 +348,11 @@ func printIsolation(out io.Writer, iso *IsolationResult) {
 		isolated = "only the part " + string(iso.Part) + ": privileged, agents running"
 	}
 	fmt.Fprintf(out, "\nisolation: our controller, the bench workspaces plain (privileged, policy agents stopped) and isolated (%s, user namespaces: %v), alternating\n", isolated, iso.UserNamespaces)
-	fmt.Fprintln(out, "ROUND\tPLAIN RUNS/MIN\tISOLATED RUNS/MIN\tISOLATED/PLAIN\tFIRST POD p50 PLAIN\tISOLATED\tMACHINE CPU s/RUN PLAIN\tISOLATED")
+	fmt.Fprintln(out, "ROUND\tPLAIN RUNS/MIN\tISOLATED RUNS/MIN\tISOLATED/PLAIN\tFIRST POD p50 PLAIN\tISOLATED\tMACHINE CPU s/RUN PLAIN\tISOLATED\tMACHINE BUSY PLAIN\tISOLATED")
 	for i, round := range iso.Rounds {
-		fmt.Fprintf(out, "%d\t%.1f\t%.1f\t%.2f\t%.2f s\t%.2f s\t%.2f\t%.2f\n", i+1, round.Plain.PerMinute, round.Isolated.PerMinute, round.Ratio,
-			round.Plain.FirstPodP50, round.Isolated.FirstPodP50, round.Plain.machineCPUPerRun(), round.Isolated.machineCPUPerRun())
+		fmt.Fprintf(out, "%d\t%.1f\t%.1f\t%.2f\t%.2f s\t%.2f s\t%.2f\t%.2f\t%.0f%%\t%.0f%%\n", i+1, round.Plain.PerMinute, round.Isolated.PerMinute, round.Ratio,
+			round.Plain.FirstPodP50, round.Isolated.FirstPodP50, round.Plain.machineCPUPerRun(), round.Isolated.machineCPUPerRun(),
+			100*round.Plain.MachineBusy, 100*round.Isolated.MachineBusy)
 	}
 	fmt.Fprintf(out, "median isolated/plain\t\t\t%.2f\n", iso.RatioMedian)
 	printKubeletRounds(out, iso.Rounds)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,9 @@ type ThroughputResult struct {
 	// run, the kernel and the processes of no stack component (shims,
 	// runc, CNI plugins, the pods themselves) included.
 	MachineCPUSeconds float64 `json:"machineCPUSeconds,omitempty"`
+	// MachineBusy is MachineCPUSeconds over what the machine's processors
+	// offer in the same time: 1 is every core busy throughout.
+	MachineBusy float64 `json:"machineBusy,omitempty"`
 	// StoredP50 and StoredP99 are how long after a run was done the
 	// recorder marked it stored in Tekton Results (recorded runs only).
 	StoredP50 float64 `json:"storedSecondsP50,omitempty"`
@@ -123,6 +127,7 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 	if err != nil {
 		return res, err
 	}
+	machineSince := time.Now()
 
 	// Informers (not polling, which would load kcp and the apiserver
 	// unevenly) report each PipelineRun when it is done.
@@ -209,6 +214,7 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 		return res, err
 	}
 	res.MachineCPUSeconds = machine1 - machine0
+	res.MachineBusy = busyFraction(res.MachineCPUSeconds, time.Since(machineSince), runtime.NumCPU())
 	res.PeakRSSMiB = procStatusMiB(pid, "VmHWM")
 	if done < len(created) {
 		return res, fmt.Errorf("%s: %d of %d PipelineRuns finished within %s", target.name, done, len(created), timeout)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pipelines-service/pipelines-service/pkg/devstack"
 )
@@ -95,6 +96,14 @@ func machineBusySeconds() (float64, error) {
 		return 0, err
 	}
 	return busySeconds(string(data))
+}
+
+// busyFraction is cpuSeconds over what cpus processors offer in wall.
+func busyFraction(cpuSeconds float64, wall time.Duration, cpus int) float64 {
+	if wall <= 0 || cpus <= 0 {
+		return 0
+	}
+	return cpuSeconds / (wall.Seconds() * float64(cpus))
 }
 
 // busySeconds reads the machine's "cpu" line of a /proc/stat text: user,

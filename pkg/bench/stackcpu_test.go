@@ -76,3 +76,21 @@ func TestMachineBusySecondsGrows(t *testing.T) {
 		t.Errorf("the machine's busy time grew %.2f s while this test spun 0.3 s", after-before)
 	}
 }
+
+func TestBusyFraction(t *testing.T) {
+	for _, tc := range []struct {
+		cpu  float64
+		wall time.Duration
+		cpus int
+		want float64
+	}{
+		{cpu: 40, wall: 20 * time.Second, cpus: 2, want: 1},
+		{cpu: 10, wall: 20 * time.Second, cpus: 2, want: 0.25},
+		{cpu: 10, wall: 0, cpus: 2, want: 0},
+		{cpu: 10, wall: time.Second, cpus: 0, want: 0},
+	} {
+		if got := busyFraction(tc.cpu, tc.wall, tc.cpus); got != tc.want {
+			t.Errorf("busyFraction(%v, %v, %d) = %v, want %v", tc.cpu, tc.wall, tc.cpus, got, tc.want)
+		}
+	}
+}
