@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,7 +122,7 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 		return res, err
 	}
 	stack0 := stackCPU(r.stack.Status())
-	machine0, err := machineBusySeconds()
+	machine0, err := readMachineCPU()
 	if err != nil {
 		return res, err
 	}
@@ -209,12 +208,12 @@ func (r *runner) measureThroughput(ctx context.Context, target runTarget, pid in
 	}
 	res.CPUSeconds = cpu1 - cpu0
 	res.StackCPUSeconds = cpuDelta(stack0, stackCPU(r.stack.Status()))
-	machine1, err := machineBusySeconds()
+	machine1, err := readMachineCPU()
 	if err != nil {
 		return res, err
 	}
-	res.MachineCPUSeconds = machine1 - machine0
-	res.MachineBusy = busyFraction(res.MachineCPUSeconds, time.Since(machineSince), runtime.NumCPU())
+	res.MachineCPUSeconds = machine1.busySeconds - machine0.busySeconds
+	res.MachineBusy = busyFraction(res.MachineCPUSeconds, time.Since(machineSince), machine1.processors)
 	res.PeakRSSMiB = procStatusMiB(pid, "VmHWM")
 	if done < len(created) {
 		return res, fmt.Errorf("%s: %d of %d PipelineRuns finished within %s", target.name, done, len(created), timeout)

@@ -85,17 +85,25 @@ func procStatFields(pid int) ([]string, error) {
 
 const clockTicks = 100 // USER_HZ on Linux
 
-// machineBusySeconds is the CPU time every processor of the machine has
-// spent on anything but idling and waiting for I/O, kernel included: the
-// first line of /proc/stat. It counts what the stack's processes do not
-// own: the containerd shims and runc (daemons of their own), the CNI
-// plugins, the pods' processes and the kernel's threads.
-func machineBusySeconds() (float64, error) {
+// machineCPU is what /proc/stat says of the machine's processors.
+type machineCPU struct {
+	// busySeconds is the CPU time every processor has spent on anything
+	// but idling and waiting for I/O, kernel included. It counts what the
+	// stack's processes do not own: the containerd shims and runc
+	// (daemons of their own), the CNI plugins, the pods' processes and the
+	// kernel's threads.
+	busySeconds float64
+	// processors is how many processors the machine has: the cpuN lines,
+	// the ones busySeconds sums (this process's affinity may allow fewer).
+	processors int
+}
+
+func readMachineCPU() (machineCPU, error) {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return machineCPU{}, err
 	}
-	return busySeconds(string(data))
+	return parseMachineCPU(string(data))
 }
 
 // busyFraction is cpuSeconds over what cpus processors offer in wall.
@@ -106,26 +114,36 @@ func busyFraction(cpuSeconds float64, wall time.Duration, cpus int) float64 {
 	return cpuSeconds / (wall.Seconds() * float64(cpus))
 }
 
-// busySeconds reads the machine's "cpu" line of a /proc/stat text: user,
-// nice, system, idle, iowait, irq, softirq, steal (guest time is in user
-// already).
-func busySeconds(stat string) (float64, error) {
-	line, _, _ := strings.Cut(stat, "\n")
-	fields := strings.Fields(line)
+// parseMachineCPU reads a /proc/stat text: its first line, the machine's
+// "cpu" line of user, nice, system, idle, iowait, irq, softirq and steal
+// (guest time is in user already), and its count of cpuN lines.
+func parseMachineCPU(stat string) (machineCPU, error) {
+	lines := strings.Split(stat, "\n")
+	fields := strings.Fields(lines[0])
 	if len(fields) < 9 || fields[0] != "cpu" {
-		return 0, fmt.Errorf("unexpected first line of /proc/stat: %q", line)
+		return machineCPU{}, fmt.Errorf("unexpected first line of /proc/stat: %q", lines[0])
 	}
+	var m machineCPU
 	var ticks float64
 	for i, f := range fields[1:9] {
 		v, err := strconv.ParseFloat(f, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/stat field %d: %w", i+1, err)
+			return machineCPU{}, fmt.Errorf("/proc/stat field %d: %w", i+1, err)
 		}
 		if i != 3 && i != 4 { // idle, iowait
 			ticks += v
 		}
 	}
-	return ticks / clockTicks, nil
+	m.busySeconds = ticks / clockTicks
+	for _, l := range lines[1:] {
+		if name, _, _ := strings.Cut(l, " "); strings.HasPrefix(name, "cpu") && len(name) > 3 {
+			m.processors++
+		}
+	}
+	if m.processors == 0 {
+		return machineCPU{}, fmt.Errorf("/proc/stat names no processor (cpu0, cpu1, ...)")
+	}
+	return m, nil
 }
 
 // procCPUSeconds is the user+system CPU time of a process so far.

@@ -32,48 +32,60 @@ func TestCPUDelta(t *testing.T) {
 	}
 }
 
-func TestBusySeconds(t *testing.T) {
+func TestParseMachineCPU(t *testing.T) {
 	for _, tc := range []struct {
-		name, stat string
-		want       float64
-		wantErr    bool
+		name, stat     string
+		wantBusy       float64
+		wantProcessors int
+		wantErr        bool
 	}{
 		{
 			// user nice system idle iowait irq softirq steal guest guest_nice
-			name: "idle and iowait left out",
-			stat: "cpu  1000 50 300 9000 400 10 20 5 0 0\ncpu0 500 25 150 4500 200 5 10 2 0 0\n",
-			want: 13.85,
+			name:           "idle and iowait left out",
+			stat:           "cpu  1000 50 300 9000 400 10 20 5 0 0\ncpu0 500 25 150 4500 200 5 10 2 0 0\ncpu1 500 25 150 4500 200 5 10 3 0 0\nintr 1 2\n",
+			wantBusy:       13.85,
+			wantProcessors: 2,
 		},
 		{name: "no cpu line first", stat: "intr 1 2 3\n", wantErr: true},
 		{name: "too few fields", stat: "cpu 1 2 3\n", wantErr: true},
 		{name: "not a number", stat: "cpu 1 2 x 4 5 6 7 8\n", wantErr: true},
+		{name: "no processor lines", stat: "cpu 1 2 3 4 5 6 7 8\nintr 1\n", wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := busySeconds(tc.stat)
+			got, err := parseMachineCPU(tc.stat)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error: %v", err, tc.wantErr)
 			}
-			if !tc.wantErr && (got < tc.want-1e-9 || got > tc.want+1e-9) {
-				t.Errorf("busySeconds = %v, want %v", got, tc.want)
+			if tc.wantErr {
+				return
+			}
+			if got.busySeconds < tc.wantBusy-1e-9 || got.busySeconds > tc.wantBusy+1e-9 {
+				t.Errorf("busySeconds = %v, want %v", got.busySeconds, tc.wantBusy)
+			}
+			if got.processors != tc.wantProcessors {
+				t.Errorf("processors = %d, want %d", got.processors, tc.wantProcessors)
 			}
 		})
 	}
 }
 
-func TestMachineBusySecondsGrows(t *testing.T) {
-	before, err := machineBusySeconds()
+func TestReadMachineCPUGrows(t *testing.T) {
+	before, err := readMachineCPU()
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(deadline) { //nolint:revive // burns CPU on purpose
 	}
-	after, err := machineBusySeconds()
+	after, err := readMachineCPU()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after-before < 0.1 {
-		t.Errorf("the machine's busy time grew %.2f s while this test spun 0.3 s", after-before)
+	if grew := after.busySeconds - before.busySeconds; grew < 0.1 {
+		t.Errorf("the machine's busy time grew %.2f s while this test spun 0.3 s", grew)
+	}
+	if after.processors < 1 {
+		t.Errorf("processors = %d", after.processors)
 	}
 }
 
